@@ -1,0 +1,816 @@
+"""Target functions: a registry of named, versioned, parameterized families (DESIGN §2.5).
+
+Every family builds a `Target`: vectorized evaluation on [0,1]^d, RIGOROUS cell ranges for the interval truth
+table of DESIGN §2.2, its domain, the rate gamma theory expects, and (in its docstring) why it is in the set.
+
+    >>> f = make_function("holder_random", d=1, s=0.5, seed=3)
+    >>> lo, hi = f.ranges(8)              # 2^8 cells, cell-index order of htmc.table
+    >>> tab = f.table(8)                  # IntervalTable, domain "box"
+
+Range conventions
+- `ranges(k)` encloses f on every cell [c/2^k, (c+1)/2^k]^d, closed, for continuous targets. A discontinuous
+  target (`continuous = False`, e.g. parity) encloses f on the half-open cell [c/2^k, (c+1)/2^k)^d, which is
+  exactly the set of inputs whose code (DESIGN §2.1) is c.
+- Piecewise-linear targets with dyadic breakpoints (product, absdiff, parity, holder_random) give exact ranges.
+  Targets evaluated through libm (sin, exp, ...) or through float sums with non-dyadic weights carry ~1 ulp of
+  rounding; their ranges are widened by PAD = 2^-44 (absolute, plus relative for larger values) so that
+  lo <= f <= hi holds for the mathematical function, not only for its float evaluation. PAD is far below any
+  eps a ladder reaches (eps >= 2^-30).
+
+Writing your own family (a plugin file; no package edits needed)
+
+    # my_targets.py
+    import numpy as np
+    from htmc.functions import Target, register_function
+
+    @register_function("cube", version="1")
+    class Cube(Target):
+        '''x^3 on [0,1]. Monotone, so its cell ranges are exact; analytic, so C is polylog.'''
+        d = 1
+        gamma_theory = None
+
+        def __init__(self, scale=1.0):
+            self.params = {"scale": float(scale)}
+
+        def _eval(self, x):                      # x: (N, d) in [0,1]^d
+            return self.params["scale"] * x[:, 0] ** 3
+
+        def _ranges(self, k):                    # optional: without it, set `lipschitz` instead
+            a, b = cell_bounds(self.d, k)
+            return self._eval(a), self._eval(b)
+
+Load it with `htmc.registry.load_plugin("my_targets.py")`; afterwards `make_function("cube", scale=2)` works
+and "cube" appears in FUNCTIONS. A family that does not define `_ranges` but sets the class attribute
+`lipschitz` (a bound on |f(x) - f(y)| / ||x - y||_inf) gets the rigorous Lipschitz range f(mid) +- L 2^-(k+1).
+A family may also be a plain factory function returning a Target.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from .registry import Registry, UnknownNameError, did_you_mean  # noqa: F401  (UnknownNameError re-exported)
+from .table import IntervalTable, cell_index_grid
+
+FUNCTIONS: Registry = Registry("target function")
+
+PAD = 2.0 ** -44
+"""Widening of ranges that carry float rounding (libm calls, sums with non-dyadic weights)."""
+
+_MAX_CELLS_PER_CHUNK = 1 << 16
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Registration and construction
+# ----------------------------------------------------------------------------------------------------------------
+
+def register_function(name: str, version: str, *, replace: bool = False) -> Callable:
+    """Decorator: register a Target subclass (or a factory returning a Target) under `name`.
+
+    A thin wrapper over FUNCTIONS.register that also stamps `name` and `version` on a Target subclass, so that
+    instances built directly (without make_function) still carry them.
+    """
+    def add(obj):
+        if isinstance(obj, type) and issubclass(obj, Target):
+            obj.name, obj.version = name, str(version)
+        return FUNCTIONS.register(name, version, obj, replace=replace)
+    return add
+
+
+def _param_names(obj: Callable) -> list[str] | None:
+    """The keyword parameters a family accepts; None if it takes **kwargs (no check possible)."""
+    sig = inspect.signature(obj)
+    names = []
+    for p in sig.parameters.values():
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            return None
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            names.append(p.name)
+    return names
+
+
+def make_function(name: str, **params: Any) -> "Target":
+    """Build the target of family `name` with `params` (missing ones take the family's defaults).
+
+    Unknown family names raise UnknownNameError with a did-you-mean; unknown parameter names raise ValueError
+    naming the key, the valid keys and the closest one; bad values raise ValueError from the family.
+    """
+    entry = FUNCTIONS.entry(name)
+    valid = _param_names(entry.obj)
+    if valid is not None:
+        for key in params:
+            if key not in valid:
+                hint = did_you_mean(key, valid) if valid else "it takes no parameters"
+                raise ValueError(f"unknown parameter '{key}' for target function '{name}': {hint}")
+    target = entry.obj(**params)
+    if not isinstance(target, Target):
+        raise TypeError(f"target function '{name}' built a {type(target).__name__}, not a htmc.functions.Target")
+    if not isinstance(entry.obj, type):  # a factory: stamp what a decorated class would carry
+        target.name = name
+        target.version = target.version or entry.version
+    return target
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Parameter checks (messages name the bad value)
+# ----------------------------------------------------------------------------------------------------------------
+
+def _int_param(name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    ok_type = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if not ok_type and isinstance(value, float) and value.is_integer():
+        ok_type = True
+    if not ok_type:
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    v = int(value)
+    if v < lo or (hi is not None and v > hi):
+        bound = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return v
+
+
+def _float_param(name: str, value: Any, *, lo: float = -math.inf, hi: float = math.inf,
+                 lo_open: bool = False) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    bad = (not math.isfinite(v)) or v > hi or (v <= lo if lo_open else v < lo)
+    if bad:
+        left = "(" if lo_open else "["
+        raise ValueError(f"{name} must be in {left}{lo}, {hi}], got {value!r}")
+    return v
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Cell geometry helpers
+# ----------------------------------------------------------------------------------------------------------------
+
+def cell_bounds(d: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper corners (each shape (2^(d k), d)) of every cell, in cell-index order."""
+    codes = cell_index_grid(d, k).astype(np.float64)
+    h = 2.0 ** -k
+    return codes * h, (codes + 1.0) * h
+
+
+def _widen(lo: np.ndarray, hi: np.ndarray, pad: float = PAD) -> tuple[np.ndarray, np.ndarray]:
+    """Outward rounding margin for ranges computed in floats (relative for values above 1)."""
+    return lo - pad * np.maximum(1.0, np.abs(lo)), hi + pad * np.maximum(1.0, np.abs(hi))
+
+
+def _monotone_ranges(f: Callable[[np.ndarray], np.ndarray], d: int, k: int, increasing: bool = True):
+    """Exact ranges of a function monotone in every coordinate: its values at the two extreme corners."""
+    a, b = cell_bounds(d, k)
+    fa, fb = f(a), f(b)
+    return _widen(*((fa, fb) if increasing else (fb, fa)))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Base class
+# ----------------------------------------------------------------------------------------------------------------
+
+class Target:
+    """A target function f: [0,1]^d -> R with rigorous cell ranges (DESIGN §2.2, §2.5).
+
+    Subclasses set `d`, `params` (canonical, JSON-able, defaults included) and implement `_eval`, and either
+    `_ranges` or a class attribute `lipschitz`.
+    """
+    name: str = ""
+    version: str = ""
+    d: int = 1
+    domain_default: str = "box"
+    gamma_theory: float | None = None
+    continuous: bool = True
+    lipschitz: float | None = None
+    params: dict
+
+    @property
+    def doc(self) -> str:
+        return inspect.cleandoc(type(self).__doc__ or "")
+
+    def __repr__(self) -> str:
+        return f"{self.name or type(self).__name__}({json.dumps(self.params, sort_keys=True)})"
+
+    # -- evaluation ---------------------------------------------------------------------------------------------
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 1 and self.d == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[1] != self.d:
+            raise ValueError(f"{self.name}: x must have shape (N, {self.d}), got {x.shape}")
+        if x.size and (x.min() < 0.0 or x.max() > 1.0):
+            raise ValueError(f"{self.name}: x must lie in [0,1]^{self.d}")
+        return np.asarray(self._eval(x), dtype=np.float64).reshape(x.shape[0])
+
+    def _eval(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- ranges -------------------------------------------------------------------------------------------------
+    def ranges(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rigorous (lo, hi) of f on each of the 2^(d k) cells at k bits per coordinate, cell-index order."""
+        k = _int_param("k", k, 0, 62 // max(self.d, 1))
+        lo, hi = self._ranges(k)
+        n = 1 << (self.d * k)
+        lo = np.asarray(lo, dtype=np.float64).reshape(n)
+        hi = np.asarray(hi, dtype=np.float64).reshape(n)
+        return lo, hi
+
+    def _ranges(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.lipschitz is None:
+            raise NotImplementedError(f"{type(self).__name__} defines neither _ranges nor lipschitz")
+        a, b = cell_bounds(self.d, k)
+        mid = self(0.5 * (a + b))
+        r = self.lipschitz * 2.0 ** -(k + 1)
+        return _widen(mid - r, mid + r)
+
+    def table(self, k: int, domain: str | None = None) -> IntervalTable:
+        """Interval truth table: `box` from ranges(k); `grid` from exact values at the lower-corner codes."""
+        domain = domain or self.domain_default
+        if domain == "grid":
+            x = cell_index_grid(self.d, k) / float(1 << k)
+            return IntervalTable.exact(self(x), self.d, k)
+        if domain != "box":
+            raise ValueError(f"unknown domain '{domain}': {did_you_mean(domain, ['box', 'grid'])}")
+        lo, hi = self.ranges(k)
+        return IntervalTable(self.d, k, lo, hi, "box")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Analytic 1-d functions: C should be polylog in 1/eps (DESIGN §2.5), so gamma_theory is None.
+# ----------------------------------------------------------------------------------------------------------------
+
+@register_function("sin", version="1")
+class Sin(Target):
+    """sin(2 pi freq x) on [0,1], values in [-1,1].
+
+    Why: analytic (entire), so C(f, eps) is polylog in 1/eps (fixed-point CORDIC / polynomial evaluation);
+    `freq` raises the number of oscillations and hence the constant, not the rate. gamma_theory = None.
+    Ranges: exact (endpoint values, plus +-1 where a crest t = freq x = 1/4 mod 1 or trough 3/4 mod 1 lies
+    in the cell), widened by PAD for libm rounding.
+    """
+    d = 1
+
+    def __init__(self, freq: float = 1.0):
+        self.params = {"freq": _float_param("freq", freq, lo=0.0, hi=1e6, lo_open=True)}
+
+    def _eval(self, x):
+        return np.sin(2.0 * np.pi * self.params["freq"] * x[:, 0])
+
+    def _ranges(self, k):
+        a, b = cell_bounds(1, k)
+        fa, fb = self._eval(a), self._eval(b)
+        ta, tb = self.params["freq"] * a[:, 0], self.params["freq"] * b[:, 0]
+        crest = np.ceil(ta - 0.25) <= np.floor(tb - 0.25)
+        trough = np.ceil(ta - 0.75) <= np.floor(tb - 0.75)
+        lo = np.where(trough, -1.0, np.minimum(fa, fb))
+        hi = np.where(crest, 1.0, np.maximum(fa, fb))
+        return _widen(lo, hi)
+
+
+@register_function("exp", version="1")
+class Exp(Target):
+    """(e^x - 1) / (e - 1) on [0,1], values in [0,1].
+
+    Why: analytic and monotone, the simplest polylog case (DESIGN §2.5). gamma_theory = None.
+    Ranges: exact by monotonicity, widened by PAD.
+    """
+    d = 1
+
+    def __init__(self):
+        self.params = {}
+
+    def _eval(self, x):
+        return np.expm1(x[:, 0]) / np.expm1(1.0)
+
+    def _ranges(self, k):
+        return _monotone_ranges(self._eval, 1, k)
+
+
+@register_function("sqrt", version="1")
+class Sqrt(Target):
+    """sqrt(x) on [0,1], values in [0,1].
+
+    Why: analytic on (0,1] but only Hoelder-1/2 at 0. A dyadic (hp) refinement towards 0 keeps C polylog, yet
+    the input resolution must reach k ~ 2 log2(1/eps) bits: it tests that input bits, not gates, pay for the
+    singularity. gamma_theory = None (polylog). Ranges: exact by monotonicity, widened by PAD.
+    """
+    d = 1
+
+    def __init__(self):
+        self.params = {}
+
+    def _eval(self, x):
+        return np.sqrt(x[:, 0])
+
+    def _ranges(self, k):
+        return _monotone_ranges(self._eval, 1, k)
+
+
+@register_function("sigmoid", version="1")
+class Sigmoid(Target):
+    """1 / (1 + exp(-scale (x - 1/2))) on [0,1], values in (0,1).
+
+    Why: analytic; `scale` sharpens the transition, moving the constant of the polylog law, not its form.
+    gamma_theory = None. Ranges: exact by monotonicity, widened by PAD.
+    """
+    d = 1
+
+    def __init__(self, scale: float = 8.0):
+        self.params = {"scale": _float_param("scale", scale, lo=0.0, hi=1e6, lo_open=True)}
+
+    def _eval(self, x):
+        return 0.5 * (1.0 + np.tanh(0.5 * self.params["scale"] * (x[:, 0] - 0.5)))
+
+    def _ranges(self, k):
+        return _monotone_ranges(self._eval, 1, k)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Arithmetic on two inputs
+# ----------------------------------------------------------------------------------------------------------------
+
+@register_function("product", version="1")
+class Product(Target):
+    """x0 * x1 on [0,1]^2, values in [0,1].
+
+    Why: multiplication, the basic arithmetic benchmark; an array multiplier needs O(k^2) gates for k bits, so
+    C is polylog. gamma_theory = None. Ranges: exact (monotone in each coordinate; dyadic corners multiply
+    exactly in floats, so no padding).
+    """
+    d = 2
+
+    def __init__(self):
+        self.params = {}
+
+    def _eval(self, x):
+        return x[:, 0] * x[:, 1]
+
+    def _ranges(self, k):
+        a, b = cell_bounds(2, k)
+        return a[:, 0] * a[:, 1], b[:, 0] * b[:, 1]
+
+
+@register_function("absdiff", version="1")
+class AbsDiff(Target):
+    """|x0 - x1| on [0,1]^2, values in [0,1].
+
+    Why: piecewise linear with a kink along the diagonal; a subtractor plus conditional negation, so C is
+    polylog. gamma_theory = None. Ranges: exact (x0 - x1 spans [a0 - b1, b0 - a1] on a cell; |.| of it).
+    """
+    d = 2
+
+    def __init__(self):
+        self.params = {}
+
+    def _eval(self, x):
+        return np.abs(x[:, 0] - x[:, 1])
+
+    def _ranges(self, k):
+        a, b = cell_bounds(2, k)
+        u, v = a[:, 0] - b[:, 1], b[:, 0] - a[:, 1]  # range of x0 - x1, exact for dyadic corners
+        hi = np.maximum(np.abs(u), np.abs(v))
+        lo = np.where((u <= 0) & (v >= 0), 0.0, np.minimum(np.abs(u), np.abs(v)))
+        return lo, hi
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# holder_random: a random Faber-Schauder series (DESIGN §2.5)
+# ----------------------------------------------------------------------------------------------------------------
+
+def _refine(v: np.ndarray) -> np.ndarray:
+    """Multilinear interpolation of grid values onto the grid of half the spacing, along every axis."""
+    for axis in range(v.ndim):
+        v = np.moveaxis(v, axis, 0)
+        out = np.empty((2 * v.shape[0] - 1,) + v.shape[1:])
+        out[0::2] = v
+        out[1::2] = 0.5 * (v[:-1] + v[1:])
+        v = np.moveaxis(out, 0, axis)
+    return v
+
+
+def _block_extrema(v: np.ndarray, k: int, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min and max of grid values v ((2^J+1)^d points) over each closed level-k cell, k <= J, cell-index order."""
+    t = 1 << (levels - k)
+    mn = mx = v
+    for axis in range(v.ndim):
+        mn = _reduce_axis(mn, axis, t, np.minimum)
+        mx = _reduce_axis(mx, axis, t, np.maximum)
+    return mn.ravel(), mx.ravel()
+
+
+def _reduce_axis(a: np.ndarray, axis: int, t: int, op: np.ufunc) -> np.ndarray:
+    a = np.moveaxis(a, axis, 0)
+    n = a.shape[0] - 1
+    red = op.reduce(a[:-1].reshape((n // t, t) + a.shape[1:]), axis=1)  # left-closed blocks
+    red = op(red, a[t::t])  # plus each block's right endpoint: the cells are closed
+    return np.moveaxis(red, 0, axis)
+
+
+def _multilinear(v: np.ndarray, x: np.ndarray, levels: int) -> np.ndarray:
+    """Evaluate the multilinear interpolant of grid values v ((2^J+1)^d) at points x (N, d)."""
+    n, d = 1 << levels, x.shape[1]
+    s = x * n
+    idx = np.minimum(np.floor(s).astype(np.int64), n - 1)
+    t = s - idx
+    out = np.zeros(x.shape[0])
+    for corner in range(1 << d):
+        bits = [(corner >> (d - 1 - j)) & 1 for j in range(d)]
+        w = np.ones(x.shape[0])
+        for j, bit in enumerate(bits):
+            w = w * (t[:, j] if bit else 1.0 - t[:, j])
+        out += w * v[tuple(idx[:, j] + bits[j] for j in range(d))]
+    return out
+
+
+def default_levels(d: int) -> int:
+    """Finest Faber-Schauder level J for dimension d: (2^J+1)^d grid values stay near 2^20 (8 MiB)."""
+    return max(1, 20 // d)
+
+
+@register_function("holder_random", version="1")
+class HolderRandom(Target):
+    """Random multiscale Faber-Schauder series, Hoelder-s on [0,1]^d, values in [-1,1].
+
+    f = (1/Z) sum_{j<J} 2^(-j s) sum_i a_{j,i} H_{j,i},  H_{j,i}(x) = prod_m hat(2^j x_m - i_m),
+    hat the tent on [0,1] with peak 1 at 1/2 (Faber-Schauder basis; Triebel, "Bases in function spaces", 2010),
+    a_{j,i} = random sign * Uniform[1/2, 1], Z = sum_{j<J} 2^(-j s) (level-j tents have disjoint interiors, so
+    |f| <= 1).
+    Why: its eps-entropy is ~eps^(-d/s) (2^(jd) independent coefficients of size 2^(-js) at every level), so
+    theory expects gamma = d/s (DESIGN §2.5). For s = 1 the coarse levels add a log factor (Zygmund class).
+    The rate claim holds for k < J = `levels` (default 20 // d): beyond J, f is piecewise multilinear and its
+    oscillation falls like 2^-k, i.e. rate d.
+    Lower bound: at every dyadic cell of level k < J, f(midpoint) minus the mean of the endpoints along a line
+    equals the coefficient, so the oscillation is >= 2^(-k s) / (2 Z).
+    Ranges: exact. f is multilinear on each finest (level-J) cell, so on a cell of level k <= J its extrema
+    are at level-J grid points inside the closed cell (block min/max of the grid); for k > J, at the cell's
+    corners.
+    """
+
+    def __init__(self, d: int = 1, s: float = 1.0, seed: int = 0, levels: int | None = None):
+        d = _int_param("d", d, 1, 8)
+        s = _float_param("s", s, lo=0.0, hi=1.0, lo_open=True)
+        seed = _int_param("seed", seed, 0)
+        levels = default_levels(d) if levels is None else _int_param("levels", levels, 1, 30)
+        if d * levels > 24:
+            raise ValueError(f"levels={levels} with d={d} needs (2^{levels}+1)^{d} grid values; "
+                             f"keep d * levels <= 24")
+        self.d, self.gamma_theory = d, d / s
+        self.params = {"d": d, "s": s, "seed": seed, "levels": levels}
+        self._v: np.ndarray | None = None
+
+    @property
+    def grid(self) -> np.ndarray:
+        """f at the level-J dyadic grid, shape (2^J+1,)*d; built once, lazily."""
+        if self._v is None:
+            d, s, levels = self.params["d"], self.params["s"], self.params["levels"]
+            rng = np.random.default_rng(self.params["seed"])
+            v = np.zeros((2,) * d)  # level 0: all tents vanish on the boundary of the cube
+            for j in range(levels):
+                v = _refine(v)
+                shape = (1 << j,) * d
+                coef = rng.uniform(0.5, 1.0, shape) * rng.choice((-1.0, 1.0), shape)
+                v[(slice(1, None, 2),) * d] += 2.0 ** (-j * s) * coef  # tent peaks: odd points of level j+1
+            self._v = v / sum(2.0 ** (-j * s) for j in range(levels))
+        return self._v
+
+    def _eval(self, x):
+        return _multilinear(self.grid, x, self.params["levels"])
+
+    def _ranges(self, k):
+        levels = self.params["levels"]
+        if k <= levels:
+            return _block_extrema(self.grid, k, levels)
+        a, b = cell_bounds(self.d, k)  # a cell inside one finest cell: multilinear, extrema at corners
+        vals = np.stack([self._eval(np.where(_corner_mask(self.d, c), b, a)) for c in range(1 << self.d)])
+        return vals.min(axis=0), vals.max(axis=0)
+
+
+def _corner_mask(d: int, corner: int) -> np.ndarray:
+    return np.array([(corner >> j) & 1 for j in range(d)], dtype=bool)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# compositional: low-dimensional inner structure
+# ----------------------------------------------------------------------------------------------------------------
+
+def _derived_seed(seed: int, i: int) -> int:
+    return int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+
+
+@register_function("compositional", version="1")
+class Compositional(Target):
+    """h(mean_p g_p(x_block_p)) on [0,1]^d, values in [-1,1].
+
+    The d inputs split into d / inner_d consecutive blocks; g_p = holder_random(inner_d, s) on block p (seeds
+    derived from `seed`); h(t) = sin(pi t / 2), smooth and increasing on [-1,1].
+    Why: compositional functions with low-dimensional constituents (Poggio et al. 2017; Schmidt-Hieber 2020)
+    escape the curse of dimension: a circuit computes each g_p on its own inner_d k input bits, adds, and applies
+    h (polylog), so gamma = inner_d / s, not d / s. Compare holder_random(d, s).
+    Ranges: exact up to PAD: the blocks share no variables, so the range of the mean on a cell is the mean of the
+    blocks' exact ranges, and h is monotone.
+    """
+
+    def __init__(self, d: int = 4, inner_d: int = 2, s: float = 1.0, seed: int = 0):
+        d = _int_param("d", d, 1, 16)
+        inner_d = _int_param("inner_d", inner_d, 1, d)
+        if d % inner_d:
+            raise ValueError(f"d={d} must be a multiple of inner_d={inner_d}")
+        s = _float_param("s", s, lo=0.0, hi=1.0, lo_open=True)
+        seed = _int_param("seed", seed, 0)
+        self.d, self.gamma_theory = d, inner_d / s
+        self.params = {"d": d, "inner_d": inner_d, "s": s, "seed": seed}
+        self.inner = [HolderRandom(inner_d, s, _derived_seed(seed, p)) for p in range(d // inner_d)]
+
+    @staticmethod
+    def _outer(t):
+        return np.sin(0.5 * np.pi * t)
+
+    def _eval(self, x):
+        m = self.params["inner_d"]
+        t = sum(g._eval(x[:, p * m:(p + 1) * m]) for p, g in enumerate(self.inner)) / len(self.inner)
+        return self._outer(t)
+
+    def _ranges(self, k):
+        lo, hi = np.zeros(1), np.zeros(1)
+        for g in self.inner:  # coordinate block 0 is the most significant part of the cell index
+            glo, ghi = g.ranges(k)
+            lo, hi = np.add.outer(lo, glo).ravel(), np.add.outer(hi, ghi).ravel()
+        p = len(self.inner)
+        return _widen(self._outer(lo / p), self._outer(hi / p))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# relu_ridges: Barron-type
+# ----------------------------------------------------------------------------------------------------------------
+
+def _chunks(n: int, d: int, width: int):
+    step = max(1, _MAX_CELLS_PER_CHUNK * 8 // max(1, width * d))
+    for start in range(0, n, step):
+        yield slice(start, min(n, start + step))
+
+
+@register_function("relu_ridges", version="1")
+class ReluRidges(Target):
+    """(1/m) sum_i a_i relu(w_i . (x - z_i)) on [0,1]^d, values in [-1,1].
+
+    a_i = +-1 random signs, w_i Gaussian directions normalised to ||w_i||_1 = 1, z_i uniform in [0,1]^d, so
+    every kink crosses the cube and |relu| <= 1.
+    Why: Barron-type (E, Ma and Wang 2019): f is an average of m ridges with unit l1 mass. Sampling m' ridges
+    (Maurey) gives error ~ m'^(-1/2), so C ~ eps^-2: the gamma = 2 boundary of the HTMC regime (DESIGN §1).
+    This holds while eps > ~m^(-1/2); at finer eps the finite sum is piecewise linear and the rate drops.
+    gamma_theory = 2.
+    Ranges: exact on cells that no kink crosses (f is linear there: the range of one linear form over a box);
+    ridges whose kink crosses the cell add their own interval [min, max] of a_i relu(.) (rigorous, not exact).
+    Widened by PAD.
+    """
+    gamma_theory = 2.0
+
+    def __init__(self, m: int = 64, d: int = 2, seed: int = 0):
+        m = _int_param("m", m, 1, 1 << 16)
+        d = _int_param("d", d, 1, 16)
+        seed = _int_param("seed", seed, 0)
+        self.d = d
+        self.params = {"m": m, "d": d, "seed": seed}
+        rng = np.random.default_rng(seed)
+        w = rng.standard_normal((m, d))
+        self.w = w / np.abs(w).sum(axis=1, keepdims=True)
+        self.b = -np.einsum("md,md->m", self.w, rng.uniform(0.0, 1.0, (m, d)))
+        self.a = rng.choice((-1.0, 1.0), m) / m
+
+    def _eval(self, x):
+        return np.maximum(x @ self.w.T + self.b, 0.0) @ self.a
+
+    def _ranges(self, k):
+        n = 1 << (self.d * k)
+        lo, hi = np.empty(n), np.empty(n)
+        for sl in _chunks(n, self.d, len(self.a)):
+            lo[sl], hi[sl] = self._ranges_chunk(k, sl)
+        return _widen(lo, hi)
+
+    def _ranges_chunk(self, k, sl):
+        codes = cell_index_grid(self.d, k)[sl].astype(np.float64)
+        rad = 2.0 ** -(k + 1)
+        mid = (codes + 0.5) * 2.0 ** -k
+        zc = mid @ self.w.T + self.b                      # (N, m) preactivation at the cell centre
+        zr = rad * np.abs(self.w).sum(axis=1)             # its exact radius over the cell (same for all cells)
+        zlo, zhi = zc - zr, zc + zr
+        active, kink = zlo >= 0, (zlo < 0) & (zhi > 0)
+        # Linear part: the ridges that are active on the whole cell form one linear form g . x + c.
+        g = (active * self.a) @ self.w                    # (N, d)
+        c = (active * self.a) @ np.zeros(0).reshape(0, 0) if False else (active * self.a * self.b).sum(axis=1)
+        lin_c = np.einsum("nd,nd->n", g, mid) + c
+        lin_r = rad * np.abs(g).sum(axis=1)
+        # Kinked ridges: a_i relu(z) with z in [zlo, zhi] lies in a_i * [0, zhi].
+        top = np.where(kink, zhi, 0.0) * self.a
+        klo, khi = np.minimum(top, 0.0).sum(axis=1), np.maximum(top, 0.0).sum(axis=1)
+        return lin_c - lin_r + klo, lin_c + lin_r + khi
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# parity
+# ----------------------------------------------------------------------------------------------------------------
+
+@register_function("parity", version="1")
+class Parity(Target):
+    """Parity (XOR) of the top `bits` bits of every coordinate, on [0,1]^d; values in {0, 1}.
+
+    Why: trivial for circuits (d*bits - 1 XOR gates, constant in eps once k >= bits) but a classic hard case for
+    shallow smooth models: a check that circuit size, not smoothness, is what the project measures.
+    gamma_theory = 0 (constant size). Piecewise constant and discontinuous, so its ranges are over half-open
+    cells (the inputs with a given code, DESIGN §2.1): exact, [v, v] for k >= bits and [0, 1] for k < bits.
+    """
+    gamma_theory = 0.0
+    continuous = False
+
+    def __init__(self, d: int = 2, bits: int = 1):
+        d = _int_param("d", d, 1, 16)
+        bits = _int_param("bits", bits, 1, 16)
+        self.d = d
+        self.params = {"d": d, "bits": bits}
+
+    def _parity_of_codes(self, codes: np.ndarray, k: int) -> np.ndarray:
+        top = codes >> (k - self.params["bits"])  # the top `bits` bits of each coordinate's k-bit code
+        ones = np.zeros(codes.shape[0], dtype=np.int64)
+        for i in range(self.params["bits"]):
+            ones += ((top >> i) & 1).sum(axis=1)
+        return (ones & 1).astype(np.float64)
+
+    def _eval(self, x):
+        bits = self.params["bits"]
+        codes = np.minimum(np.floor(x * (1 << bits)).astype(np.int64), (1 << bits) - 1)
+        return self._parity_of_codes(codes, bits)
+
+    def _ranges(self, k):
+        n = 1 << (self.d * k)
+        if k < self.params["bits"]:
+            return np.zeros(n), np.ones(n)
+        v = self._parity_of_codes(cell_index_grid(self.d, k), k)
+        return v, v.copy()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# mixture: the convexity test
+# ----------------------------------------------------------------------------------------------------------------
+
+_DEFAULT_PARTS = ({"name": "sin"}, {"name": "holder_random", "s": 0.5})
+
+
+@register_function("mixture", version="1")
+class Mixture(Target):
+    """Convex combination sum_i w_i f_i of registered targets with the same d; values in the parts' hull.
+
+    parts: list of {"name": family, **params}; weights: non-negative, summing to 1 (default: uniform).
+    Why: the convexity test of DESIGN §1: for gamma > 2 the HTMC class is convex up to a constant, so a mixture
+    of many functions of rate gamma should keep rate gamma. gamma_theory = max of the parts' (None if all None).
+    Ranges: sum_i w_i [lo_i, hi_i], rigorous (not exact: the parts' extrema need not coincide), widened by PAD.
+    Version: the family's version plus every part's, so a change in a part changes the mixture's version.
+    """
+
+    def __init__(self, parts: list | tuple | None = None, weights: list | tuple | None = None):
+        specs = [dict(p) for p in (parts if parts is not None else _DEFAULT_PARTS)]
+        if not specs:
+            raise ValueError("parts must name at least one target function")
+        self.parts = [self._build(spec) for spec in specs]
+        self.weights = self._check_weights(weights, len(self.parts))
+        dims = {p.d for p in self.parts}
+        if len(dims) != 1:
+            raise ValueError(f"all parts need the same d, got {sorted(dims)}")
+        self.d = dims.pop()
+        self.continuous = all(p.continuous for p in self.parts)
+        gammas = [p.gamma_theory for p in self.parts if p.gamma_theory is not None]
+        self.gamma_theory = max(gammas) if gammas else None
+        self.params = {"parts": [{"name": p.name, **p.params} for p in self.parts],
+                       "weights": [float(w) for w in self.weights]}
+        self.version = type(self).version + "".join(f"+{p.name}@{p.version}" for p in self.parts)
+
+    @staticmethod
+    def _build(spec: dict) -> Target:
+        if not isinstance(spec, dict) or "name" not in spec:
+            raise ValueError(f"each part must be a dict with a 'name' key, got {spec!r}")
+        params = {key: val for key, val in spec.items() if key != "name"}
+        return make_function(spec["name"], **params)
+
+    @staticmethod
+    def _check_weights(weights, n: int) -> np.ndarray:
+        if weights is None:
+            return np.full(n, 1.0 / n)
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (n,):
+            raise ValueError(f"weights must have one entry per part ({n}), got {list(weights)!r}")
+        if np.any(~np.isfinite(w)) or np.any(w < 0) or abs(w.sum() - 1.0) > 1e-9:
+            raise ValueError(f"weights must be non-negative and sum to 1, got {list(weights)!r}")
+        return w
+
+    def _eval(self, x):
+        return sum(w * p._eval(x) for w, p in zip(self.weights, self.parts))
+
+    def _ranges(self, k):
+        lo = hi = 0.0
+        for w, p in zip(self.weights, self.parts):
+            plo, phi = p.ranges(k)
+            lo, hi = lo + w * plo, hi + w * phi
+        return _widen(lo, hi)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# resnet_teacher: a random sparse ResNet (DESIGN §2.4), in numpy
+# ----------------------------------------------------------------------------------------------------------------
+
+@register_function("resnet_teacher", version="1")
+class ResNetTeacher(Target):
+    """A random sparse ResNet of DESIGN §2.4 on [0,1]^d, output rescaled into [-1,1].
+
+    h_0 = W_in x + b_in;  h_{l+1} = h_l + A_l relu(B_l h_l + c_l);  f = W_out h_L + b_out.
+    Each weight of W_in, A_l, B_l is non-zero with probability `density`; values are Gaussian with variance
+    1/(density fan_in). W_out and b_out are then set so that the rigorous range over the cube is [-1,1]
+    (`self.weights` holds the final arrays, so every ResNet norm of the teacher is known exactly).
+    Why: the sandwich experiment (DESIGN §1, §2.4) needs a target whose ResNet norm is known. As a finite ReLU
+    network it is piecewise linear with finitely many pieces, so C is eventually polylog: gamma_theory = None.
+    Ranges: affine arithmetic through the network, vectorized over cells: each hidden unit is an affine form in
+    the cell's coordinates plus an error interval; certainly-active / certainly-dead ReLUs are exact, straddling
+    ones use the zonotope relaxation relu(z) in lambda z + [0, -lambda lo], lambda = hi/(hi - lo) (Singh et
+    al. 2018). Exact on cells where no ReLU changes sign; rigorous everywhere; widened by PAD.
+    """
+
+    def __init__(self, width: int = 8, depth: int = 3, rank: int = 2, seed: int = 0, d: int = 2,
+                 density: float = 0.5):
+        width = _int_param("width", width, 1, 4096)
+        depth = _int_param("depth", depth, 0, 256)
+        rank = _int_param("rank", rank, 1, 4096)
+        seed = _int_param("seed", seed, 0)
+        d = _int_param("d", d, 1, 16)
+        density = _float_param("density", density, lo=0.0, hi=1.0, lo_open=True)
+        self.d = d
+        self.params = {"width": width, "depth": depth, "rank": rank, "seed": seed, "d": d, "density": density}
+        self.weights = self._random_weights(np.random.default_rng(seed))
+        self._normalise_output()
+
+    def _random_weights(self, rng) -> dict:
+        p = self.params
+        w, r, dens = p["width"], p["rank"], p["density"]
+
+        def sparse(rows, cols, scale=1.0):
+            mask = rng.random((rows, cols)) < dens
+            return mask * rng.standard_normal((rows, cols)) * scale / np.sqrt(dens * cols)
+
+        return {
+            "W_in": sparse(w, p["d"]), "b_in": rng.standard_normal(w) * 0.5,
+            "A": [sparse(w, r, 1.0 / np.sqrt(max(1, p["depth"]))) for _ in range(p["depth"])],
+            "B": [sparse(r, w) for _ in range(p["depth"])],
+            "c": [rng.standard_normal(r) * 0.5 for _ in range(p["depth"])],
+            "W_out": rng.standard_normal((1, w)) / np.sqrt(w), "b_out": np.zeros(1),
+        }
+
+    def _normalise_output(self):
+        k = max(1, 10 // self.d)
+        lo, hi = self._ranges(k)
+        lo_all, hi_all = float(lo.min()), float(hi.max())
+        half = 0.5 * (hi_all - lo_all) or 1.0
+        wt = self.weights
+        wt["b_out"] = (wt["b_out"] - 0.5 * (lo_all + hi_all)) / half
+        wt["W_out"] = wt["W_out"] / half
+
+    def _eval(self, x):
+        wt = self.weights
+        h = x @ wt["W_in"].T + wt["b_in"]
+        for A, B, c in zip(wt["A"], wt["B"], wt["c"]):
+            h = h + np.maximum(h @ B.T + c, 0.0) @ A.T
+        return (h @ wt["W_out"].T + wt["b_out"])[:, 0]
+
+    def _ranges(self, k):
+        n = 1 << (self.d * k)
+        lo, hi = np.empty(n), np.empty(n)
+        for sl in _chunks(n, self.d, self.params["width"]):
+            lo[sl], hi[sl] = self._affine_ranges(k, sl)
+        return _widen(lo, hi)
+
+    def _affine_ranges(self, k, sl):
+        """Affine arithmetic: unit i = m_i + G_i . u + [-e_i, e_i], u in [-1,1]^d the cell's local coords."""
+        wt = self.weights
+        codes = cell_index_grid(self.d, k)[sl].astype(np.float64)
+        mid, rad = (codes + 0.5) * 2.0 ** -k, 2.0 ** -(k + 1)
+        m = mid @ wt["W_in"].T + wt["b_in"]
+        G = np.broadcast_to(wt["W_in"] * rad, (len(m),) + wt["W_in"].shape)
+        e = np.zeros_like(m)
+        for A, B, c in zip(wt["A"], wt["B"], wt["c"]):
+            zm, zG, ze = m @ B.T + c, np.einsum("rw,nwd->nrd", B, G), e @ np.abs(B).T
+            am, aG, ae = _relu_affine(zm, zG, ze)
+            m = m + am @ A.T
+            G = G + np.einsum("wr,nrd->nwd", A, aG)
+            e = e + ae @ np.abs(A).T
+        om = m @ wt["W_out"].T + wt["b_out"]
+        rr = np.abs(np.einsum("ow,nwd->nod", wt["W_out"], G)).sum(axis=2) + e @ np.abs(wt["W_out"]).T
+        return (om - rr)[:, 0], (om + rr)[:, 0]
+
+
+def _relu_affine(zm, zG, ze):
+    """Zonotope (DeepZ) relaxation of relu applied to affine forms (Singh et al., NeurIPS 2018)."""
+    r = np.abs(zG).sum(axis=2) + ze
+    lo, hi = zm - r, zm + r
+    straddle = (lo < 0) & (hi > 0)
+    lam = np.where(lo >= 0, 1.0, np.where(straddle, hi / np.where(straddle, hi - lo, 1.0), 0.0))
+    shift = np.where(straddle, -0.5 * lam * lo, 0.0)  # relu(z) in lam z + [0, -lam lo] = lam z + shift +- shift
+    return lam * zm + shift, lam[..., None] * zG, lam * ze + shift

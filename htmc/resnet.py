@@ -1,0 +1,201 @@
+"""The ResNet of DESIGN §2.4, held as a batch of nets of one shape.
+
+    h_0     = W_in x + b_in                         (in R^w)
+    h_{l+1} = h_l + A_l relu(B_l h_l + c_l)         (A_l in R^{w x r}, B_l in R^{r x w}, l = 0..L-1)
+    f(x)    = W_out h_L + b_out                     (scalar)
+
+Parameters are a dict of tensors whose leading dimension B indexes independent nets of the same shape
+(PARAM_SHAPES below); a single net is B = 1. Every operation is batched over B with torch.baddbmm / torch.bmm, so
+B nets cost one kernel launch per layer instead of B (this is what makes many small models fast, DESIGN §2.4
+"Batched training").
+
+For training, the dict may be a set of views into one flat (B, P) buffer (`Layout.views`): the optimiser and
+proximal steps then run as a handful of elementwise ops on one tensor, whatever the number of layers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from htmc.registry import check_positive
+
+# Order matters: it is the order of the flat layout and of random draws in init_params.
+PARAM_NAMES = ("W_in", "b_in", "A", "B", "c", "W_out", "b_out")
+WEIGHT_NAMES = ("W_in", "A", "B", "W_out")
+BIAS_NAMES = ("b_in", "c", "b_out")
+
+Params = dict[str, torch.Tensor]
+
+
+def param_shapes(d: int, width: int, depth: int, rank: int) -> dict[str, tuple[int, ...]]:
+    """Per-net shapes (without the leading batch dimension)."""
+    w, L, r = width, depth, rank
+    return {"W_in": (w, d), "b_in": (w,), "A": (L, w, r), "B": (L, r, w), "c": (L, r),
+            "W_out": (1, w), "b_out": (1,)}
+
+
+def _check_shape_args(d: int, width: int, depth: int, rank: int) -> None:
+    for name, v in (("d", d), ("width", width), ("depth", depth), ("rank", rank)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise TypeError(f"{name} must be an int, got {v!r}")
+        check_positive(name, v)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each parameter lives in a flat per-net vector of length n_params."""
+    d: int
+    width: int
+    depth: int
+    rank: int
+
+    def __post_init__(self):
+        _check_shape_args(self.d, self.width, self.depth, self.rank)
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return param_shapes(self.d, self.width, self.depth, self.rank)
+
+    @property
+    def slices(self) -> dict[str, slice]:
+        out, start = {}, 0
+        for name in PARAM_NAMES:
+            n = math.prod(self.shapes[name])
+            out[name] = slice(start, start + n)
+            start += n
+        return out
+
+    @property
+    def n_params(self) -> int:
+        return sum(math.prod(s) for s in self.shapes.values())
+
+    def views(self, flat: torch.Tensor) -> Params:
+        """Dict of views into flat (B, n_params); writes through a view change flat, and autograd follows.
+
+        torch.split (not 7 slices) so that the backward pass concatenates the 7 gradients into one (B, P) tensor
+        instead of allocating a zero-padded full-size gradient per parameter.
+        """
+        B = flat.shape[0]
+        sh = self.shapes
+        parts = flat.split([math.prod(sh[k]) for k in PARAM_NAMES], dim=1)
+        return {k: p.view(B, *sh[k]) for k, p in zip(PARAM_NAMES, parts)}
+
+    def flatten(self, params: Params) -> torch.Tensor:
+        B = params["W_in"].shape[0]
+        return torch.cat([params[k].reshape(B, -1) for k in PARAM_NAMES], dim=1)
+
+    def mask(self, names: tuple[str, ...], device=None, dtype=torch.bool) -> torch.Tensor:
+        """(n_params,) indicator of the entries that belong to the named parameters."""
+        m = torch.zeros(self.n_params, dtype=dtype, device=device)
+        for k in names:
+            m[self.slices[k]] = 1
+        return m
+
+
+def layout_of(params: Params) -> Layout:
+    """Read (d, width, depth, rank) off a parameter dict."""
+    _, L, w, r = params["A"].shape
+    return Layout(d=params["W_in"].shape[2], width=w, depth=L, rank=r)
+
+
+def _uniform(gen: torch.Generator, shape, bound: float) -> torch.Tensor:
+    return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+
+
+def init_one(d: int, width: int, depth: int, rank: int, seed: int) -> dict[str, torch.Tensor]:
+    """One net's initial parameters (float64, CPU, no batch dim), a function of its seed only.
+
+    Scales follow torch.nn.Linear's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, except that
+    each residual branch's output A_l is further scaled by 1/sqrt(L) so that the residual stream stays O(1) with
+    depth (the depth scaling of residual branches argued for in Fixup, Zhang, Dauphin & Ma, ICLR 2019).
+    Draws happen on CPU in float64 in PARAM_NAMES order and are then cast, so that a net's initial values do not
+    depend on the batch it is in, the dtype's RNG path, or the device.
+    """
+    gen = torch.Generator(device="cpu").manual_seed(int(seed))
+    sh = param_shapes(d, width, depth, rank)
+    bound = {"W_in": 1 / math.sqrt(d), "b_in": 1 / math.sqrt(d),
+             "A": 1 / math.sqrt(rank * depth), "B": 1 / math.sqrt(width), "c": 1 / math.sqrt(width),
+             "W_out": 1 / math.sqrt(width), "b_out": 1 / math.sqrt(width)}
+    return {k: _uniform(gen, sh[k], bound[k]) for k in PARAM_NAMES}
+
+
+def init_params(d: int, width: int, depth: int, rank: int, batch_seeds: list[int],
+                dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> Params:
+    """A batch of len(batch_seeds) nets; net i depends only on batch_seeds[i]."""
+    _check_shape_args(d, width, depth, rank)
+    if len(batch_seeds) == 0:
+        raise ValueError("batch_seeds must name at least one seed")
+    nets = [init_one(d, width, depth, rank, s) for s in batch_seeds]
+    return {k: torch.stack([n[k] for n in nets]).to(dtype=dtype, device=device) for k in PARAM_NAMES}
+
+
+@dataclass
+class Trace:
+    """Intermediate values of a forward pass, for norms and the circuit compiler.
+
+    h[l]:   residual stream h_l, shape (B, N, w), l = 0..L (h[L] feeds the output layer).
+    pre[l]: pre-activation B_l h_l + c_l of block l, shape (B, N, r), l = 0..L-1.
+    """
+    h: list[torch.Tensor]
+    pre: list[torch.Tensor]
+
+
+def forward(params: Params, x: torch.Tensor, return_intermediates: bool = False):
+    """f(x) for every net in the batch: (B, N).
+
+    x is (B, N, d) (each net its own points) or (N, d) (the same points for every net). With
+    return_intermediates=True, returns (f, Trace) computed in the same pass (no hooks).
+    """
+    W_in = params["W_in"]
+    B, _, d = W_in.shape
+    if x.dim() == 2:
+        x = x.unsqueeze(0).expand(B, -1, -1)
+    if x.dim() != 3 or x.shape[0] != B or x.shape[2] != d:
+        raise ValueError(f"x must be (N, {d}) or ({B}, N, {d}), got {tuple(x.shape)}")
+    x = x.to(dtype=W_in.dtype)
+    # baddbmm(bias, a, b) = bias + a @ b, fused; weights are stored (out, in) so they enter transposed.
+    h = torch.baddbmm(params["b_in"].unsqueeze(1), x, W_in.transpose(1, 2))
+    hs, pres = [h], []
+    A, Bm, c = params["A"], params["B"], params["c"]
+    for l in range(A.shape[1]):
+        pre = torch.baddbmm(c[:, l].unsqueeze(1), h, Bm[:, l].transpose(1, 2))
+        h = torch.baddbmm(h, torch.relu(pre), A[:, l].transpose(1, 2))
+        if return_intermediates:
+            hs.append(h)
+            pres.append(pre)
+    out = torch.baddbmm(params["b_out"].unsqueeze(1), h, params["W_out"].transpose(1, 2)).squeeze(2)
+    return (out, Trace(hs, pres)) if return_intermediates else out
+
+
+def select(params: Params, i: int) -> Params:
+    """Net i of a batch, as a batch of one (views, no copy)."""
+    return {k: v[i:i + 1] for k, v in params.items()}
+
+
+def to_numpy(params: Params, i: int = 0) -> dict[str, np.ndarray]:
+    """Net i as float64 numpy arrays without the batch dimension (shapes of param_shapes)."""
+    return {k: params[k][i].detach().to("cpu", torch.float64).numpy().copy() for k in PARAM_NAMES}
+
+
+def from_numpy(nets: list[dict[str, np.ndarray]], dtype: torch.dtype = torch.float64,
+               device: str | torch.device = "cpu") -> Params:
+    """Inverse of to_numpy for a list of nets of one shape."""
+    return {k: torch.stack([torch.as_tensor(n[k]) for n in nets]).to(dtype=dtype, device=device)
+            for k in PARAM_NAMES}
+
+
+def forward_numpy(net: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Reference forward pass of one exported net in numpy float64 (x: (N, d) -> (N,)); no torch involved."""
+    h = x @ net["W_in"].T + net["b_in"]
+    for l in range(net["A"].shape[0]):
+        h = h + np.maximum(h @ net["B"][l].T + net["c"][l], 0.0) @ net["A"][l].T
+    return (h @ net["W_out"].T + net["b_out"])[:, 0]
+
+
+def nnz(params: Params) -> torch.Tensor:
+    """Number of exactly-nonzero parameters per net, (B,)."""
+    B = params["W_in"].shape[0]
+    return sum((params[k].reshape(B, -1) != 0).sum(1) for k in PARAM_NAMES)

@@ -1,0 +1,85 @@
+"""The interval truth table of DESIGN §2.2, and the input/output codes of DESIGN §2.1.
+
+Conventions (used by every module; change them only with a version bump):
+- Cell index c of a d-dimensional input at k bits per coordinate: coordinate 0 is the most significant block,
+  each coordinate most significant bit first, i.e. c = sum_j floor(x_j 2^k) * 2^(k (d-1-j)).
+- Circuit input i is bit i of c (input 0 = least significant), which is ABC's truth-table convention.
+- Output bit j of a circuit has weight 2^j in the unsigned integer u; the decoded value is a + u * 2^-s.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DOMAINS = ("box", "grid")
+
+# Ranges are floats; dyadic decoded values are exact, but range bounds of transcendental targets carry ~1 ulp of
+# rounding. Comparisons against eps allow this much, and no more.
+FLOAT_SLACK = 1e-12
+
+
+def cell_index_grid(d: int, k: int) -> np.ndarray:
+    """Per-coordinate integer codes of every cell, shape (2^(d k), d), in cell-index order."""
+    c = np.arange(1 << (d * k), dtype=np.int64)
+    return np.stack([(c >> (k * (d - 1 - j))) & ((1 << k) - 1) for j in range(d)], axis=1)
+
+
+def cell_lower_corners(d: int, k: int) -> np.ndarray:
+    """Lower-left corner x of every cell in [0,1]^d, shape (2^(d k), d)."""
+    return cell_index_grid(d, k) / float(1 << k)
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """Free output decoder: value = offset + u * 2^-shift (DESIGN §2.1)."""
+    offset: float = 0.0
+    shift: int = 0
+
+    def decode(self, u: np.ndarray) -> np.ndarray:
+        return self.offset + np.asarray(u, dtype=np.float64) * 2.0 ** (-self.shift)
+
+
+@dataclass(frozen=True)
+class IntervalTable:
+    """Rigorous range [lo_c, hi_c] of f on each of the 2^(d k) cells (or the value at grid points)."""
+    d: int
+    k: int
+    lo: np.ndarray
+    hi: np.ndarray
+    domain: str = "box"
+
+    def __post_init__(self):
+        if self.domain not in DOMAINS:
+            raise ValueError(f"unknown domain '{self.domain}': valid choices: {', '.join(DOMAINS)}")
+        n = 1 << self.n_inputs
+        if self.lo.shape != (n,) or self.hi.shape != (n,):
+            raise ValueError(f"ranges must have shape ({n},) for d={self.d}, k={self.k}; "
+                             f"got lo {self.lo.shape}, hi {self.hi.shape}")
+        if np.any(self.lo > self.hi):
+            raise ValueError("every cell needs lo <= hi")
+
+    @property
+    def n_inputs(self) -> int:
+        return self.d * self.k
+
+    def accepted(self, eps: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per cell, the interval I_c = [hi_c - eps, lo_c + eps] of accepted outputs (may be empty)."""
+        if eps < 0:
+            raise ValueError(f"eps must be >= 0, got {eps!r}")
+        return self.hi - eps, self.lo + eps
+
+    def feasible(self, eps: float) -> bool:
+        """False when some cell oscillates by more than 2 eps, i.e. k is too small for eps."""
+        a, b = self.accepted(eps)
+        return bool(np.all(a <= b + FLOAT_SLACK))
+
+    def errors(self, y: np.ndarray) -> np.ndarray:
+        """sup over each cell of |f - y| given the cell's range: max(hi - y, y - lo)."""
+        return np.maximum(self.hi - y, y - self.lo)
+
+    @classmethod
+    def exact(cls, values: np.ndarray, d: int, k: int) -> "IntervalTable":
+        """A grid table: f known exactly at each cell's code (DESIGN §2.1 'grid' domain)."""
+        v = np.asarray(values, dtype=np.float64)
+        return cls(d, k, v, v.copy(), domain="grid")

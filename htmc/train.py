@@ -1,0 +1,322 @@
+"""Training of the ResNets of DESIGN §2.4: Adam on the MSE, then a proximal step for λ·R after every Adam step.
+
+One batched computation trains B nets of one shape (other seeds, λ, lr or targets): the parameters of all nets
+live in one (B, P) tensor (htmc.resnet.Layout), the forward pass is batched matrix products, and the loss is
+Σ_b mean_n (f_b(x_bn) - y_bn)^2, a sum over nets of per-net means. Net b's parameters only enter term b, so
+∂loss/∂θ_b is exactly the gradient net b would get alone (not scaled by B), and Adam and the proximal steps are
+elementwise, so each net follows the trajectory it would follow alone, up to floating-point summation order.
+
+Proximal steps (proximal gradient, Parikh & Boyd, "Proximal Algorithms" 2014, §6.5.2 soft thresholding; used
+after an Adam step as in "ProxSGD", Yang et al., ICLR 2020). Let t = lr·λ (per net):
+  l1          R = Σ|θ| over ALL weights and biases (DESIGN §2.4 `l1`), so every entry, biases included, is
+              soft-thresholded by t: θ <- sign(θ) max(|θ| - t, 0). This is the exact prox of t·R.
+  block_path  R = Σ_l Σ_i ‖A_l[:,i]‖_1 (‖B_l[i,:]‖_1 + |c_{l,i}|) + ‖W_in‖_1 + ‖W_out‖_1 is not separable, so
+              we take the exact prox of its linearisation at the current point: R is a sum of products of
+              absolute values; freezing the other factor of each product leaves a weighted ℓ1 norm whose prox is
+              weighted soft-thresholding. Entry θ is thresholded by t·κ_θ, with
+                κ = ‖B_l[i,:]‖_1 + |c_{l,i}|  for A_l[j,i],      κ = ‖A_l[:,i]‖_1  for B_l[i,k] and c_{l,i},
+                κ = 1 for W_in and W_out,                         κ = 0 for b_in and b_out (not in R).
+              κ is computed from the post-Adam point and all entries are updated at once.
+Both give exact zeros. The threshold is not preconditioned by Adam's second moment (a plain proximal step).
+
+After training, dead hidden units are removed without changing f (prune_dead_units), so that nnz and the norms
+describe the function that was learned, not the optimiser's leftovers.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from htmc.norms import all_norms, norm_versions
+from htmc.registry import UnknownNameError, check_positive, did_you_mean
+from htmc.resnet import Layout, Params, forward, init_params, nnz, to_numpy
+
+TRAIN_VERSION = "1"
+REGS = ("l1", "block_path")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# Adam's defaults (Kingma & Ba 2015; torch.optim.Adam).
+BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
+
+Target = Callable[[np.ndarray], np.ndarray]
+
+
+def _check_int(name: str, v, *, allow_zero: bool = False) -> None:
+    if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+        raise TypeError(f"{name} must be an int, got {v!r}")
+    check_positive(name, v, allow_zero=allow_zero)
+
+
+def _check_real(name: str, v, *, allow_zero: bool = False) -> None:
+    if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool) or not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {v!r}")
+    check_positive(name, v, allow_zero=allow_zero)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One net's training run. Nets in one batch must agree on BATCH_SHAPE_FIELDS."""
+    width: int
+    depth: int
+    rank: int
+    lam: float
+    reg: str = "l1"
+    steps: int = 1000
+    lr: float = 1e-3
+    seed: int = 0
+    n_train: int = 1000          # full-batch: every step uses all training points
+    d: int = 1                   # input dimension of the target
+    device: str = "cpu"          # "cpu" or "cuda" / "cuda:N"
+    dtype: str = "float32"
+    grid_points: int = 4096      # verification grid: round(grid_points^(1/d)) points per axis, endpoints included
+
+    def __post_init__(self):
+        for name in ("width", "depth", "rank", "steps", "n_train", "d", "grid_points"):
+            _check_int(name, getattr(self, name))
+        _check_int("seed", self.seed, allow_zero=True)
+        _check_real("lam", self.lam, allow_zero=True)
+        _check_real("lr", self.lr)
+        if self.reg not in REGS:
+            raise UnknownNameError(f"unknown reg '{self.reg}': {did_you_mean(str(self.reg), list(REGS))}")
+        if self.dtype not in DTYPES:
+            raise UnknownNameError(f"unknown dtype '{self.dtype}': {did_you_mean(str(self.dtype), list(DTYPES))}")
+        dev = str(self.device)
+        if dev != "cpu" and not dev.startswith("cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
+        if dev.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"device {dev!r} requested but torch.cuda.is_available() is False "
+                               f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use device='cpu'")
+
+
+BATCH_SHAPE_FIELDS = ("width", "depth", "rank", "steps", "n_train", "d", "device", "dtype", "grid_points")
+
+
+@dataclass
+class TrainResult:
+    """Outcome of one net. On status "failed", error says why and the numeric outcome fields are None."""
+    config: TrainConfig
+    status: str                                  # "ok" | "failed"
+    error: str = ""
+    sup_error: float | None = None               # max |f - target| on the verification grid
+    rms_error: float | None = None               # root mean square of f - target on the same grid
+    train_mse: float | None = None               # final training loss (MSE, without λ·R)
+    norms: dict[str, float] = field(default_factory=dict)
+    norm_versions: dict[str, str] = field(default_factory=dict)
+    nnz: int | None = None                       # exactly-nonzero parameters after training
+    n_params: int = 0
+    steps: int = 0                               # steps taken (for a failed net: the step at which it failed)
+    seconds: float = 0.0                         # batch wall time / B: this net's share
+    batch_seconds: float = 0.0                   # wall time of the whole batched run
+    batch_size: int = 1
+    device: str = "cpu"
+    params: dict[str, np.ndarray] | None = None  # htmc.resnet.to_numpy of the trained net
+
+    def to_record(self) -> dict:
+        """Flat columns for the training result record (DESIGN §4): config fields, outcome, norm_<name>."""
+        rec = {**asdict(self.config), "train_version": TRAIN_VERSION}
+        rec.update({k: getattr(self, k) for k in ("status", "error", "sup_error", "rms_error", "train_mse", "nnz",
+                                                  "n_params", "steps", "seconds", "batch_seconds", "batch_size",
+                                                  "device")})
+        for name, ver in self.norm_versions.items():
+            rec[f"norm_{name}"] = self.norms.get(name)
+            rec[f"norm_{name}_version"] = ver
+        return rec
+
+
+def verification_grid(d: int, grid_points: int = 4096) -> np.ndarray:
+    """Dense tensor grid on [0,1]^d, (n^d, d) with n = max(2, round(grid_points^(1/d))): 4096 in 1-D, 64^2 in 2-D."""
+    n = max(2, round(grid_points ** (1.0 / d)))
+    axes = np.meshgrid(*([np.linspace(0.0, 1.0, n)] * d), indexing="ij")
+    return np.stack([a.ravel() for a in axes], axis=1)
+
+
+def training_points(d: int, n: int, seed: int) -> np.ndarray:
+    """Uniform points in [0,1]^d from numpy's default generator seeded by the net's seed."""
+    return np.random.default_rng(seed).random((n, d))
+
+
+def _eval_target(target: Target, x: np.ndarray, i: int) -> np.ndarray:
+    y = np.asarray(target(x), dtype=np.float64)
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"target of net {i} must map (N, d) -> (N,), got shape {y.shape} for x {x.shape}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError(f"target of net {i} returned non-finite values")
+    return y
+
+
+# ---------------------------------------------------------------- proximal steps on the flat (B, P) buffer
+
+
+def soft_threshold_(flat: torch.Tensor, thr: torch.Tensor) -> None:
+    """In place θ <- sign(θ) max(|θ| - thr, 0); thr broadcasts against flat. Entries with |θ| <= thr become 0.0."""
+    flat.copy_(torch.sign(flat) * torch.clamp(flat.abs() - thr, min=0))
+
+
+def block_path_weights(layout: Layout, flat: torch.Tensor) -> torch.Tensor:
+    """κ of the module docstring: (B, P) coefficient of each |θ| in the linearised block_path norm."""
+    from htmc.norms import block_path_coefficients  # the exact factors the norm uses
+    p = layout.views(flat)
+    a_out, b_in = block_path_coefficients(p)                        # (B, L, r) each
+    kappa = torch.zeros_like(flat)
+    k = layout.views(kappa)
+    k["W_in"].fill_(1.0)
+    k["W_out"].fill_(1.0)
+    k["A"].copy_(b_in.unsqueeze(2).expand_as(k["A"]))               # A_l[j, i] <- ‖B_l[i,:]‖_1 + |c_{l,i}|
+    k["B"].copy_(a_out.unsqueeze(3).expand_as(k["B"]))              # B_l[i, k] <- ‖A_l[:,i]‖_1
+    k["c"].copy_(a_out)                                             # c_{l,i}   <- ‖A_l[:,i]‖_1
+    return kappa
+
+
+def prox_(reg: str, layout: Layout, flat: torch.Tensor, t: torch.Tensor) -> None:
+    """Proximal step for t·R in place; t is (B, 1) = lr·λ per net."""
+    if reg == "l1":
+        soft_threshold_(flat, t)
+    elif reg == "block_path":
+        soft_threshold_(flat, t * block_path_weights(layout, flat))
+    else:  # TrainConfig validates reg; this guards direct callers.
+        raise UnknownNameError(f"unknown reg '{reg}': {did_you_mean(reg, list(REGS))}")
+
+
+def prune_dead_units(params: Params) -> None:
+    """Zero hidden units that cannot affect f, in place; f is unchanged exactly.
+
+    Unit i of block l contributes A_l[:,i] relu(B_l[i,:] h + c_{l,i}). It is dead if A_l[:,i] = 0, or if
+    B_l[i,:] = 0 and c_{l,i} <= 0 (relu then outputs 0 everywhere). Either way all of its parameters are zeroed.
+    """
+    with torch.no_grad():
+        A, Bm, c = params["A"], params["B"], params["c"]
+        dead = (A == 0).all(2) | (((Bm == 0).all(3)) & (c <= 0))    # (B, L, r)
+        A.masked_fill_(dead.unsqueeze(2), 0.0)
+        Bm.masked_fill_(dead.unsqueeze(3), 0.0)
+        c.masked_fill_(dead, 0.0)
+
+
+# ---------------------------------------------------------------- training
+
+
+def _check_batch(targets: list[Target], configs: list[TrainConfig]) -> None:
+    if len(configs) == 0:
+        raise ValueError("train_batch needs at least one config")
+    if len(targets) != len(configs):
+        raise ValueError(f"got {len(targets)} targets for {len(configs)} configs; give one target per config")
+    for i, c in enumerate(configs):
+        if not isinstance(c, TrainConfig):
+            raise TypeError(f"configs[{i}] must be a TrainConfig, got {type(c).__name__}")
+        for f in BATCH_SHAPE_FIELDS:
+            if getattr(c, f) != getattr(configs[0], f):
+                raise ValueError(f"configs of one batch must share {f}: net 0 has {getattr(configs[0], f)!r}, "
+                                 f"net {i} has {getattr(c, f)!r}; train them in separate batches")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def train_batch(targets: list[Target], configs: list[TrainConfig]) -> list[TrainResult]:
+    """Train len(configs) nets of one shape in one batched computation; one TrainResult per net, in order.
+
+    targets[i] is a numpy function (N, d) -> (N,) for net i. Nets may differ in seed, lam, lr, reg and target.
+    A net whose loss becomes NaN/inf stops there (its parameters are frozen at zero) and is reported as failed;
+    the other nets are unaffected.
+    """
+    _check_batch(targets, configs)
+    c0, B = configs[0], len(configs)
+    device, dtype = torch.device(c0.device), DTYPES[c0.dtype]
+    layout = Layout(c0.d, c0.width, c0.depth, c0.rank)
+
+    xs = [training_points(c.d, c.n_train, c.seed) for c in configs]
+    ys = [_eval_target(t, x, i) for i, (t, x) in enumerate(zip(targets, xs))]
+    grid = verification_grid(c0.d, c0.grid_points)
+    y_grid = [_eval_target(t, grid, i) for i, t in enumerate(targets)]
+
+    _sync(device)
+    t0 = time.perf_counter()
+    X = torch.as_tensor(np.stack(xs), dtype=dtype, device=device)                    # (B, N, d)
+    Y = torch.as_tensor(np.stack(ys), dtype=dtype, device=device)                    # (B, N)
+    flat = layout.flatten(init_params(c0.d, c0.width, c0.depth, c0.rank, [c.seed for c in configs],
+                                      dtype=dtype, device=device)).requires_grad_(True)
+    col = lambda v: torch.tensor(v, dtype=dtype, device=device).unsqueeze(1)  # noqa: E731  per-net (B, 1)
+    lr = col([c.lr for c in configs])
+    thr = lr * col([c.lam for c in configs])
+    regs = sorted({c.reg for c in configs})
+    reg_rows = {r: torch.tensor([c.reg == r for c in configs], device=device) for r in regs}
+    m, v = torch.zeros_like(flat), torch.zeros_like(flat)
+    active = torch.ones(B, dtype=torch.bool, device=device)
+    fail_step = torch.full((B,), -1, dtype=torch.long, device=device)
+    fail_loss = torch.zeros(B, dtype=dtype, device=device)
+    per_loss = torch.zeros(B, dtype=dtype, device=device)
+    steps_done = 0
+
+    for step in range(1, c0.steps + 1):
+        per_loss = ((forward(layout.views(flat), X) - Y) ** 2).mean(1)             # (B,)
+        with torch.no_grad():  # bookkeeping of failures stays on the device: no host sync per step
+            finite = torch.isfinite(per_loss)
+            newly = active & ~finite
+            fail_step = torch.where(newly, step, fail_step)
+            fail_loss = torch.where(newly, per_loss.detach(), fail_loss)
+            active = active & finite
+        # torch.where, not a product: 0 * nan would be nan. Sum of per-net means: see module docstring.
+        (g,) = torch.autograd.grad(torch.where(active, per_loss, 0.0).sum(), flat)
+        with torch.no_grad():
+            keep = active.unsqueeze(1)
+            g = torch.where(keep, g, 0.0)
+            # Adam, written out (same update as torch.optim.Adam) so that lr can differ per net.
+            m.mul_(BETA1).add_(g, alpha=1 - BETA1)
+            v.mul_(BETA2).addcmul_(g, g, value=1 - BETA2)
+            denom = (v / (1 - BETA2 ** step)).sqrt_().add_(ADAM_EPS)
+            flat.sub_(lr / (1 - BETA1 ** step) * m / denom)
+            if len(regs) == 1:
+                prox_(regs[0], layout, flat, thr)
+            else:  # mixed regs in one batch: each row takes its own prox
+                for r in regs:
+                    trial = flat.clone()
+                    prox_(r, layout, trial, thr)
+                    flat.copy_(torch.where(reg_rows[r].unsqueeze(1), trial, flat))
+            flat.masked_fill_(~keep, 0.0)  # a failed net stays at 0 so its forward pass stays finite
+        steps_done = step
+        if device.type == "cpu" or step % 50 == 0:  # early exit when every net failed (a sync on GPU)
+            if not bool(active.any()):
+                break
+
+    with torch.no_grad():
+        params = {k: t.detach().clone() for k, t in layout.views(flat).items()}
+        prune_dead_units(params)
+        f_grid = torch.cat([forward(params, torch.as_tensor(chunk, dtype=dtype, device=device))
+                            for chunk in np.array_split(grid, max(1, len(grid) // 8192))], dim=1)
+        err = f_grid.double().cpu().numpy() - np.stack(y_grid)
+        norms = {k: t.double().cpu().numpy() for k, t in all_norms(params).items()}
+        counts = nnz(params).cpu().numpy()
+        final_mse = ((forward(params, X) - Y) ** 2).mean(1).double().cpu().numpy()
+        active_np, fail_step_np, fail_loss_np = (t.cpu().numpy() for t in (active, fail_step, fail_loss))
+    _sync(device)
+    wall = time.perf_counter() - t0
+    dev_name = str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})"
+
+    versions = norm_versions()
+    results = []
+    for i, c in enumerate(configs):
+        common = dict(config=c, n_params=layout.n_params, seconds=wall / B, batch_seconds=wall,
+                      batch_size=B, device=dev_name, norm_versions=versions)
+        ok = bool(active_np[i]) and np.all(np.isfinite(err[i])) and np.isfinite(final_mse[i])
+        if not ok:
+            at = int(fail_step_np[i]) if fail_step_np[i] > 0 else steps_done
+            results.append(TrainResult(status="failed", steps=at, **common, error=(
+                f"training diverged: loss became {float(fail_loss_np[i])} at step {at} "
+                f"(lr={c.lr}, lam={c.lam}, reg={c.reg}); lower lr")))
+            continue
+        results.append(TrainResult(
+            status="ok", steps=steps_done, **common,
+            sup_error=float(np.abs(err[i]).max()), rms_error=float(np.sqrt(np.mean(err[i] ** 2))),
+            train_mse=float(final_mse[i]), norms={k: float(n[i]) for k, n in norms.items()},
+            nnz=int(counts[i]), params=to_numpy(params, i)))
+    return results
+
+
+def train_one(target: Target, config: TrainConfig) -> TrainResult:
+    """Train a single net: train_batch with B = 1."""
+    return train_batch([target], [config])[0]

@@ -1,0 +1,53 @@
+"""The verifier: the single place where a circuit's error is computed (DESIGN §2.2 'Verified error').
+
+Every search method passes its circuit through `verify`; a circuit whose verified error exceeds eps is a bug,
+never a result.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .circuit import Circuit, evaluate
+from .table import FLOAT_SLACK, IntervalTable
+
+
+class VerificationError(AssertionError):
+    """A search method produced a circuit that does not meet its error bound."""
+
+
+@dataclass(frozen=True)
+class Verification:
+    max_error: float
+    worst_cell: int
+    n_cells: int
+
+    def within(self, eps: float) -> bool:
+        return self.max_error <= eps + FLOAT_SLACK
+
+
+def verify(circuit: Circuit, table: IntervalTable) -> Verification:
+    """Simulate over all 2^n input codes, decode, and measure the sup error against the cell ranges."""
+    if circuit.n_inputs != table.n_inputs:
+        raise ValueError(f"circuit has {circuit.n_inputs} inputs but the table has {table.n_inputs} "
+                         f"(d={table.d}, k={table.k})")
+    err = table.errors(evaluate(circuit))
+    worst = int(np.argmax(err))
+    return Verification(float(err[worst]), worst, err.size)
+
+
+def require(circuit: Circuit, table: IntervalTable, eps: float) -> Verification:
+    """verify, and raise if the error bound is not met: search methods call this before returning."""
+    v = verify(circuit, table)
+    if not v.within(eps):
+        raise VerificationError(f"circuit error {v.max_error:.6g} exceeds eps={eps:.6g} at cell {v.worst_cell}")
+    return v
+
+
+def bits_table(columns: list[np.ndarray], n_inputs: int) -> IntervalTable:
+    """An exact (grid) table of the integer u whose bit j is columns[j], for checking Boolean functions."""
+    u = np.zeros(1 << n_inputs, dtype=np.int64)
+    for j, col in enumerate(columns):
+        u |= np.asarray(col, dtype=np.int64) << j
+    return IntervalTable.exact(u.astype(np.float64), 1, n_inputs)
