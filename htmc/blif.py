@@ -86,8 +86,8 @@ def _parse(text: str) -> tuple[list[str], list[str], dict[str, tuple[list[str], 
 
 
 def read_blif(source: str | Path) -> Circuit:
-    """Parse BLIF text (or a path to a .blif file) into a Circuit with inverters absorbed."""
-    text = Path(source).read_text() if isinstance(source, Path) or str(source).endswith(".blif") else source
+    """Parse BLIF text (or a pathlib.Path to a .blif file) into a Circuit with inverters absorbed."""
+    text = source.read_text() if isinstance(source, Path) else source
     inputs, outputs, nodes = _parse(text)
     wide = [n for n, (f, _) in nodes.items() if len(f) > 2]
     if wide:

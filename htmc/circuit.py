@@ -232,3 +232,17 @@ def output_codes(circuit: Circuit) -> np.ndarray:
 def evaluate(circuit: Circuit) -> np.ndarray:
     """Decoded output value at every input code."""
     return circuit.decoder.decode(output_codes(circuit))
+
+
+def random_circuit(rng: np.random.Generator, n_inputs: int, n_gates: int, n_outputs: int,
+                   window: int | None = None) -> Circuit:
+    """A random circuit for tests and benchmarks. `window` limits how far back fanins reach (deep circuits)."""
+    gates = []
+    for g in range(n_gates):
+        top = n_inputs + 2 + g
+        lo = 0 if window is None else max(0, top - window)
+        a, b = (int(v) for v in rng.integers(lo, top, size=2))
+        gates.append((int(rng.integers(0, 16)), a, b))
+    top = n_inputs + 2 + n_gates
+    outs = [int(v) for v in rng.integers(max(0, top - n_outputs * 4), top, size=n_outputs)]
+    return Circuit(n_inputs, gates, outs)

@@ -21,7 +21,7 @@ Writing your own family (a plugin file; no package edits needed)
 
     # my_targets.py
     import numpy as np
-    from htmc.functions import Target, register_function
+    from htmc.functions import Target, cell_bounds, register_function
 
     @register_function("cube", version="1")
     class Cube(Target):
@@ -436,14 +436,14 @@ class HolderRandom(Target):
 
     f = (1/Z) sum_{j<J} 2^(-j s) sum_i a_{j,i} H_{j,i},  H_{j,i}(x) = prod_m hat(2^j x_m - i_m),
     hat the tent on [0,1] with peak 1 at 1/2 (Faber-Schauder basis; Triebel, "Bases in function spaces", 2010),
-    a_{j,i} = random sign * Uniform[1/2, 1], Z = sum_{j<J} 2^(-j s) (level-j tents have disjoint interiors, so
-    |f| <= 1).
+    a_{j,i} = random sign * Uniform[1/2, 1], and Z = max |series| (attained at grid points), so max |f| = 1 exactly.
+    Z <= sum_{j<J} 2^(-j s) since level-j tents have disjoint interiors.
     Why: its eps-entropy is ~eps^(-d/s) (2^(jd) independent coefficients of size 2^(-js) at every level), so
     theory expects gamma = d/s (DESIGN §2.5). For s = 1 the coarse levels add a log factor (Zygmund class).
     The rate claim holds for k < J = `levels` (default 20 // d): beyond J, f is piecewise multilinear and its
     oscillation falls like 2^-k, i.e. rate d.
     Lower bound: at every dyadic cell of level k < J, f(midpoint) minus the mean of the endpoints along a line
-    equals the coefficient, so the oscillation is >= 2^(-k s) / (2 Z).
+    equals the coefficient / Z, so the oscillation is >= 2^(-k s) / (2 Z) with Z <= 1 / (1 - 2^-s).
     Ranges: exact. f is multilinear on each finest (level-J) cell, so on a cell of level k <= J its extrema
     are at level-J grid points inside the closed cell (block min/max of the grid); for k > J, at the cell's
     corners.
@@ -473,7 +473,7 @@ class HolderRandom(Target):
                 shape = (1 << j,) * d
                 coef = rng.uniform(0.5, 1.0, shape) * rng.choice((-1.0, 1.0), shape)
                 v[(slice(1, None, 2),) * d] += 2.0 ** (-j * s) * coef  # tent peaks: odd points of level j+1
-            self._v = v / sum(2.0 ** (-j * s) for j in range(levels))
+            self._v = v / (np.abs(v).max() or 1.0)  # the sup of a multilinear interpolant is at grid points
         return self._v
 
     def _eval(self, x):
@@ -554,16 +554,17 @@ def _chunks(n: int, d: int, width: int):
 
 @register_function("relu_ridges", version="1")
 class ReluRidges(Target):
-    """(1/m) sum_i a_i relu(w_i . (x - z_i)) on [0,1]^d, values in [-1,1].
+    """(1/Z) sum_i a_i relu(w_i . (x - z_i)) on [0,1]^d, values in [-1,1].
 
-    a_i = +-1 random signs, w_i Gaussian directions normalised to ||w_i||_1 = 1, z_i uniform in [0,1]^d, so
-    every kink crosses the cube and |relu| <= 1.
-    Why: Barron-type (E, Ma and Wang 2019): f is an average of m ridges with unit l1 mass. Sampling m' ridges
+    a_i = +-1/m random signs, w_i Gaussian directions normalised to ||w_i||_1 = 1, z_i uniform in [0,1]^d, so
+    every kink crosses the cube and |relu| <= 1. Z is the rigorous sup bound max_c max(|lo_c|, |hi_c|) of the
+    unnormalised sum at k = 10 // d, so |f| <= 1 (the random signs cancel to ~m^-1/2 otherwise).
+    Why: Barron-type (E, Ma and Wang 2019): f is an average of m ridges with l1 mass 1/Z. Sampling m' ridges
     (Maurey) gives error ~ m'^(-1/2), so C ~ eps^-2: the gamma = 2 boundary of the HTMC regime (DESIGN §1).
     This holds while eps > ~m^(-1/2); at finer eps the finite sum is piecewise linear and the rate drops.
     gamma_theory = 2.
     Ranges: exact on cells that no kink crosses (f is linear there: the range of one linear form over a box);
-    ridges whose kink crosses the cell add their own interval [min, max] of a_i relu(.) (rigorous, not exact).
+    a ridge whose kink crosses the cell enters through the zonotope relaxation of relu (rigorous, not exact).
     Widened by PAD.
     """
     gamma_theory = 2.0
@@ -579,6 +580,8 @@ class ReluRidges(Target):
         self.w = w / np.abs(w).sum(axis=1, keepdims=True)
         self.b = -np.einsum("md,md->m", self.w, rng.uniform(0.0, 1.0, (m, d)))
         self.a = rng.choice((-1.0, 1.0), m) / m
+        lo, hi = self._ranges(max(1, 10 // d))
+        self.a = self.a / (max(float(np.abs(lo).max()), float(np.abs(hi).max())) or 1.0)
 
     def _eval(self, x):
         return np.maximum(x @ self.w.T + self.b, 0.0) @ self.a
@@ -597,14 +600,16 @@ class ReluRidges(Target):
         zc = mid @ self.w.T + self.b                      # (N, m) preactivation at the cell centre
         zr = rad * np.abs(self.w).sum(axis=1)             # its exact radius over the cell (same for all cells)
         zlo, zhi = zc - zr, zc + zr
-        active, kink = zlo >= 0, (zlo < 0) & (zhi > 0)
-        # Linear part: the ridges that are active on the whole cell form one linear form g . x + c.
-        g = (active * self.a) @ self.w                    # (N, d)
-        c = (active * self.a) @ np.zeros(0).reshape(0, 0) if False else (active * self.a * self.b).sum(axis=1)
-        lin_c = np.einsum("nd,nd->n", g, mid) + c
+        # Each ridge is relu(z) in lam z + [0, t]: lam = 1, t = 0 where the ridge is active on the whole cell,
+        # lam = 0 where dead, and the zonotope relaxation lam = zhi/(zhi - zlo), t = -lam zlo where its kink
+        # crosses the cell (Singh et al. 2018). The lam-parts sum to one linear form g . x + c: exact range.
+        kink = (zlo < 0) & (zhi > 0)
+        lam = np.where(zlo >= 0, 1.0, np.where(kink, zhi / np.where(kink, zhi - zlo, 1.0), 0.0))
+        coef = lam * self.a                                # (N, m)
+        g = coef @ self.w                                  # (N, d)
+        lin_c = np.einsum("nd,nd->n", g, mid) + coef @ self.b
         lin_r = rad * np.abs(g).sum(axis=1)
-        # Kinked ridges: a_i relu(z) with z in [zlo, zhi] lies in a_i * [0, zhi].
-        top = np.where(kink, zhi, 0.0) * self.a
+        top = np.where(kink, -lam * zlo, 0.0) * self.a     # a_i [0, t_i]
         klo, khi = np.minimum(top, 0.0).sum(axis=1), np.maximum(top, 0.0).sum(axis=1)
         return lin_c - lin_r + klo, lin_c + lin_r + khi
 
