@@ -54,6 +54,127 @@ def cmd_circuit_synth(args) -> int:
     return 0
 
 
+def parse_params(items: list[str] | None) -> dict:
+    """--param key=value pairs; values are parsed as YAML scalars or lists (2, 0.5, [1, 2], text)."""
+    import yaml
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param '{item}' must look like key=value, e.g. --param s=0.5")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _target(args):
+    from htmc.functions import make_function
+    from htmc.registry import load_plugin
+    for plugin in args.plugin or []:
+        load_plugin(plugin)
+    return make_function(args.function, **parse_params(args.param))
+
+
+def _methods(text: str) -> list[str]:
+    from htmc.search import check_methods
+    return check_methods([m.strip() for m in text.split(",") if m.strip()])
+
+
+def _point_json(args, target, eps: float, result) -> dict:
+    b = result.best
+    return {"function": target.name, "function_version": target.version, "params": target.params,
+            "eps": eps, "gates": b.gates if b else None, "aig_nodes": b.aig_nodes if b else None,
+            "max_error": b.max_error if b else None, "bits_in": b.bits_in if b else None,
+            "bits_out": b.bits_out if b else None, "method": b.method if b else None,
+            "verified": bool(b and b.verified), "optimal": bool(b and b.optimal), "seconds": result.seconds,
+            "attempts": [a.to_json() for a in result.attempts]}
+
+
+def cmd_functions_list(args) -> int:
+    from htmc.functions import FUNCTIONS, make_function
+    for plugin in args.plugin or []:
+        from htmc.registry import load_plugin
+        load_plugin(plugin)
+    rows = []
+    for e in FUNCTIONS:
+        t = make_function(e.name)
+        rows.append({"name": e.name, "version": e.version, "d": t.d, "domain": t.domain_default,
+                     "gamma_theory": t.gamma_theory, "params": t.params,
+                     "doc": (e.doc.splitlines() or [""])[0]})
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+    else:
+        for r in rows:
+            print(f"{r['name']:<16} v{r['version']:<4} d={r['d']}  γ_theory={r['gamma_theory']}  {r['doc']}")
+    return 0
+
+
+def cmd_circuit_search(args) -> int:
+    from htmc.blif import write_blif
+    from htmc.search import search
+    target = _target(args)
+    result = search(target, args.eps, args.domain or target.domain_default, _methods(args.methods),
+                    args.budget_s, args.bits)
+    if args.save and result.best:
+        Path(args.save).write_text(write_blif(result.best.circuit))
+    payload = _point_json(args, target, args.eps, result)
+    if not args.json:
+        payload = {k: v for k, v in payload.items() if k != "attempts"}
+    _emit(payload, args.json)
+    return 0 if result.best else 1
+
+
+def cmd_circuit_ladder(args) -> int:
+    from htmc.ladder import run_ladder
+    target = _target(args)
+    from tqdm import tqdm
+    bar = tqdm(total=args.steps, desc=f"ladder {target.name}", unit="ε", disable=args.json, file=sys.stderr)
+
+    def progress(j, r):
+        bar.set_postfix(eps=f"{args.eps0 * 2.0 ** -j:.3g}", gates=r.best.gates if r.best else None)
+        bar.update(1)
+
+    ladder = run_ladder(target, args.eps0, args.steps, domain=args.domain or target.domain_default,
+                        methods=_methods(args.methods), budget_s=args.budget_s, bits=args.bits,
+                        progress=progress)
+    bar.close()
+    fit = ladder.fit.to_json() if ladder.fit else None
+    payload = {"function": target.name, "params": target.params,
+               "points": [_point_json(args, target, e, r) for e, r in zip(ladder.eps, ladder.results)],
+               "gamma": fit["gamma"] if fit else None, "gamma_ci": fit["gamma_ci"] if fit else None,
+               "c": fit["c"] if fit else None, "polylog": fit["polylog"] if fit else None,
+               "preferred_model": fit["preferred_model"] if fit else None,
+               "local_slopes": fit["local_slopes"] if fit else None,
+               "htmc_norm": fit["htmc_norm"] if fit else None, "fit_error": ladder.fit_error or None}
+    if args.plot:
+        from analysis.plots import plot_ladder
+        use = [p["gates"] is not None and p["gates"] > 0 for p in payload["points"]]
+        eps = [e for e, u in zip(ladder.eps, use) if u]
+        plot_ladder(eps, [p["gates"] for p, u in zip(payload["points"], use) if u], fit,
+                    f"{target.name} {target.params}", args.plot)
+    if args.json:
+        print(json.dumps(payload, sort_keys=True))
+    else:
+        for p in payload["points"]:
+            print(f"eps={p['eps']:<10.4g} gates={p['gates']!s:<7} method={p['method']!s:<6} "
+                  f"max_error={p['max_error']!s:.8}")
+        print(f"gamma={payload['gamma']} CI={payload['gamma_ci']} preferred={payload['preferred_model']} "
+              f"htmc_norm={payload['htmc_norm']}" + (f" ({ladder.fit_error})" if ladder.fit_error else ""))
+    return 0
+
+
+def _add_function_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("function", help="a registered target function (see `htmc functions list`)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="function parameter, repeatable")
+    p.add_argument("--plugin", action="append", metavar="FILE.py",
+                   help="a Python file that registers extra functions (see README)")
+    p.add_argument("--domain", choices=["box", "grid"], help="error domain (default: the function's)")
+    p.add_argument("--methods", default="table,abc,arith,exact",
+                   help="comma-separated search methods (default table,abc,arith,exact; also abc_round)")
+    p.add_argument("--budget-s", type=float, default=60, help="time budget per ε in seconds (default 60)")
+    p.add_argument("--bits", type=int, help="input bits per coordinate k (default: searched on box, 4 on grid)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (a stable contract)")
+
+
 def _add_table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--truth-table", "-t", action="append", required=True, metavar="HEX",
                    help="one output's truth table in ABC hex convention; repeat for multi-output functions")
@@ -88,6 +209,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deepsyn-s", type=float, default=None,
                    help="&deepsyn time budget in seconds (default: 1 s for up to 12 inputs, else off)")
     p.set_defaults(func=cmd_circuit_synth)
+
+    p = csub.add_parser("search", help="smallest verified circuit approximating a function within eps",
+                        description="C̄(f, eps): search input resolutions, output formats and methods for the "
+                                    "smallest circuit whose verified sup error is <= eps. JSON keys: function, "
+                                    "params, eps, gates, aig_nodes, max_error, bits_in, bits_out, method, "
+                                    "verified, seconds (plus attempts: every method tried).")
+    _add_function_args(p)
+    p.add_argument("--eps", type=float, required=True, help="sup-norm error bound (>= 0; > 0 on box)")
+    p.add_argument("--save", metavar="OUT.blif", help="write the best circuit as BLIF")
+    p.set_defaults(func=cmd_circuit_search)
+
+    p = csub.add_parser("ladder", help="C̄ over eps_j = eps0 2^-j, with the rate fits",
+                        description="Search every rung of the ladder and fit log2 C̄ = log2 c + γ log2(1/ε) "
+                                    "(bootstrap CI), the polylog model a·log2(1/ε)^b, AIC and the HTMC norm "
+                                    "estimate. JSON keys: points, gamma, gamma_ci, c, polylog, "
+                                    "preferred_model, htmc_norm.")
+    _add_function_args(p)
+    p.add_argument("--eps0", type=float, required=True, help="largest eps of the ladder")
+    p.add_argument("--steps", type=int, required=True, help="number of rungs (each halves eps)")
+    p.add_argument("--plot", metavar="OUT.png", help="write the log-log plot of size against 1/eps")
+    p.set_defaults(func=cmd_circuit_ladder)
+
+    fn = sub.add_parser("functions", help="target functions")
+    fsub = fn.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = fsub.add_parser("list", help="list registered target functions with versions and expected rates")
+    p.add_argument("--plugin", action="append", metavar="FILE.py", help="register functions from this file first")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_functions_list)
     return parser
 
 

@@ -1,0 +1,46 @@
+"""A ladder of ε: C̄(f, ε_j) for ε_j = ε_0 2^-j, then the rate fits of DESIGN §2.3."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .rates import LadderFit, fit_ladder
+from .search import DEFAULT_METHODS, SearchResult, search
+
+
+@dataclass
+class Ladder:
+    eps: list[float]
+    results: list[SearchResult]
+    fit: LadderFit | None
+    fit_error: str = ""
+
+    def sizes(self) -> np.ndarray:
+        return np.array([r.best.gates if r.best else np.nan for r in self.results], dtype=float)
+
+
+def run_ladder(target, eps0: float, steps: int, *, domain: str = "box", methods=DEFAULT_METHODS,
+               budget_s: float = 60, gammas=(2, 3, 4), bits: int | None = None, thorough: bool = True,
+               progress: Callable[[int, SearchResult], None] | None = None) -> Ladder:
+    """Search every rung, then fit the sizes. Rungs with no verified circuit or with 0 gates (a constant or a
+    wire, below the power-law regime) do not enter the fits."""
+    if steps < 2:
+        raise ValueError(f"a ladder needs --steps >= 2 to fit a rate, got {steps}")
+    if eps0 <= 0:
+        raise ValueError(f"eps0 must be > 0, got {eps0}")
+    eps = [eps0 * 2.0 ** -j for j in range(steps)]
+    results = []
+    for j, e in enumerate(eps):
+        results.append(search(target, e, domain, methods, budget_s, bits, thorough=thorough))
+        if progress:
+            progress(j, results[-1])
+    ladder = Ladder(eps, results, None)
+    sizes = ladder.sizes()
+    use = np.isfinite(sizes) & (sizes > 0)
+    try:
+        ladder.fit = fit_ladder(np.array(eps)[use], sizes[use], gammas)
+    except ValueError as e:
+        ladder.fit_error = str(e)
+    return ladder

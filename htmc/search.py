@@ -1,0 +1,234 @@
+"""Circuit search under an error bound: C̄(f, ε) of DESIGN §2.3.
+
+Over input resolutions k, output formats (m, s, a) and methods, within a time budget, keep the smallest circuit
+that passes the verifier. Every attempt is recorded, not only the winner, so analysis can compare methods.
+Methods live in one registry; each gets a `Problem` (table, ε, code space) and returns verified circuits only.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import codes
+from .abc import synthesize
+from .circuit import Circuit
+from .exact import exact_synthesis
+from .registry import Registry, did_you_mean
+from .table import IntervalTable
+from .verify import require
+
+MAX_ABC_INPUTS = 16     # a 2^16-row PLA goes through ABC in 1-20 s (STACK-NOTES)
+MAX_TABLE_INPUTS = 20
+MAX_EXACT_ROWS_INPUTS = 4  # SAT exact synthesis is practical to ~8 gates on 4-5 inputs
+DEFAULT_GRID_BITS = 4
+
+
+@dataclass
+class Problem:
+    target: object            # htmc.functions.Target (callable on [0,1]^d)
+    table: IntervalTable
+    eps: float
+    space: codes.CodeSpace
+    deadline: float
+
+    def time_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+@dataclass
+class Attempt:
+    method: str
+    method_version: str
+    strategy: str
+    k: int
+    bits_in: int
+    bits_out: int
+    shift: int
+    offset: float
+    gates: int | None
+    aig_nodes: int | None
+    max_error: float | None
+    verified: bool
+    optimal: bool
+    seconds: float
+    note: str = ""
+    circuit: Circuit | None = field(default=None, repr=False, compare=False)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.pop("circuit")
+        return d
+
+
+METHODS: Registry[Callable[[Problem], list[Attempt]]] = Registry("search method")
+
+
+def _attempt(problem: Problem, method: str, strategy: str, circuit: Circuit | None, seconds: float,
+             aig: int | None = None, optimal: bool = False, note: str = "", own_decoder: bool = False) -> Attempt:
+    """Verify (the only way an attempt gets gates) and wrap a method's circuit.
+
+    Circuits get the problem's decoder unless the method chose its own output format (own_decoder).
+    """
+    t, sp = problem.table, problem.space
+    if circuit is not None and not own_decoder:
+        circuit.decoder = sp.decoder
+    dec = circuit.decoder if circuit is not None else sp.decoder
+    m = len(circuit.outputs) if circuit is not None else sp.m
+    base = dict(method=method, method_version=METHODS.version(method), strategy=strategy, k=t.k,
+                bits_in=t.n_inputs, bits_out=m, shift=dec.shift, offset=dec.offset, seconds=seconds)
+    if circuit is None:
+        return Attempt(**base, gates=None, aig_nodes=None, max_error=None, verified=False, optimal=False,
+                       note=note)
+    v = require(circuit, t, problem.eps)
+    return Attempt(**base, gates=circuit.size, aig_nodes=aig if aig is not None else circuit.aig_nodes,
+                   max_error=v.max_error, verified=True, optimal=optimal, note=note, circuit=circuit)
+
+
+def _strategy_codes(problem: Problem, names: list[str]) -> list[tuple[str, np.ndarray]]:
+    out = []
+    for name in names:
+        u = codes.STRATEGIES.get(name)(problem.space, problem.table)
+        if u is not None:
+            out.append((name, u))
+    return out
+
+
+@METHODS.register("table", "1")
+def table_method(problem: Problem) -> list[Attempt]:
+    """Multiplexer tree over the input bits from the chosen codes: the baseline every method must beat."""
+    from .arith import CircuitBuilder
+    out = []
+    n = problem.table.n_inputs
+    if n > MAX_TABLE_INPUTS:
+        return out
+    for name, u in _strategy_codes(problem, ["round", "msb_dc"]):
+        t0 = time.monotonic()
+        b = CircuitBuilder(n)
+        bits = b.lut(b.inputs, [int(x) for x in u], problem.space.m)
+        c = b.build(bits, problem.space.decoder)
+        out.append(_attempt(problem, "table", name, c, time.monotonic() - t0))
+    return out
+
+
+def _abc(problem: Problem, strategies: list[str], method: str) -> list[Attempt]:
+    out = []
+    if problem.table.n_inputs > MAX_ABC_INPUTS:
+        return out
+    for name, u in _strategy_codes(problem, strategies):
+        if problem.time_left() <= 0:
+            break
+        res = synthesize(codes.columns(u, problem.space.m), timeout_s=max(5.0, problem.time_left() + 30))
+        out.append(_attempt(problem, method, name, res.circuit, res.seconds, aig=res.aig_nodes))
+    return out
+
+
+@METHODS.register("abc_round", "1")
+def abc_round_method(problem: Problem) -> list[Attempt]:
+    """ABC on the plainly rounded table: same script, no slack. The reference the slack methods must beat."""
+    return _abc(problem, ["round"], "abc_round")
+
+
+@METHODS.register("abc", "1")
+def abc_method(problem: Problem) -> list[Attempt]:
+    """ABC on tables whose codes exploit the interval slack (trailing zeros, MSB-first don't-cares)."""
+    return _abc(problem, ["msb_dc", "trailing_zeros"], "abc")
+
+
+@METHODS.register("exact", "1")
+def exact_method(problem: Problem) -> list[Attempt]:
+    """SAT exact synthesis under the ε relation itself (every out-of-interval word forbidden): optimal=true."""
+    t, sp = problem.table, problem.space
+    if t.n_inputs > MAX_EXACT_ROWS_INPUTS or problem.time_left() <= 0:
+        return []
+    allowed = [np.arange(lo, hi + 1) for lo, hi in zip(sp.uL, sp.uH)]
+    res = exact_synthesis(t.n_inputs, allowed, sp.m, budget_s=max(1.0, problem.time_left()))
+    note = "" if res.circuit is not None else f"budget ran out; no circuit below {res.lower_bound} gates"
+    return [_attempt(problem, "exact", "relation", res.circuit, res.seconds, optimal=res.optimal, note=note)]
+
+
+@METHODS.register("arith", "1")
+def arith_method(problem: Problem) -> list[Attempt]:
+    """Fixed-point piecewise polynomials from gate-level adders and multipliers (1-D smooth functions)."""
+    from .piecewise import arith_circuit
+    if problem.table.d != 1 or problem.time_left() <= 0:
+        return []
+    t0 = time.monotonic()
+    c = arith_circuit(problem.target, problem.table, problem.eps, budget_s=max(1.0, problem.time_left()))
+    if c is None:
+        return [_attempt(problem, "arith", "piecewise", None, time.monotonic() - t0, note="nothing verified")]
+    return [_attempt(problem, "arith", "piecewise", c, time.monotonic() - t0, own_decoder=True)]
+
+
+DEFAULT_METHODS = ("table", "abc", "arith", "exact")
+# methods that choose their own output format run once per resolution, not once per output step
+OWN_FORMAT = frozenset({"arith"})
+
+
+def check_methods(names: list[str]) -> list[str]:
+    for n in names:
+        METHODS.entry(n)  # raises with a did-you-mean
+    return list(names)
+
+
+def _resolutions(target, eps: float, domain: str, bits: int | None, max_inputs: int) -> list[int]:
+    """Input resolutions to try: the coarsest feasible k and one finer (more slack per cell)."""
+    if domain == "grid":
+        return [bits or DEFAULT_GRID_BITS]
+    if bits is not None:
+        return [bits]
+    if eps <= 0:
+        raise ValueError("eps must be > 0 on the box domain (a real function is never exact on a cell); "
+                         "use --domain grid for eps = 0")
+    ks = []
+    for k in range(1, max_inputs // target.d + 1):
+        if target.table(k, "box").feasible(eps):
+            ks.append(k)
+            if len(ks) == 2:
+                break
+    if not ks:
+        raise ValueError(f"eps={eps} needs more than {max_inputs} input bits for this function")
+    return ks
+
+
+@dataclass
+class SearchResult:
+    best: Attempt | None
+    attempts: list[Attempt]
+    seconds: float
+
+
+def search(target, eps: float, domain: str = "box", methods=DEFAULT_METHODS, budget_s: float = 60,
+           bits: int | None = None, max_inputs: int = MAX_ABC_INPUTS, thorough: bool = True) -> SearchResult:
+    """C̄(target, eps): the smallest verified circuit over resolutions, formats and methods.
+
+    thorough=False tries one resolution and the coarsest output step (4x fewer syntheses; for quick looks).
+    """
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    if domain not in ("box", "grid"):
+        raise ValueError(f"unknown domain '{domain}': {did_you_mean(domain, ['box', 'grid'])}")
+    methods = check_methods(list(methods))
+    start = time.monotonic()
+    attempts: list[Attempt] = []
+    # quick mode takes the finer of the two resolutions: at the coarsest one a steep cell leaves almost no slack,
+    # which forces a fine output step (sin at eps=0.05: 10 output bits at k=6)
+    for k in _resolutions(target, eps, domain, bits, max_inputs)[0 if thorough else -1:]:
+        table = target.table(k, domain)
+        s = codes.coarsest_shift(table, eps)
+        if s is None:
+            continue
+        for shift in (s, s + 1)[: None if thorough else 1]:
+            space = codes.code_space(table, eps, shift)
+            for name in methods:
+                if shift != s and name in OWN_FORMAT:
+                    continue
+                problem = Problem(target, table, eps, space, start + budget_s)
+                if problem.time_left() <= 0 and attempts:
+                    break
+                attempts += METHODS.get(name)(problem)
+    ok = [a for a in attempts if a.verified]
+    best = min(ok, key=lambda a: (a.gates, a.bits_in, a.seconds)) if ok else None
+    return SearchResult(best, attempts, time.monotonic() - start)

@@ -1,0 +1,156 @@
+"""Task kinds: the unit of work a sweep schedules (DESIGN §4). One registry; no Ray, MLflow or S3 here.
+
+A kind validates its parameters before anything runs (so a bad sweep spec starts nothing), and turns
+parameters into one flat result record (the per-kind columns of DESIGN §4; cluster/ adds the common ones).
+Kinds that can share one computation (batched ResNet training) also give a batch key and a batched runner.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .registry import Registry, did_you_mean
+
+TASK_KINDS: Registry["TaskKind"] = Registry("task kind")
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    name: str
+    version: str
+    defaults: dict
+    validate: Callable[[dict], dict]           # params -> canonical params (defaults filled), or ValueError
+    run: Callable[[dict], dict]                # canonical params -> record columns
+    batch_key: Callable[[dict], Any] | None = None        # equal keys may share one batched run
+    run_batch: Callable[[list[dict]], list[dict]] | None = None
+
+
+def _merge(kind: str, params: dict, defaults: dict) -> dict:
+    unknown = [k for k in params if k not in defaults]
+    if unknown:
+        raise ValueError(f"unknown parameter '{unknown[0]}' for task kind '{kind}': "
+                         f"{did_you_mean(unknown[0], list(defaults))}")
+    return {**defaults, **params}
+
+
+def _function(params: dict):
+    from .functions import make_function
+    return make_function(params["function"], **(params.get("function_params") or {}))
+
+
+# --- circuit_search -----------------------------------------------------------------------------------------------
+SEARCH_DEFAULTS = {"function": None, "function_params": {}, "eps": None, "domain": None,
+                   "methods": ["table", "abc", "arith", "exact"], "budget_s": 60.0, "bits": None,
+                   "thorough": True}
+
+
+def _validate_search(params: dict) -> dict:
+    from .search import check_methods
+    p = _merge("circuit_search", params, SEARCH_DEFAULTS)
+    if p["function"] is None:
+        raise ValueError("circuit_search needs 'function'")
+    target = _function(p)
+    if p["eps"] is None or not isinstance(p["eps"], (int, float)) or p["eps"] < 0:
+        raise ValueError(f"eps must be a number >= 0, got {p['eps']!r}")
+    p["domain"] = p["domain"] or target.domain_default
+    if p["domain"] == "box" and p["eps"] == 0:
+        raise ValueError("eps must be > 0 on the box domain; use domain: grid for eps = 0")
+    check_methods(p["methods"])
+    p["function_params"] = target.params
+    return p
+
+
+def _search_record(target, eps: float, result) -> dict:
+    b = result.best
+    return {"function": target.name, "function_version": target.version, "eps": float(eps),
+            "method": b.method if b else None, "method_version": b.method_version if b else None,
+            "gates": b.gates if b else None, "aig_nodes": b.aig_nodes if b else None,
+            "max_error": b.max_error if b else None, "bits_in": b.bits_in if b else None,
+            "bits_out": b.bits_out if b else None, "optimal": bool(b and b.optimal),
+            "verified": bool(b and b.verified), "search_seconds": result.seconds,
+            "attempts_json": json.dumps([a.to_json() for a in result.attempts])}
+
+
+def _run_search(p: dict) -> dict:
+    from .search import search
+    target = _function(p)
+    r = search(target, p["eps"], p["domain"], p["methods"], p["budget_s"], p["bits"], thorough=p["thorough"])
+    return _search_record(target, p["eps"], r)
+
+
+# --- circuit_ladder -----------------------------------------------------------------------------------------------
+LADDER_DEFAULTS = {**SEARCH_DEFAULTS, "eps": None, "eps0": None, "steps": None, "gammas": [2, 3, 4]}
+del LADDER_DEFAULTS["eps"]
+
+
+def _validate_ladder(params: dict) -> dict:
+    p = _merge("circuit_ladder", params, LADDER_DEFAULTS)
+    if not isinstance(p["steps"], int) or p["steps"] < 2:
+        raise ValueError(f"steps must be an integer >= 2, got {p['steps']!r}")
+    if not isinstance(p["eps0"], (int, float)) or p["eps0"] <= 0:
+        raise ValueError(f"eps0 must be a number > 0, got {p['eps0']!r}")
+    rest = _validate_search({**{k: v for k, v in p.items() if k in SEARCH_DEFAULTS}, "eps": p["eps0"]})
+    rest.pop("eps")
+    return {**p, **rest}
+
+
+def _run_ladder(p: dict) -> dict:
+    from .ladder import run_ladder
+    target = _function(p)
+    lad = run_ladder(target, p["eps0"], p["steps"], domain=p["domain"], methods=p["methods"],
+                     budget_s=p["budget_s"], gammas=p["gammas"], bits=p["bits"], thorough=p["thorough"])
+    fit = lad.fit.to_json() if lad.fit else {}
+    points = [_search_record(target, e, r) for e, r in zip(lad.eps, lad.results)]
+    for pt in points:
+        pt.pop("attempts_json")
+    return {"function": target.name, "function_version": target.version, "eps0": p["eps0"],
+            "steps": p["steps"], "gamma": fit.get("gamma"), "gamma_lo": (fit.get("gamma_ci") or [None, None])[0],
+            "gamma_hi": (fit.get("gamma_ci") or [None, None])[1], "c": fit.get("c"),
+            "preferred_model": fit.get("preferred_model"), "gamma_theory": target.gamma_theory,
+            "fit_json": json.dumps(fit), "points_json": json.dumps(points), "fit_error": lad.fit_error or None}
+
+
+# --- resnet_train -------------------------------------------------------------------------------------------------
+TRAIN_DEFAULTS = {"function": "sin", "function_params": {}, "width": 16, "depth": 2, "rank": 16, "lam": 1e-3,
+                  "reg": "l1", "steps": 500, "lr": 1e-2, "seed": 0, "n_train": 1000, "device": "cpu"}
+
+
+def _config(p: dict):
+    from .train import TrainConfig
+    target = _function(p)
+    keys = ("width", "depth", "rank", "lam", "reg", "steps", "lr", "seed", "n_train", "device")
+    return target, TrainConfig(**{k: p[k] for k in keys}, d=target.d)
+
+
+def _validate_train(params: dict) -> dict:
+    p = _merge("resnet_train", params, TRAIN_DEFAULTS)
+    target, _ = _config(p)  # TrainConfig raises with the bad value named
+    p["function_params"] = target.params
+    return p
+
+
+def _train_records(params: list[dict]) -> list[dict]:
+    from .train import train_batch
+    pairs = [_config(p) for p in params]
+    results = train_batch([t for t, _ in pairs], [c for _, c in pairs])
+    out = []
+    for (t, _), r in zip(pairs, results):
+        rec = r.to_record()
+        rec.update({"function": t.name, "function_version": t.version})
+        out.append(rec)
+    return out
+
+
+def _train_batch_key(p: dict):
+    """Nets of one shape train together whatever their target, seed, λ or lr (htmc.train.BATCH_SHAPE_FIELDS)."""
+    return tuple(p[k] for k in ("width", "depth", "rank", "steps", "n_train", "device")) + (_function(p).d,)
+
+
+TASK_KINDS.register("circuit_search", "1", TaskKind("circuit_search", "1", SEARCH_DEFAULTS, _validate_search,
+                                                    _run_search))
+TASK_KINDS.register("circuit_ladder", "1", TaskKind("circuit_ladder", "1", LADDER_DEFAULTS, _validate_ladder,
+                                                    _run_ladder))
+TASK_KINDS.register("resnet_train", "1", TaskKind("resnet_train", "1", TRAIN_DEFAULTS, _validate_train,
+                                                  lambda p: _train_records([p])[0], _train_batch_key,
+                                                  _train_records))
