@@ -120,7 +120,7 @@ def _abc(problem: Problem, strategies: list[str], method: str) -> list[Attempt]:
     for name, u in _strategy_codes(problem, strategies):
         if problem.time_left() <= 0:
             break
-        res = synthesize(codes.columns(u, problem.space.m), timeout_s=max(5.0, problem.time_left() + 30))
+        res = synthesize(codes.columns(u, problem.space.m), timeout_s=min(600.0, max(5.0, problem.time_left() + 30)))
         out.append(_attempt(problem, method, name, res.circuit, res.seconds, aig=res.aig_nodes))
     return out
 

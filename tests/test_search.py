@@ -1,0 +1,104 @@
+"""Circuit search under an error bound: every reported circuit is verified, exact is a floor for the heuristics,
+grid arithmetic at eps = 0 is exact, and the slack strategies keep every code inside its interval."""
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from htmc import codes
+from htmc.circuit import output_codes
+from htmc.functions import make_function
+from htmc.registry import UnknownNameError
+from htmc.search import METHODS, Problem, search
+from htmc.verify import verify
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), s=st.sampled_from([0.5, 0.75, 1.0]),
+       eps=st.floats(0.06, 0.5))
+def test_every_reported_circuit_meets_eps(seed, s, eps):
+    target = make_function("holder_random", d=1, s=s, seed=seed)
+    result = search(target, eps, methods=["table", "abc", "exact"], budget_s=20, thorough=False)
+    assert result.best is not None
+    for a in result.attempts:
+        if a.verified:
+            v = verify(a.circuit, target.table(a.k, "box"))
+            assert v.max_error <= eps + 1e-12 and a.max_error == pytest.approx(v.max_error)
+
+
+@pytest.mark.parametrize("strategy", ["round", "trailing_zeros", "msb_dc"])
+def test_code_strategies_stay_inside_intervals(strategy):
+    target = make_function("sin")
+    for k, eps in [(6, 0.1), (9, 0.01)]:
+        table = target.table(k)
+        shift = codes.coarsest_shift(table, eps) + 1
+        space = codes.code_space(table, eps, shift)
+        u = codes.STRATEGIES.get(strategy)(space, table)
+        if u is None:  # plain rounding may miss at this step; the others never do
+            assert strategy == "round"
+            continue
+        assert np.all((u >= space.uL) & (u <= space.uH)) and u.max() < 2 ** space.m
+
+
+def test_dont_care_filling_respects_cares_and_merges():
+    val = np.array([0, 1, 0, 0, 0, 1, 0, 0], bool)
+    care = np.array([1, 1, 0, 0, 0, 0, 1, 1], bool)
+    out = codes.fill_dont_cares(val, care)
+    assert np.all(out[care] == val[care])
+    # halves [0,1,?,?] and [?,?,0,0] are compatible: the column ignores the top variable
+    np.testing.assert_array_equal(out[:4], out[4:])
+
+
+@pytest.mark.parametrize("name,fn", [("product", lambda a, b: a * b), ("absdiff", lambda a, b: abs(a - b))])
+def test_grid_arithmetic_at_eps_zero_is_exact(name, fn):
+    target = make_function(name)
+    result = search(target, 0.0, domain="grid", methods=["table", "abc"], bits=4)
+    best = result.best
+    assert best is not None and best.max_error == 0.0
+    u = output_codes(best.circuit)
+    y = best.circuit.decoder.decode(u)
+    c = np.arange(256)
+    np.testing.assert_array_equal(y, fn((c >> 4) / 16, (c & 15) / 16))
+
+
+def test_abc_is_never_below_the_exact_minimum():
+    checked = 0
+    for seed, s, eps in [(0, 1.0, 0.35), (2, 1.0, 0.35), (3, 1.0, 0.35), (0, 0.5, 0.45), (2, 0.5, 0.45)]:
+        target = make_function("holder_random", d=1, s=s, seed=seed)
+        table = target.table(3)
+        space = codes.code_space(table, eps, codes.coarsest_shift(table, eps))
+        ex = METHODS.get("exact")(Problem(target, table, eps, space, deadline=time.monotonic() + 120))[0]
+        assert ex.optimal and ex.verified
+        for a in METHODS.get("abc")(Problem(target, table, eps, space, deadline=time.monotonic() + 120)):
+            assert a.gates >= ex.gates
+        checked += 1
+    assert checked == 5
+
+
+def test_exact_uses_the_eps_relation_not_one_rounding():
+    # the top 3 bits of a 4-bit x^2: one output step of allowed error cuts the minimum by more than half.
+    x = np.arange(16)
+    u = (x * x) >> 5
+    from htmc.exact import exact_synthesis
+    strict = exact_synthesis(4, [np.array([v]) for v in u], 3, budget_s=120)
+    loose = exact_synthesis(4, [np.arange(max(0, v - 1), min(7, v + 1) + 1) for v in u], 3, budget_s=120)
+    assert strict.optimal and loose.optimal
+    assert strict.gates == 7 and loose.gates * 2 < strict.gates
+
+
+def test_unknown_names_suggest_the_right_one():
+    with pytest.raises(UnknownNameError, match="did you mean 'holder_random'"):
+        make_function("holder_randm")
+    with pytest.raises(ValueError, match="did you mean 'freq'"):
+        make_function("sin", frq=2)
+    with pytest.raises(UnknownNameError, match="did you mean 'abc'"):
+        search(make_function("sin"), 0.1, methods=["acb"])
+
+
+def test_eps_zero_on_box_and_negative_eps_are_clear_errors():
+    with pytest.raises(ValueError, match="box"):
+        search(make_function("sin"), 0.0)
+    with pytest.raises(ValueError, match="eps must be >= 0"):
+        search(make_function("sin"), -0.1)
