@@ -42,3 +42,81 @@ def test_synth_saves_blif(tmp_path):
     from htmc.blif import read_blif
     from htmc.circuit import output_codes
     assert list(output_codes(read_blif(out.read_text()))) == [0, 0, 0, 1, 0, 1, 1, 1]
+
+
+SEARCH_KEYS = {"function", "params", "eps", "gates", "aig_nodes", "max_error", "bits_in", "bits_out", "method",
+               "verified", "seconds"}
+
+
+def test_search_json_contract(tmp_path):
+    out = tmp_path / "sin.blif"
+    p = htmc("circuit", "search", "sin", "--param", "freq=1", "--eps", "0.05", "--methods", "abc,table",
+             "--budget-s", "30", "--save", str(out), "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert SEARCH_KEYS <= set(d) and d["verified"] and d["max_error"] <= 0.05
+    assert d["params"] == {"freq": 1.0} and d["method"] in ("abc", "table")
+    from htmc.blif import read_blif
+    assert read_blif(out).size == d["gates"]
+
+
+def test_ladder_json_contract_and_plot(tmp_path):
+    png = tmp_path / "ladder.png"
+    p = htmc("circuit", "ladder", "holder_random", "--param", "s=1", "--eps0", "0.25", "--steps", "3",
+             "--methods", "abc", "--budget-s", "30", "--plot", str(png), "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert {"points", "gamma", "gamma_ci", "c", "polylog", "preferred_model", "htmc_norm"} <= set(d)
+    assert len(d["points"]) == 3 and all(SEARCH_KEYS <= set(pt) for pt in d["points"])
+    assert all(pt["max_error"] <= pt["eps"] for pt in d["points"])
+    assert d["gamma"] > 0 and set(d["htmc_norm"]) == {"2", "3", "4"}
+    assert png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["circuit", "search", "holder_randm", "--eps", "0.1"], "did you mean 'holder_random'"),
+    (["circuit", "search", "sin", "--param", "frq=2", "--eps", "0.1"], "did you mean 'freq'"),
+    (["circuit", "search", "sin", "--eps", "0.1", "--methods", "acb"], "did you mean 'abc'"),
+    (["circuit", "search", "sin", "--eps", "-0.1"], "eps must be >= 0"),
+    (["circuit", "search", "sin", "--eps", "0"], "box"),
+    (["circuit", "search", "sin", "--eps", "0.1", "--param", "freq"], "key=value"),
+    (["circuit", "ladder", "sin", "--eps0", "0.1", "--steps", "1"], "--steps >= 2"),
+    (["circuit", "search", "cube", "--plugin", "/nonexistent/x.py", "--eps", "0.1"], "does not exist"),
+])
+def test_bad_search_input_is_a_clear_error(args, needle):
+    p = htmc(*args)
+    assert p.returncode == 2 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+PLUGIN = '''
+import numpy as np
+from htmc.functions import Target, cell_bounds, register_function
+
+@register_function("cube", version="1")
+class Cube(Target):
+    """x^3 on [0,1]: monotone, so exact ranges."""
+    d = 1
+    gamma_theory = None
+
+    def __init__(self, scale=1.0):
+        self.params = {"scale": float(scale)}
+
+    def _eval(self, x):
+        return self.params["scale"] * x[:, 0] ** 3
+
+    def _ranges(self, k):
+        a, b = cell_bounds(self.d, k)
+        return self._eval(a), self._eval(b)
+'''
+
+
+def test_plugin_function_from_the_command_line(tmp_path):
+    plugin = tmp_path / "myfuncs.py"
+    plugin.write_text(PLUGIN)
+    p = htmc("circuit", "search", "cube", "--plugin", str(plugin), "--param", "scale=0.5", "--eps", "0.02",
+             "--methods", "abc", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert d["function"] == "cube" and d["verified"] and d["max_error"] <= 0.02
+    p = htmc("functions", "list", "--plugin", str(plugin), "--json")
+    assert "cube" in {r["name"] for r in json.loads(p.stdout)}
