@@ -51,7 +51,7 @@ SEARCH_KEYS = {"function", "params", "eps", "gates", "aig_nodes", "max_error", "
 def test_search_json_contract(tmp_path):
     out = tmp_path / "sin.blif"
     p = htmc("circuit", "search", "sin", "--param", "freq=1", "--eps", "0.05", "--methods", "abc,table",
-             "--budget-s", "30", "--save", str(out), "--json")
+             "--budget-s", "30", "--quick", "--save", str(out), "--json")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
     assert SEARCH_KEYS <= set(d) and d["verified"] and d["max_error"] <= 0.05
@@ -63,7 +63,7 @@ def test_search_json_contract(tmp_path):
 def test_ladder_json_contract_and_plot(tmp_path):
     png = tmp_path / "ladder.png"
     p = htmc("circuit", "ladder", "holder_random", "--param", "s=1", "--eps0", "0.25", "--steps", "3",
-             "--methods", "abc", "--budget-s", "30", "--plot", str(png), "--json")
+             "--methods", "abc", "--budget-s", "30", "--quick", "--plot", str(png), "--json")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
     assert {"points", "gamma", "gamma_ci", "c", "polylog", "preferred_model", "htmc_norm"} <= set(d)
@@ -114,7 +114,7 @@ def test_plugin_function_from_the_command_line(tmp_path):
     plugin = tmp_path / "myfuncs.py"
     plugin.write_text(PLUGIN)
     p = htmc("circuit", "search", "cube", "--plugin", str(plugin), "--param", "scale=0.5", "--eps", "0.02",
-             "--methods", "abc", "--json")
+             "--methods", "abc", "--quick", "--json")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
     assert d["function"] == "cube" and d["verified"] and d["max_error"] <= 0.02

@@ -15,7 +15,7 @@ from htmc.search import METHODS, Problem, search
 from htmc.verify import verify
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), s=st.sampled_from([0.5, 0.75, 1.0]),
        eps=st.floats(0.06, 0.5))
 def test_every_reported_circuit_meets_eps(seed, s, eps):
