@@ -40,7 +40,10 @@ def _l1(t: torch.Tensor) -> torch.Tensor:
 
 @register_norm("l1", version="1")
 def l1(params: Params) -> torch.Tensor:
-    """Σ|θ| over all weights and biases: ‖W_in‖_1 + ‖b_in‖_1 + Σ_l (‖A_l‖_1 + ‖B_l‖_1 + ‖c_l‖_1) + ‖W_out‖_1 + |b_out|."""
+    """Σ|θ| over all weights and biases:
+
+    ‖W_in‖_1 + ‖b_in‖_1 + Σ_l (‖A_l‖_1 + ‖B_l‖_1 + ‖c_l‖_1) + ‖W_out‖_1 + |b_out|.
+    """
     return sum(_l1(params[k]) for k in PARAM_NAMES)
 
 

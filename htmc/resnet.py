@@ -5,7 +5,7 @@
     f(x)    = W_out h_L + b_out                     (scalar)
 
 Parameters are a dict of tensors whose leading dimension B indexes independent nets of the same shape
-(PARAM_SHAPES below); a single net is B = 1. Every operation is batched over B with torch.baddbmm / torch.bmm, so
+(param_shapes below); a single net is B = 1. Every operation is batched over B with torch.baddbmm / torch.bmm, so
 B nets cost one kernel launch per layer instead of B (this is what makes many small models fast, DESIGN §2.4
 "Batched training").
 
@@ -22,10 +22,8 @@ import torch
 
 from htmc.registry import check_positive
 
-# Order matters: it is the order of the flat layout and of random draws in init_params.
+# Order matters: it is the order of the flat layout (Layout) and of to_numpy/from_numpy.
 PARAM_NAMES = ("W_in", "b_in", "A", "B", "c", "W_out", "b_out")
-WEIGHT_NAMES = ("W_in", "A", "B", "W_out")
-BIAS_NAMES = ("b_in", "c", "b_out")
 
 Params = dict[str, torch.Tensor]
 
@@ -87,13 +85,6 @@ class Layout:
         B = params["W_in"].shape[0]
         return torch.cat([params[k].reshape(B, -1) for k in PARAM_NAMES], dim=1)
 
-    def mask(self, names: tuple[str, ...], device=None, dtype=torch.bool) -> torch.Tensor:
-        """(n_params,) indicator of the entries that belong to the named parameters."""
-        m = torch.zeros(self.n_params, dtype=dtype, device=device)
-        for k in names:
-            m[self.slices[k]] = 1
-        return m
-
 
 def layout_of(params: Params) -> Layout:
     """Read (d, width, depth, rank) off a parameter dict."""
@@ -108,18 +99,36 @@ def _uniform(gen: torch.Generator, shape, bound: float) -> torch.Tensor:
 def init_one(d: int, width: int, depth: int, rank: int, seed: int) -> dict[str, torch.Tensor]:
     """One net's initial parameters (float64, CPU, no batch dim), a function of its seed only.
 
-    Scales follow torch.nn.Linear's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias, except that
-    each residual branch's output A_l is further scaled by 1/sqrt(L) so that the residual stream stays O(1) with
-    depth (the depth scaling of residual branches argued for in Fixup, Zhang, Dauphin & Ma, ICLR 2019).
-    Draws happen on CPU in float64 in PARAM_NAMES order and are then cast, so that a net's initial values do not
-    depend on the batch it is in, the dtype's RNG path, or the device.
+    Weights follow torch.nn.Linear's default scale U(-1/sqrt(fan_in), 1/sqrt(fan_in)), except that each residual
+    branch's output A_l is further scaled by 1/sqrt(L) so that the residual stream stays O(1) with depth (the
+    depth scaling of residual branches of Fixup, Zhang, Dauphin & Ma, ICLR 2019). b_out is drawn like a
+    Linear bias. The other biases place every relu kink inside the domain [0,1]^d, as Steinwart ("A sober look
+    at neural network initializations", arXiv:1903.11482, 2019) argues: with random biases most kinks of a
+    low-dimensional net start outside the domain, where the unit is dead or affine on all of it, and gradient
+    descent rarely moves them in (nets then get stuck at the best affine fit). So:
+      b_in    = -W_in (1/2, ..., 1/2): h_0 = W_in (x - 1/2) is centred on the domain (input centring, LeCun et
+                al., "Efficient BackProp", 1998, §4.3);
+      c_{l,i} = -B_l[i,:] h_l(z_{l,i}) for an anchor z_{l,i} uniform in [0,1]^d, so unit i's hyperplane
+                passes through z_{l,i} and the unit is active on part of the domain.
+    All draws happen on CPU in float64 in a fixed order and are then cast by the caller, so a net's initial
+    values do not depend on the batch it is in, the dtype or the device.
     """
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     sh = param_shapes(d, width, depth, rank)
-    bound = {"W_in": 1 / math.sqrt(d), "b_in": 1 / math.sqrt(d),
-             "A": 1 / math.sqrt(rank * depth), "B": 1 / math.sqrt(width), "c": 1 / math.sqrt(width),
-             "W_out": 1 / math.sqrt(width), "b_out": 1 / math.sqrt(width)}
-    return {k: _uniform(gen, sh[k], bound[k]) for k in PARAM_NAMES}
+    p = {"W_in": _uniform(gen, sh["W_in"], 1 / math.sqrt(d)),
+         "A": _uniform(gen, sh["A"], 1 / math.sqrt(rank * depth)),
+         "B": _uniform(gen, sh["B"], 1 / math.sqrt(width)),
+         "W_out": _uniform(gen, sh["W_out"], 1 / math.sqrt(width)),
+         "b_out": _uniform(gen, sh["b_out"], 1 / math.sqrt(width))}
+    anchors = torch.rand((depth, rank, d), generator=gen, dtype=torch.float64)
+    p["b_in"] = -0.5 * p["W_in"].sum(1)
+    p["c"] = torch.zeros(sh["c"], dtype=torch.float64)
+    for l in range(depth):
+        h = anchors[l] @ p["W_in"].T + p["b_in"]                    # h_0 at the r anchors of block l
+        for m in range(l):
+            h = h + torch.relu(h @ p["B"][m].T + p["c"][m]) @ p["A"][m].T
+        p["c"][l] = -(p["B"][l] * h).sum(1)                          # row i: -B_l[i,:] . h_l(z_{l,i})
+    return {k: p[k] for k in PARAM_NAMES}
 
 
 def init_params(d: int, width: int, depth: int, rank: int, batch_seeds: list[int],
@@ -159,10 +168,14 @@ def forward(params: Params, x: torch.Tensor, return_intermediates: bool = False)
     # baddbmm(bias, a, b) = bias + a @ b, fused; weights are stored (out, in) so they enter transposed.
     h = torch.baddbmm(params["b_in"].unsqueeze(1), x, W_in.transpose(1, 2))
     hs, pres = [h], []
-    A, Bm, c = params["A"], params["B"], params["c"]
-    for l in range(A.shape[1]):
-        pre = torch.baddbmm(c[:, l].unsqueeze(1), h, Bm[:, l].transpose(1, 2))
-        h = torch.baddbmm(h, torch.relu(pre), A[:, l].transpose(1, 2))
+    # unbind once (one backward node that stacks the L gradients) rather than index A[:, l] per block (L nodes,
+    # each allocating a full-size zero gradient); this matters when one small net's step is overhead-bound.
+    As = params["A"].transpose(2, 3).unbind(1)          # A_l^T  (B, r, w)
+    Bs = params["B"].transpose(2, 3).unbind(1)          # B_l^T  (B, w, r)
+    cs = params["c"].unsqueeze(2).unbind(1)             # c_l    (B, 1, r)
+    for A_t, B_t, c in zip(As, Bs, cs):
+        pre = torch.baddbmm(c, h, B_t)
+        h = torch.baddbmm(h, torch.relu(pre), A_t)
         if return_intermediates:
             hs.append(h)
             pres.append(pre)

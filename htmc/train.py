@@ -6,10 +6,16 @@ live in one (B, P) tensor (htmc.resnet.Layout), the forward pass is batched matr
 ∂loss/∂θ_b is exactly the gradient net b would get alone (not scaled by B), and Adam and the proximal steps are
 elementwise, so each net follows the trajectory it would follow alone, up to floating-point summation order.
 
-Proximal steps (proximal gradient, Parikh & Boyd, "Proximal Algorithms" 2014, §6.5.2 soft thresholding; used
-after an Adam step as in "ProxSGD", Yang et al., ICLR 2020). Let t = lr·λ (per net):
+Proximal steps (proximal gradient: Parikh & Boyd, "Proximal Algorithms", 2014, §4.2 and §6.5.2). The Adam step
+θ <- θ - lr m̂/(sqrt(v̂) + eps) is a gradient step in the diagonal metric D = diag(sqrt(v̂) + eps)/lr, so the matching
+proximal step for λ·R soft-thresholds coordinate j by t_j = lr·λ/(sqrt(v̂_j) + eps) (prox="adam", the default;
+the adaptive proximal methods of Yun, Lozano & Yang, "Adaptive Proximal Gradient Methods for Structured Neural
+Networks", NeurIPS 2021). Its fixed points (where m̂ equals the gradient) satisfy the optimality condition of
+MSE + λ·R: a weight stays at 0 exactly when |∂MSE/∂θ_j| <= λ (for l1), so λ is in the units of the loss.
+prox="plain" thresholds by t = lr·λ instead, as for SGD; after Adam's normalised steps (each ~lr) that penalty no
+longer corresponds to λ·R (a weight with any steady gradient survives every λ < 1), so it is kept for comparison.
   l1          R = Σ|θ| over ALL weights and biases (DESIGN §2.4 `l1`), so every entry, biases included, is
-              soft-thresholded by t: θ <- sign(θ) max(|θ| - t, 0). This is the exact prox of t·R.
+              soft-thresholded: θ <- sign(θ) max(|θ| - t, 0). This is the exact prox of R in the step's metric.
   block_path  R = Σ_l Σ_i ‖A_l[:,i]‖_1 (‖B_l[i,:]‖_1 + |c_{l,i}|) + ‖W_in‖_1 + ‖W_out‖_1 is not separable, so
               we take the exact prox of its linearisation at the current point: R is a sum of products of
               absolute values; freezing the other factor of each product leaves a weighted ℓ1 norm whose prox is
@@ -17,7 +23,7 @@ after an Adam step as in "ProxSGD", Yang et al., ICLR 2020). Let t = lr·λ (per
                 κ = ‖B_l[i,:]‖_1 + |c_{l,i}|  for A_l[j,i],      κ = ‖A_l[:,i]‖_1  for B_l[i,k] and c_{l,i},
                 κ = 1 for W_in and W_out,                         κ = 0 for b_in and b_out (not in R).
               κ is computed from the post-Adam point and all entries are updated at once.
-Both give exact zeros. The threshold is not preconditioned by Adam's second moment (a plain proximal step).
+Both give exact zeros (soft-thresholding returns 0.0 for |θ| <= threshold).
 
 After training, dead hidden units are removed without changing f (prune_dead_units), so that nnz and the norms
 describe the function that was learned, not the optimiser's leftovers.
@@ -38,6 +44,7 @@ from htmc.resnet import Layout, Params, forward, init_params, nnz, to_numpy
 
 TRAIN_VERSION = "1"
 REGS = ("l1", "block_path")
+PROX_METRICS = ("adam", "plain")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # Adam's defaults (Kingma & Ba 2015; torch.optim.Adam).
 BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
@@ -65,6 +72,7 @@ class TrainConfig:
     rank: int
     lam: float
     reg: str = "l1"
+    prox: str = "adam"           # threshold metric: "adam" (lr·λ / Adam's denominator) or "plain" (lr·λ)
     steps: int = 1000
     lr: float = 1e-3
     seed: int = 0
@@ -82,13 +90,15 @@ class TrainConfig:
         _check_real("lr", self.lr)
         if self.reg not in REGS:
             raise UnknownNameError(f"unknown reg '{self.reg}': {did_you_mean(str(self.reg), list(REGS))}")
+        if self.prox not in PROX_METRICS:
+            raise UnknownNameError(f"unknown prox '{self.prox}': {did_you_mean(str(self.prox), list(PROX_METRICS))}")
         if self.dtype not in DTYPES:
             raise UnknownNameError(f"unknown dtype '{self.dtype}': {did_you_mean(str(self.dtype), list(DTYPES))}")
         dev = str(self.device)
         if dev != "cpu" and not dev.startswith("cuda"):
             raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}")
         if dev.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError(f"device {dev!r} requested but torch.cuda.is_available() is False "
+            raise ValueError(f"device {dev!r} requested but torch.cuda.is_available() is False "
                                f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use device='cpu'")
 
 
@@ -172,7 +182,7 @@ def block_path_weights(layout: Layout, flat: torch.Tensor) -> torch.Tensor:
 
 
 def prox_(reg: str, layout: Layout, flat: torch.Tensor, t: torch.Tensor) -> None:
-    """Proximal step for t·R in place; t is (B, 1) = lr·λ per net."""
+    """Proximal step for t·R in place; t broadcasts against flat: (B, 1) (lr·λ per net) or (B, P) (per entry)."""
     if reg == "l1":
         soft_threshold_(flat, t)
     elif reg == "block_path":
@@ -217,22 +227,49 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _adam_prox_step(flat, g, m, v, step: int, lr, thr, rows: dict, layout: Layout) -> None:
+    """One Adam step (same update as torch.optim.Adam, written out so that lr may differ per net) and then the
+    proximal step of each row's reg, in place. lr, thr: (B, 1); rows: per-net masks, see _Batch."""
+    m.mul_(BETA1).add_(g, alpha=1 - BETA1)
+    v.mul_(BETA2).addcmul_(g, g, value=1 - BETA2)
+    denom = (v / (1 - BETA2 ** step)).sqrt_().add_(ADAM_EPS)
+    flat.sub_(lr / (1 - BETA1 ** step) * m / denom)
+    # Threshold lr·λ/denom (Adam's metric) or lr·λ (plain); see the module docstring.
+    adam = rows["adam"]
+    t = thr / denom if adam is True else thr if adam is False else torch.where(adam, thr / denom, thr)
+    if len(rows["reg"]) == 1:
+        prox_(next(iter(rows["reg"])), layout, flat, t)
+        return
+    for reg, mask in rows["reg"].items():  # mixed regs in one batch: each row takes its own prox
+        trial = flat.clone()
+        prox_(reg, layout, trial, t)
+        flat.copy_(torch.where(mask, trial, flat))
+
+
+def _rows(configs: list[TrainConfig], device) -> dict:
+    """Which nets use which reg and prox metric: True/False when all or none do, else a (B, 1) bool mask."""
+    def mask(pred):
+        flags = [pred(c) for c in configs]
+        return all(flags) or (any(flags) and torch.tensor(flags, device=device).unsqueeze(1))
+    return {"adam": mask(lambda c: c.prox == "adam"),
+            "reg": {r: mask(lambda c, r=r: c.reg == r) for r in sorted({c.reg for c in configs})}}
+
+
 def train_batch(targets: list[Target], configs: list[TrainConfig]) -> list[TrainResult]:
     """Train len(configs) nets of one shape in one batched computation; one TrainResult per net, in order.
 
-    targets[i] is a numpy function (N, d) -> (N,) for net i. Nets may differ in seed, lam, lr, reg and target.
-    A net whose loss becomes NaN/inf stops there (its parameters are frozen at zero) and is reported as failed;
-    the other nets are unaffected.
+    targets[i] is a numpy function (N, d) -> (N,) for net i. Nets may differ in seed, lam, lr, reg, prox and
+    target. A net whose loss becomes NaN/inf stops there (its parameters are frozen at zero) and is reported as
+    failed; the other nets are unaffected.
     """
     _check_batch(targets, configs)
     c0, B = configs[0], len(configs)
     device, dtype = torch.device(c0.device), DTYPES[c0.dtype]
     layout = Layout(c0.d, c0.width, c0.depth, c0.rank)
-
     xs = [training_points(c.d, c.n_train, c.seed) for c in configs]
     ys = [_eval_target(t, x, i) for i, (t, x) in enumerate(zip(targets, xs))]
     grid = verification_grid(c0.d, c0.grid_points)
-    y_grid = [_eval_target(t, grid, i) for i, t in enumerate(targets)]
+    y_grid = np.stack([_eval_target(t, grid, i) for i, t in enumerate(targets)])
 
     _sync(device)
     t0 = time.perf_counter()
@@ -240,81 +277,76 @@ def train_batch(targets: list[Target], configs: list[TrainConfig]) -> list[Train
     Y = torch.as_tensor(np.stack(ys), dtype=dtype, device=device)                    # (B, N)
     flat = layout.flatten(init_params(c0.d, c0.width, c0.depth, c0.rank, [c.seed for c in configs],
                                       dtype=dtype, device=device)).requires_grad_(True)
-    col = lambda v: torch.tensor(v, dtype=dtype, device=device).unsqueeze(1)  # noqa: E731  per-net (B, 1)
-    lr = col([c.lr for c in configs])
-    thr = lr * col([c.lam for c in configs])
-    regs = sorted({c.reg for c in configs})
-    reg_rows = {r: torch.tensor([c.reg == r for c in configs], device=device) for r in regs}
+    lr = torch.tensor([c.lr for c in configs], dtype=dtype, device=device).unsqueeze(1)
+    thr = lr * torch.tensor([c.lam for c in configs], dtype=dtype, device=device).unsqueeze(1)
+    rows = _rows(configs, device)
     m, v = torch.zeros_like(flat), torch.zeros_like(flat)
     active = torch.ones(B, dtype=torch.bool, device=device)
     fail_step = torch.full((B,), -1, dtype=torch.long, device=device)
     fail_loss = torch.zeros(B, dtype=dtype, device=device)
-    per_loss = torch.zeros(B, dtype=dtype, device=device)
-    steps_done = 0
 
+    # On a GPU, failures are tracked on the device every step (no host sync). On the CPU a sync is free, so the
+    # masking is skipped until some net has actually failed (fewer ops per step for small nets).
+    masking = device.type != "cpu"
+    steps_done = 0
     for step in range(1, c0.steps + 1):
         per_loss = ((forward(layout.views(flat), X) - Y) ** 2).mean(1)             # (B,)
-        with torch.no_grad():  # bookkeeping of failures stays on the device: no host sync per step
-            finite = torch.isfinite(per_loss)
-            newly = active & ~finite
-            fail_step = torch.where(newly, step, fail_step)
-            fail_loss = torch.where(newly, per_loss.detach(), fail_loss)
-            active = active & finite
-        # torch.where, not a product: 0 * nan would be nan. Sum of per-net means: see module docstring.
-        (g,) = torch.autograd.grad(torch.where(active, per_loss, 0.0).sum(), flat)
         with torch.no_grad():
-            keep = active.unsqueeze(1)
-            g = torch.where(keep, g, 0.0)
-            # Adam, written out (same update as torch.optim.Adam) so that lr can differ per net.
-            m.mul_(BETA1).add_(g, alpha=1 - BETA1)
-            v.mul_(BETA2).addcmul_(g, g, value=1 - BETA2)
-            denom = (v / (1 - BETA2 ** step)).sqrt_().add_(ADAM_EPS)
-            flat.sub_(lr / (1 - BETA1 ** step) * m / denom)
-            if len(regs) == 1:
-                prox_(regs[0], layout, flat, thr)
-            else:  # mixed regs in one batch: each row takes its own prox
-                for r in regs:
-                    trial = flat.clone()
-                    prox_(r, layout, trial, thr)
-                    flat.copy_(torch.where(reg_rows[r].unsqueeze(1), trial, flat))
-            flat.masked_fill_(~keep, 0.0)  # a failed net stays at 0 so its forward pass stays finite
+            finite = torch.isfinite(per_loss)
+            masking = masking or not bool(finite.all())
+            if masking:
+                newly = active & ~finite
+                fail_step = torch.where(newly, step, fail_step)
+                fail_loss = torch.where(newly, per_loss.detach(), fail_loss)
+                active = active & finite
+        # torch.where, not a product: 0 * nan would be nan. Sum of per-net means: see the module docstring.
+        (g,) = torch.autograd.grad(torch.where(active, per_loss, 0.0).sum() if masking else per_loss.sum(), flat)
+        with torch.no_grad():
+            if masking:
+                g = torch.where(active.unsqueeze(1), g, 0.0)
+            _adam_prox_step(flat, g, m, v, step, lr, thr, rows, layout)
+            if masking:  # a failed net stays at 0 so that its forward pass stays finite
+                flat.masked_fill_(~active.unsqueeze(1), 0.0)
         steps_done = step
-        if device.type == "cpu" or step % 50 == 0:  # early exit when every net failed (a sync on GPU)
-            if not bool(active.any()):
-                break
+        if masking and (device.type == "cpu" or step % 50 == 0) and not bool(active.any()):
+            break  # every net failed (on a GPU this is a sync, hence only every 50 steps)
 
     with torch.no_grad():
         params = {k: t.detach().clone() for k, t in layout.views(flat).items()}
         prune_dead_units(params)
         f_grid = torch.cat([forward(params, torch.as_tensor(chunk, dtype=dtype, device=device))
                             for chunk in np.array_split(grid, max(1, len(grid) // 8192))], dim=1)
-        err = f_grid.double().cpu().numpy() - np.stack(y_grid)
-        norms = {k: t.double().cpu().numpy() for k, t in all_norms(params).items()}
-        counts = nnz(params).cpu().numpy()
-        final_mse = ((forward(params, X) - Y) ** 2).mean(1).double().cpu().numpy()
-        active_np, fail_step_np, fail_loss_np = (t.cpu().numpy() for t in (active, fail_step, fail_loss))
+        out = {"err": f_grid.double().cpu().numpy() - y_grid,
+               "norms": {k: t.double().cpu().numpy() for k, t in all_norms(params).items()},
+               "nnz": nnz(params).cpu().numpy(),
+               "mse": ((forward(params, X) - Y) ** 2).mean(1).double().cpu().numpy(),
+               "active": active.cpu().numpy(), "fail_step": fail_step.cpu().numpy(),
+               "fail_loss": fail_loss.cpu().numpy()}
     _sync(device)
     wall = time.perf_counter() - t0
     dev_name = str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})"
+    common = dict(n_params=layout.n_params, seconds=wall / B, batch_seconds=wall, batch_size=B, device=dev_name,
+                  norm_versions=norm_versions())
+    return [_result(i, c, out, params, steps_done, common) for i, c in enumerate(configs)]
 
-    versions = norm_versions()
-    results = []
-    for i, c in enumerate(configs):
-        common = dict(config=c, n_params=layout.n_params, seconds=wall / B, batch_seconds=wall,
-                      batch_size=B, device=dev_name, norm_versions=versions)
-        ok = bool(active_np[i]) and np.all(np.isfinite(err[i])) and np.isfinite(final_mse[i])
-        if not ok:
-            at = int(fail_step_np[i]) if fail_step_np[i] > 0 else steps_done
-            results.append(TrainResult(status="failed", steps=at, **common, error=(
-                f"training diverged: loss became {float(fail_loss_np[i])} at step {at} "
-                f"(lr={c.lr}, lam={c.lam}, reg={c.reg}); lower lr")))
-            continue
-        results.append(TrainResult(
-            status="ok", steps=steps_done, **common,
-            sup_error=float(np.abs(err[i]).max()), rms_error=float(np.sqrt(np.mean(err[i] ** 2))),
-            train_mse=float(final_mse[i]), norms={k: float(n[i]) for k, n in norms.items()},
-            nnz=int(counts[i]), params=to_numpy(params, i)))
-    return results
+
+def _result(i: int, c: TrainConfig, out: dict, params: Params, steps_done: int, common: dict) -> TrainResult:
+    """Net i's TrainResult from the batch's evaluation `out`; no numbers for a failed net, only the reason."""
+    if not out["active"][i]:
+        at = int(out["fail_step"][i])
+        return TrainResult(config=c, status="failed", steps=at, **common, error=(
+            f"training diverged: loss became {float(out['fail_loss'][i])} at step {at} "
+            f"(lr={c.lr}, lam={c.lam}, reg={c.reg}); lower lr"))
+    err = out["err"][i]
+    if not (np.all(np.isfinite(err)) and np.isfinite(out["mse"][i])):
+        return TrainResult(config=c, status="failed", steps=steps_done, **common, error=(
+            f"trained net gives non-finite values on the verification grid or training points after "
+            f"{steps_done} steps (lr={c.lr}, lam={c.lam}); lower lr"))
+    return TrainResult(
+        config=c, status="ok", steps=steps_done, **common,
+        sup_error=float(np.abs(err).max()), rms_error=float(np.sqrt(np.mean(err ** 2))),
+        train_mse=float(out["mse"][i]), norms={k: float(n[i]) for k, n in out["norms"].items()},
+        nnz=int(out["nnz"][i]), params=to_numpy(params, i))
 
 
 def train_one(target: Target, config: TrainConfig) -> TrainResult:

@@ -239,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plugin", action="append", metavar="FILE.py", help="register functions from this file first")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_functions_list)
+
+    from jobs.resnet_cli import add_resnet_commands
+    add_resnet_commands(sub)
     return parser
 
 

@@ -1,0 +1,415 @@
+"""Compiling a trained ResNet (DESIGN §2.4) to a verified binary circuit (DESIGN §2.1, §2.2).
+
+The net's parameters are quantized to fixed point, its forward pass becomes integer arithmetic, and that
+arithmetic is emitted as a B2 netlist with htmc.arith: constant multiplications by shift-and-add with canonical
+signed digits, one bit heap per neuron, ReLU from the sign bit, residual adds fused into the block's heap.
+ABC then optimizes the netlist, and htmc.verify measures its error against the TARGET's interval table over all
+2^(d k) input codes, like every other circuit. The gate count is an upper bound on C(f, eps) (the sandwich link).
+
+Fixed-point plan (all integers; F_w = w_bits, F_a = a_bits; q(v, F) = round(v 2^F)):
+- Input. The cell code of coordinate j, z_j in [0, 2^k), enters as the k input bits of that coordinate's block
+  (htmc.table's cell-index convention). On the `box` domain the net is evaluated at the cell's midpoint
+  x_j = (2 z_j + 1) 2^-(k+1): the constant 1 is one more input bit, always TRUE, so it costs no gates and the
+  midpoint is exact. On `grid`, x_j = z_j 2^-k. fx = k+1 (box) or k (grid) fraction bits.
+- Weights and biases: q(., F_w). Zero weights emit nothing, so a sparser net compiles to fewer gates.
+- h_0[i]   = R_{F_w+fx-F_a}( sum_j W_in[i,j] z'_j + b_in[i] 2^fx )                       (F_a fraction bits)
+- p_l[i]   = R_{F_w}( sum_j B_l[i,j] h_l[j] + c_l[i] 2^F_a ),   r_l = max(p_l, 0)       (F_a fraction bits)
+- h_{l+1}  = R_{F_w}( h_l 2^F_w + sum_i A_l[:,i] r_l[i] )        (residual add fused into the heap)
+- y        = R_{F_w}( sum_j W_out[j] h_L[j] + b_out 2^F_a )                              (F_a fraction bits)
+  with R_D(s) = floor((s + 2^(D-1)) / 2^D) (round half up; the half is a constant in the heap, nearly free)
+  for D > 0, and s 2^-D for D <= 0.
+- Output: u = y - min y (unsigned), decoder (offset = min y 2^-F_a, shift = F_a): the minimum moves into the free
+  decoder, so no output bit is spent on a sign.
+Every vector's bit width is read off the exact range of its integer over all input codes, which `emulate`
+computes in numpy (the input space is enumerated anyway for verification). Hence the netlist computes exactly
+the emulated integers: `emulate` rejects bit choices before any gate is built, and the verifier has the last word.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .abc import AbcError
+from .arith import FALSE, TRUE, BitHeap, CircuitBuilder, digits_csd, optimize_with_abc, value_width
+from .circuit import Circuit
+from .resnet import PARAM_NAMES, forward_numpy
+from .table import Decoder, IntervalTable, cell_index_grid
+from .verify import Verification, VerificationError, verify
+
+COMPILE_VERSION = "1"
+MAX_INPUTS = 16           # exhaustive emulation and verification: 2^16 cells at most by default
+MAX_ENUM_INPUTS = 24      # hard limit: every function here enumerates all 2^(d k) input codes
+DEFAULT_BITS = range(2, 17)
+METHODS = ("fused", "const_mul")
+ABC_CANDIDATES = 2        # the few smallest raw netlists that go through ABC in compile_search
+MIN_ABC_S = 10            # ABC gets at least this long, even when the search budget is nearly spent
+_INT_LIMIT = 1 << 62      # emulation runs in int64; anything larger is rejected with a clear message
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Quantization and bit-exact emulation
+# --------------------------------------------------------------------------------------------------------------
+
+def _check_net(net: dict[str, np.ndarray], table: IntervalTable) -> None:
+    if table.n_inputs > MAX_ENUM_INPUTS:
+        raise ValueError(f"table has {table.n_inputs} input bits (d={table.d}, k={table.k}); compiling enumerates "
+                         f"every input code: keep d*k <= {MAX_INPUTS} (at most {MAX_ENUM_INPUTS})")
+    missing = [k for k in PARAM_NAMES if k not in net]
+    if missing:
+        raise ValueError(f"net is missing parameters {missing}; expected htmc.resnet.to_numpy's keys {PARAM_NAMES}")
+    d = np.asarray(net["W_in"]).shape[1]
+    if d != table.d:
+        raise ValueError(f"net has input dimension {d} but the table has d={table.d}")
+    for k in PARAM_NAMES:
+        if not np.all(np.isfinite(np.asarray(net[k], dtype=np.float64))):
+            raise ValueError(f"net parameter {k} has non-finite entries")
+
+
+def _check_bits(w_bits: int, a_bits: int) -> None:
+    for name, v in (("w_bits", w_bits), ("a_bits", a_bits)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {v!r}")
+
+
+def quantize(net: dict[str, np.ndarray], w_bits: int) -> dict[str, np.ndarray]:
+    """Every weight and bias as the integer round(v 2^w_bits) (int64, shapes of htmc.resnet.param_shapes)."""
+    out = {}
+    for k in PARAM_NAMES:
+        v = np.rint(np.asarray(net[k], dtype=np.float64) * 2.0 ** w_bits)
+        if np.any(np.abs(v) >= _INT_LIMIT >> 20):
+            raise ValueError(f"parameter {k} is too large for {w_bits} fraction bits (max |v| = "
+                             f"{np.abs(net[k]).max():.3g})")
+        out[k] = v.astype(np.int64)
+    return out
+
+
+def _frac_in(table: IntervalTable) -> int:
+    return table.k + 1 if table.domain == "box" else table.k
+
+
+def input_codes(table: IntervalTable) -> np.ndarray:
+    """Per cell, the fixed-point input of each coordinate as an integer with _frac_in(table) fraction bits:
+    2 z + 1 (the cell midpoint) on box, z on grid; shape (2^(d k), d), cell-index order."""
+    z = cell_index_grid(table.d, table.k)
+    return 2 * z + 1 if table.domain == "box" else z
+
+
+def cell_points(table: IntervalTable) -> np.ndarray:
+    """The points at which the compiled net is evaluated: the cells' midpoints (box) or grid points (grid)."""
+    return input_codes(table) * 2.0 ** -_frac_in(table)
+
+
+def _round(s: np.ndarray, drop: int) -> np.ndarray:
+    """R_D of the module docstring (floor of s / 2^D + 1/2; exact left shift for D <= 0)."""
+    if drop <= 0:
+        return s << -drop
+    return (s + (1 << (drop - 1))) >> drop
+
+
+def _check_range(name: str, v: np.ndarray) -> None:
+    if v.size and max(abs(int(v.min())), abs(int(v.max()))) >= _INT_LIMIT >> 2:
+        raise ValueError(f"{name} overflows the 64-bit emulation; use fewer bits")
+
+
+@dataclass
+class Emulation:
+    """The quantized net evaluated on every input code, integer for integer what the circuit computes."""
+    w_bits: int
+    a_bits: int
+    q: dict[str, np.ndarray]          # quantized parameters (quantize)
+    h: list[np.ndarray]               # h_l, (N, w) int64, a_bits fraction bits, l = 0..L
+    pre: list[np.ndarray]             # p_l, (N, r) int64 (before relu)
+    y: np.ndarray                     # (N,) int64 output, a_bits fraction bits
+    u: np.ndarray                     # (N,) unsigned output code
+    decoder: Decoder
+    errors: np.ndarray                # per cell, table.errors(decoded value)
+
+    @property
+    def max_error(self) -> float:
+        return float(self.errors.max())
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.decoder.decode(self.u)
+
+
+def emulate(net: dict[str, np.ndarray], table: IntervalTable, w_bits: int, a_bits: int) -> Emulation:
+    """Bit-exact numpy emulation of compile_net(net, table, w_bits, a_bits) over all 2^(d k) input codes."""
+    _check_net(net, table)
+    _check_bits(w_bits, a_bits)
+    q = quantize(net, w_bits)
+    fx = _frac_in(table)
+    x = input_codes(table)
+    acc = x @ q["W_in"].T + (q["b_in"] << fx)
+    h = _round(acc, w_bits + fx - a_bits)
+    _check_range("h_0", h)
+    hs, pres = [h], []
+    for l in range(q["A"].shape[0]):
+        p = _round(h @ q["B"][l].T + (q["c"][l] << a_bits), w_bits)
+        h = h + _round(np.maximum(p, 0) @ q["A"][l].T, w_bits)
+        _check_range(f"h_{l + 1}", h)
+        pres.append(p)
+        hs.append(h)
+    y = _round(h @ q["W_out"][0] + (int(q["b_out"][0]) << a_bits), w_bits)
+    _check_range("the output", y)
+    y_min = int(y.min())
+    decoder = Decoder(y_min * 2.0 ** -a_bits, a_bits)
+    u = y - y_min
+    return Emulation(w_bits, a_bits, q, hs, pres, y, u, decoder, table.errors(decoder.decode(u)))
+
+
+def float_error(net: dict[str, np.ndarray], table: IntervalTable) -> float:
+    """Sup error against the table of the float net evaluated where the circuit evaluates it (cell midpoints on
+    box): the limit of the compiled error as the bits grow. No bit choice can beat it."""
+    _check_net(net, table)
+    return float(table.errors(forward_numpy(net, cell_points(table))).max())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The netlist
+# --------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Vec:
+    """A bit vector with its signedness (htmc.arith conventions: little endian literals)."""
+    bits: list[int]
+    signed: bool
+
+
+def _vec_for(values: np.ndarray) -> tuple[int, int, bool, int]:
+    lo, hi = int(values.min()), int(values.max())
+    signed = lo < 0
+    return lo, hi, signed, value_width(lo, hi, signed)
+
+
+def _add_term(b: CircuitBuilder, heap: BitHeap, v: _Vec, c: int, shift: int, method: str) -> None:
+    """heap += c * v * 2^shift; nothing at all for c = 0 (sparsity saves gates)."""
+    c = int(c)
+    if c == 0 or not v.bits:
+        return
+    if method == "fused":  # every CSD digit of c is one shifted copy of v, straight into the neuron's heap
+        for k, sign in digits_csd(c):
+            heap.add_vector(v.bits, shift=shift + k, signed=v.signed, negative=sign < 0)
+    else:  # a separate constant multiplier (csd or binary, whichever is smaller), then its word joins the heap
+        heap.add_vector(b.const_mul(v.bits, c, signed=v.signed, method="auto"), shift=shift,
+                        signed=v.signed or c < 0)
+
+
+def _close(heap: BitHeap, drop: int, values: np.ndarray) -> _Vec:
+    """R_drop of the heap's sum as a vector wide enough for `values` (its exact range over all inputs)."""
+    lo, hi, signed, width = _vec_for(values)
+    if lo == hi:  # a constant: free
+        return _Vec(CircuitBuilder.const(lo, width), signed)
+    if drop > 0:
+        heap.add_const(1 << (drop - 1))
+        return _Vec(heap.result(width, drop), signed)
+    return _Vec([FALSE] * (-drop) + heap.result(width + drop), signed)
+
+
+def _relu(b: CircuitBuilder, p: _Vec, values: np.ndarray) -> _Vec:
+    """max(p, 0) from the sign bit, cut to the bits its range needs (the bits above are provably 0)."""
+    hi = int(values.max())
+    if hi <= 0:
+        return _Vec([], False)
+    keep = hi.bit_length()
+    if not p.signed:
+        return _Vec(p.bits[:keep], False)
+    return _Vec(b.relu(p.bits)[:keep], False)
+
+
+def compile_net(net: dict[str, np.ndarray], table: IntervalTable, w_bits: int, a_bits: int,
+                optimize: bool = True, method: str = "fused", emulation: Emulation | None = None) -> Circuit:
+    """The B2 circuit of the quantized net (module docstring), decoder set; its output codes equal
+    emulate(...).u on every input. With optimize, ABC post-optimizes it (optimize_with_abc keeps the smaller and
+    checks the function). Not verified here: compile_search and callers run htmc.verify on it."""
+    if method not in METHODS:
+        raise ValueError(f"unknown compile method '{method}': valid choices: {', '.join(METHODS)}")
+    if emulation is not None and (emulation.w_bits, emulation.a_bits) != (w_bits, a_bits):
+        raise ValueError(f"emulation is for w_bits={emulation.w_bits}, a_bits={emulation.a_bits}, "
+                         f"not {w_bits}, {a_bits}")
+    em = emulation if emulation is not None else emulate(net, table, w_bits, a_bits)
+    q, d, k = em.q, table.d, table.k
+    b = CircuitBuilder(table.n_inputs)
+    ins = b.inputs
+    xs = []
+    for j in range(d):  # coordinate j is the block at bits k(d-1-j) .. k(d-j)-1 of the cell index
+        z = ins[k * (d - 1 - j): k * (d - j)]
+        xs.append(_Vec([TRUE] + z if table.domain == "box" else z, False))
+    fx = _frac_in(table)
+
+    h = []
+    for i in range(q["W_in"].shape[0]):
+        heap = b.heap()
+        for j in range(d):
+            _add_term(b, heap, xs[j], q["W_in"][i, j], 0, method)
+        heap.add_const(int(q["b_in"][i]), fx)
+        h.append(_close(heap, w_bits + fx - a_bits, em.h[0][:, i]))
+
+    for l in range(q["A"].shape[0]):
+        r = []
+        for i in range(q["B"].shape[1]):
+            if not np.any(q["A"][l][:, i]):  # nobody reads this unit
+                r.append(_Vec([], False))
+                continue
+            heap = b.heap()
+            for j, hj in enumerate(h):
+                _add_term(b, heap, hj, q["B"][l][i, j], 0, method)
+            heap.add_const(int(q["c"][l][i]), a_bits)
+            r.append(_relu(b, _close(heap, w_bits, em.pre[l][:, i]), em.pre[l][:, i]))
+        new_h = []
+        for j, hj in enumerate(h):
+            if not np.any(q["A"][l][j]):  # the residual passes through untouched
+                new_h.append(hj)
+                continue
+            heap = b.heap()
+            heap.add_vector(hj.bits, shift=w_bits, signed=hj.signed)
+            for i, ri in enumerate(r):
+                _add_term(b, heap, ri, q["A"][l][j, i], 0, method)
+            new_h.append(_close(heap, w_bits, em.h[l + 1][:, j]))
+        h = new_h
+
+    heap = b.heap()
+    for j, hj in enumerate(h):
+        _add_term(b, heap, hj, q["W_out"][0, j], 0, method)
+    y_min = int(em.y.min())
+    heap.add_const(int(q["b_out"][0]), a_bits)
+    heap.add_const(-y_min, w_bits)  # u = y - min y, exact: the shift is a multiple of 2^w_bits
+    u = _close(heap, w_bits, em.u)
+    circuit = b.build(u.bits if u.bits else [FALSE], em.decoder)
+    if optimize and circuit.size:
+        circuit = optimize_with_abc(circuit)
+    return circuit
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Bit search
+# --------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class CompileResult:
+    """Outcome of compile_search. circuit is None when nothing verified; `reason` then says why."""
+    circuit: Circuit | None
+    gates: int | None
+    w_bits: int | None
+    a_bits: int | None
+    max_error: float | None                       # verified error of `circuit` (htmc.verify)
+    seconds: float
+    tried: list[tuple[int, int, float, int | None]] = field(default_factory=list)
+    # (w_bits, a_bits, emulated error, gates of the compiled circuit or None when not built)
+    k: int = 0
+    eps: float = 0.0
+    float_error: float = math.nan                 # the float net's error on the same cells (the floor)
+    aig_nodes: int | None = None
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+    version: str = COMPILE_VERSION
+
+    def to_json(self) -> dict:
+        return {"gates": self.gates, "aig_nodes": self.aig_nodes, "w_bits": self.w_bits, "a_bits": self.a_bits,
+                "k": self.k, "eps": self.eps, "max_error": self.max_error, "float_error": self.float_error,
+                "seconds": self.seconds, "reason": self.reason, "notes": self.notes, "compile_version": self.version,
+                "tried": [list(t) for t in self.tried]}
+
+
+def _pareto_min(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Pairs with no other pair at most as large in both coordinates (the 'fewest bits' choices)."""
+    return [p for p in points if not any(o != p and o[0] <= p[0] and o[1] <= p[1] for o in points)]
+
+
+def compile_search(net: dict[str, np.ndarray], table: IntervalTable, eps: float, bits=DEFAULT_BITS,
+                   budget_s: float = 60, optimize: bool = True, method: str = "fused") -> CompileResult:
+    """Fewest weight and activation bits whose compiled circuit verifies within eps, and the fewest gates.
+
+    1. The float net's error on the cells (float_error) is a floor: above eps, no bits help; return no circuit.
+    2. Emulate (w_bits, a_bits) pairs (cheap, integer numpy) along a staircase that finds exactly the
+       Pareto-minimal pairs within eps: no other pair within eps uses at most as many bits of both kinds.
+    3. Those are built; the ABC_CANDIDATES smallest raw netlists are optimized with ABC (within budget_s),
+       verified, and the one with the fewest gates is returned. tried records every emulated pair with its gates where one was built.
+    The verified error of each built circuit must equal its emulated error (else VerificationError: a bug).
+    """
+    t0 = time.monotonic()
+    if not (isinstance(eps, (int, float, np.floating)) and math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    bits = sorted({int(v) for v in bits})
+    if not bits or bits[0] < 0:
+        raise ValueError(f"bits must be a non-empty set of ints >= 0, got {bits}")
+    fe = float_error(net, table)
+    res = CompileResult(None, None, None, None, None, 0.0, [], table.k, float(eps), fe)
+    if fe > eps:
+        res.reason = (f"the float net itself is too inaccurate: its sup error on the {1 << table.n_inputs} cells "
+                      f"(k={table.k}) is {fe:.6g} > eps={eps:.6g}; no quantization can meet eps")
+        res.seconds = time.monotonic() - t0
+        return res
+
+    # Staircase scan, exact for the Pareto-minimal set without emulating the whole grid: for each w_bits only
+    # the smallest passing a_bits can be minimal, and for a larger w_bits only a_bits below every smaller
+    # w_bits' pass can be (anything else is dominated). No monotonicity of the error is assumed.
+    ems: dict[tuple[int, int], Emulation] = {}
+    errors: dict[tuple[int, int], float] = {}
+    a_limit = math.inf
+    for w in bits:
+        for a in bits:
+            if a >= a_limit or time.monotonic() - t0 > budget_s:
+                break
+            try:
+                em = emulate(net, table, w, a)
+            except ValueError:  # overflow of the 64-bit emulation at this many bits
+                continue
+            errors[(w, a)] = em.max_error
+            if em.max_error <= eps:
+                ems[(w, a)] = em
+                a_limit = a
+                break
+    gates: dict[tuple[int, int], int] = {}
+    passing = [p for p in errors if p in ems]
+    if not passing:
+        res.reason = (f"no (w_bits, a_bits) in {bits[0]}..{bits[-1]} emulates within eps={eps:.6g} (float net "
+                      f"error {fe:.6g}; best quantized {min(errors.values(), default=math.inf):.6g}); allow more bits")
+    else:
+        cands = _pareto_min(passing)
+        raw = {}
+        for p in cands:
+            if time.monotonic() - t0 > budget_s and raw:
+                break
+            raw[p] = compile_net(net, table, *p, optimize=False, method=method, emulation=ems[p])
+        best: tuple[int, tuple[int, int], Circuit, Verification] | None = None
+        for p in sorted(raw, key=lambda p: (raw[p].size, sum(p), p))[:ABC_CANDIDATES]:
+            if best is not None and time.monotonic() - t0 > budget_s:
+                break
+            c = raw[p]
+            if optimize and c.size:
+                try:  # ABC's &dch is the slow step (~30 s at 7k gates) and saves ~5-10%: bounded by the budget
+                    c = optimize_with_abc(c, timeout_s=max(MIN_ABC_S, budget_s - (time.monotonic() - t0)))
+                except AbcError as e:  # past the budget: the raw netlist stands
+                    res.notes.append(f"w_bits={p[0]}, a_bits={p[1]}: ABC skipped ({str(e).splitlines()[0][:120]})")
+            v = verify(c, table)
+            if abs(v.max_error - errors[p]) > 1e-9 * max(1.0, abs(errors[p])):
+                raise VerificationError(f"compiled circuit at w_bits={p[0]}, a_bits={p[1]} has verified error "
+                                        f"{v.max_error:.9g} but its emulation gave {errors[p]:.9g}: a compiler bug")
+            gates[p] = c.size
+            if v.within(eps) and (best is None or (c.size, sum(p)) < (best[0], sum(best[1]))):
+                best = (c.size, p, c, v)
+        if best is not None:
+            size, p, c, v = best
+            res.circuit, res.gates, res.aig_nodes = c, size, c.aig_nodes
+            res.w_bits, res.a_bits, res.max_error = p[0], p[1], v.max_error
+        else:
+            res.reason = "no compiled circuit verified within eps"
+    res.tried = [(w, a, errors[(w, a)], gates.get((w, a))) for (w, a) in sorted(errors)]
+    res.seconds = time.monotonic() - t0
+    return res
+
+
+def default_k(net: dict[str, np.ndarray], target, eps: float, max_inputs: int = MAX_INPUTS,
+              share: float = 0.75) -> int:
+    """Input resolution for compiling: the smallest k (d k <= max_inputs) at which the float net's cell error
+    uses at most `share` of eps (leaving the rest to quantization), else the largest k allowed."""
+    d = target.d
+    k_max = max(1, max_inputs // d)
+    for k in range(1, k_max + 1):
+        if float_error(net, target.table(k, "box")) <= share * eps:
+            return k
+    return k_max

@@ -1,0 +1,131 @@
+"""`htmc resnet train`: argparse wiring and handler. Thin: training is htmc.train, compiling is htmc.compile.
+
+jobs/cli.py's build_parser calls add_resnet_commands(sub). The handler raises ValueError / KeyError for user
+errors (jobs/cli.py prints `htmc: error: ...` and exits 2).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+MAX_COMPILE_INPUTS = 20   # exhaustive verification of 2^(d k) codes; the default k keeps d k <= 16
+
+
+def _check_args(args) -> None:
+    """Fail fast, before any training, on arguments that would only fail later."""
+    if args.compile_eps is not None and not (math.isfinite(args.compile_eps) and args.compile_eps > 0):
+        raise ValueError(f"--compile-eps must be a finite number > 0, got {args.compile_eps!r}")
+    if args.compile_bits is not None and args.compile_bits < 1:
+        raise ValueError(f"--compile-bits must be >= 1, got {args.compile_bits}")
+    if args.compile_bits is not None and args.compile_eps is None:
+        raise ValueError("--compile-bits only applies with --compile-eps")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    dev = str(args.device)
+    if dev != "cpu" and not dev.startswith("cuda"):
+        raise ValueError(f"--device must be 'cpu' or 'cuda' (or 'cuda:N'), got {dev!r}")
+    if dev.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {dev} requested but no CUDA GPU is available here (torch {torch.__version__}, "
+                             f"CUDA build {torch.version.cuda}); use --device cpu")
+
+
+def cmd_resnet_train(args) -> int:
+    import torch
+
+    from htmc.train import TrainConfig, train_one
+    from jobs.cli import _emit, _target  # here, not at the top: jobs/cli.py imports this module
+    _check_args(args)
+    target = _target(args)
+    config = TrainConfig(width=args.width, depth=args.depth, rank=args.rank, lam=args.lam, reg=args.reg,
+                         steps=args.steps, lr=args.lr, seed=args.seed, n_train=args.n_train, d=target.d,
+                         device=args.device, dtype=args.dtype)
+    k = args.compile_bits
+    if k is not None and target.d * k > MAX_COMPILE_INPUTS:
+        raise ValueError(f"--compile-bits {k} gives d*k = {target.d * k} input bits; exhaustive verification "
+                         f"allows at most {MAX_COMPILE_INPUTS}")
+    if args.device == "cpu" and args.threads:
+        torch.set_num_threads(args.threads)
+    result = train_one(target, config)
+    payload = {"function": target.name, "function_version": target.version, "function_params": target.params,
+               "status": result.status, "error": result.error or None, "sup_error": result.sup_error,
+               "rms_error": result.rms_error, "train_mse": result.train_mse, "norms": result.norms,
+               "norm_versions": result.norm_versions, "nnz": result.nnz, "n_params": result.n_params,
+               "params": ({name: v.tolist() for name, v in result.params.items()} if result.params else None),
+               "steps": result.steps, "seconds": result.seconds, "device": result.device,
+               "width": args.width, "depth": args.depth, "rank": args.rank, "lam": args.lam, "reg": args.reg,
+               "lr": args.lr, "seed": args.seed}
+    code = 0 if result.status == "ok" else 1
+    if args.compile_eps is not None:
+        payload.update(_compile(args, target, result))
+        if payload["compiled_gates"] is None:
+            code = 1
+    if args.json:
+        print(json.dumps(payload, sort_keys=True))
+    else:
+        _emit({k: v for k, v in payload.items() if k not in ("params", "norm_versions", "compiled_tried")}, False)
+    return code
+
+
+def _compile(args, target, result) -> dict:
+    from htmc.compile import compile_search, default_k
+    out = {"compiled_gates": None, "compiled_aig_nodes": None, "compiled_bits": None, "compiled_max_error": None,
+           "compiled_float_error": None, "compiled_eps": args.compile_eps, "compiled_reason": None,
+           "compiled_seconds": None, "compiled_tried": None}
+    if result.status != "ok":
+        out["compiled_reason"] = "training failed; nothing to compile"
+        return out
+    k = args.compile_bits or default_k(result.params, target, args.compile_eps)
+    res = compile_search(result.params, target.table(k, "box"), args.compile_eps, budget_s=args.compile_budget_s)
+    out.update({"compiled_gates": res.gates, "compiled_aig_nodes": res.aig_nodes,
+                "compiled_bits": {"w_bits": res.w_bits, "a_bits": res.a_bits, "k": k},
+                "compiled_max_error": res.max_error, "compiled_float_error": res.float_error,
+                "compiled_reason": res.reason or None, "compiled_seconds": res.seconds,
+                "compiled_tried": [list(t) for t in res.tried]})
+    if args.save and res.circuit is not None:
+        from htmc.blif import write_blif
+        Path(args.save).write_text(write_blif(res.circuit))
+    return out
+
+
+def add_resnet_commands(subparsers) -> None:
+    """Add `resnet train` to the top-level subparsers of jobs/cli.py's build_parser."""
+    rn = subparsers.add_parser("resnet", help="train ResNets with weighted-l1 regularization; compile to circuits")
+    rsub = rn.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = rsub.add_parser(
+        "train", help="train one ResNet on a target function, record its norms, optionally compile it",
+        description="Train h_{l+1} = h_l + A_l relu(B_l h_l + c_l) (DESIGN §2.4) by Adam on the MSE plus a "
+                    "proximal lam*R step, R in {l1, block_path}. Reports the sup and RMS error on the "
+                    "verification grid, every registered norm, the nonzeros and the parameters. With "
+                    "--compile-eps, also the fewest-gate verified circuit of the quantized net (htmc.compile). "
+                    "JSON keys: sup_error, rms_error, norms, nnz, params (the trained weights), steps, seconds, "
+                    "device; with --compile-eps also compiled_gates, compiled_bits {w_bits, a_bits, k}, "
+                    "compiled_max_error (null gates: compiled_reason says why).")
+    p.add_argument("function", help="a registered target function (see `htmc functions list`)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="function parameter, repeatable")
+    p.add_argument("--plugin", action="append", metavar="FILE.py",
+                   help="a Python file that registers extra functions or norms (see README)")
+    p.add_argument("--width", type=int, required=True, help="residual stream width w")
+    p.add_argument("--depth", type=int, required=True, help="number of residual blocks L")
+    p.add_argument("--rank", type=int, required=True, help="hidden units per block r")
+    p.add_argument("--lam", type=float, required=True, help="regularization strength lambda (>= 0)")
+    p.add_argument("--reg", default="l1", help="regularizer: l1 or block_path (default l1)")
+    p.add_argument("--steps", type=int, default=1000, help="Adam steps (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialization and training points")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--n-train", type=int, default=1000, help="training points (full batch; default 1000)")
+    p.add_argument("--dtype", default="float32", help="float32 or float64 (default float32)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: these nets are tiny and extra threads only spin)")
+    p.add_argument("--compile-eps", type=float, help="also compile the net to a circuit verified within this eps")
+    p.add_argument("--compile-bits", type=int, metavar="K",
+                   help="input bits per coordinate for compiling (default: smallest k, d*k <= 16, at which the "
+                        "float net uses at most 3/4 of eps)")
+    p.add_argument("--compile-budget-s", type=float, default=60, help="time budget of the bit search (default 60)")
+    p.add_argument("--save", metavar="OUT.blif", help="write the compiled circuit as BLIF")
+    p.add_argument("--json", action="store_true", help="print one JSON object (a stable contract)")
+    p.set_defaults(func=cmd_resnet_train)
