@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from . import codes
-from .abc import synthesize
+from .abc import AbcError, synthesize
 from .circuit import Circuit
 from .exact import exact_synthesis
 from .registry import Registry, did_you_mean
@@ -120,7 +120,13 @@ def _abc(problem: Problem, strategies: list[str], method: str) -> list[Attempt]:
     for name, u in _strategy_codes(problem, strategies):
         if problem.time_left() <= 0:
             break
-        res = synthesize(codes.columns(u, problem.space.m), timeout_s=min(600.0, max(5.0, problem.time_left() + 30)))
+        t0 = time.monotonic()
+        try:
+            res = synthesize(codes.columns(u, problem.space.m),
+                             timeout_s=min(600.0, max(5.0, problem.time_left() + 30)))
+        except AbcError as e:  # a timeout on one strategy must not discard the circuits already verified
+            out.append(_attempt(problem, method, name, None, time.monotonic() - t0, note=str(e).splitlines()[0]))
+            continue
         out.append(_attempt(problem, method, name, res.circuit, res.seconds, aig=res.aig_nodes))
     return out
 
