@@ -162,6 +162,13 @@ def cmd_circuit_ladder(args) -> int:
     return 0
 
 
+def cmd_analyze(args) -> int:
+    from jobs.analyze import main as analyze_main
+    argv = [args.spec] + [x for flag, v in (("--results", args.results), ("--out", args.out),
+                                            ("--tracking-uri", args.tracking_uri)) if v for x in (flag, v)]
+    return analyze_main(argv + (["--no-mlflow"] if args.no_mlflow else []))
+
+
 def _add_function_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("function", help="a registered target function (see `htmc functions list`)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="function parameter, repeatable")
@@ -241,7 +248,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_functions_list)
 
     from jobs.resnet_cli import add_resnet_commands
+    from jobs.sweep_cli import add_sweep_commands
     add_resnet_commands(sub)
+    add_sweep_commands(sub)
+
+    p = sub.add_parser("analyze", help="report of a sweep: fits, phase diagrams, sandwich plots, report.html",
+                       description="Load the sweep's records from its store (local or S3), write the plots, the "
+                                   "summary table and report.html, and log them to the sweep's MLflow parent run.")
+    p.add_argument("spec", help="the sweep spec (YAML)")
+    p.add_argument("--results", help="results location (path or s3://bucket/prefix); default: the spec's")
+    p.add_argument("--out", help="output directory (default reports/<sweep>)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI; default: the spec's")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log the report to MLflow")
+    p.set_defaults(func=cmd_analyze)
     return parser
 
 

@@ -1,0 +1,215 @@
+"""The sweep report: tidy summary tables, the five plots and a static report.html (issue 6). No ray/mlflow/boto3.
+
+    from analysis.report import build_report
+    res = build_report(records, "out/", title="demo")   # records: pyarrow Table or pandas DataFrame
+    res.paths["report"]        # out/report.html; res.paths also names every PNG and summary file
+    res.missing                # what the sweep could not show, and why ([] when nothing is missing)
+
+build_report never raises on empty, partial or odd input: whatever cannot be computed or drawn is listed in
+`missing` and in the report, next to the plot it affects. jobs/analyze loads the records through cluster/'s
+store, calls build_report, and logs `res.paths` as artifacts of the sweep's MLflow parent run.
+"""
+from __future__ import annotations
+
+import html
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from . import aggregate as A
+from . import plots as P
+
+PLOT_FILES = {"ladders": "ladders.png", "phase": "phase.png", "sandwich": "sandwich.png", "pareto": "pareto.png",
+              "convexity": "convexity.png"}
+PLOT_TITLES = {"ladders": "1. Circuit size against 1/ε per function",
+               "phase": "2. Phase diagram of γ̂",
+               "sandwich": "3. Sandwich: circuit size against ResNet norms",
+               "pareto": "4. ResNet norm against achieved error (Pareto frontier over λ)",
+               "convexity": "5. Convexity test: rate of mixtures against the number of parts"}
+
+
+@dataclass
+class ReportResult:
+    paths: dict[str, Path]                 # "report", "summary_json", "summary_parquet", ..., and one per plot drawn
+    summary: A.Summary
+    missing: list[str]
+    plots: dict[str, P.PlotResult] = field(default_factory=dict)
+    seconds: float = 0.0
+    mlflow_run_id: str | None = None       # set by jobs/analyze once cluster/ logged the files
+
+    @property
+    def report(self) -> Path:
+        return self.paths["report"]
+
+
+def _empty_summary(msg: str) -> A.Summary:
+    e = pd.DataFrame()
+    return A.Summary(functions=pd.DataFrame(columns=["function_key", "function", "n_points", "gamma"]), points=e,
+                     nets=e, norm_ranking=pd.DataFrame(columns=["size", "norm"]), convexity=pd.DataFrame(),
+                     phase=pd.DataFrame(), counts={"records": 0, "by_kind": {}}, missing=[msg])
+
+
+def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=A.DEFAULT_GAMMAS,
+                 phase=A.PHASE_DEFAULT, pareto_norm: str | None = None) -> ReportResult:
+    """Summary tables (Parquet + JSON), the five PNG plots and report.html in out_dir. Never raises on the
+    records' content: failures of one part are reported as missing and the rest is still written."""
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        summary = A.summarize(records, gammas=gammas, phase=phase)
+    except Exception as e:  # noqa: BLE001  the report must still say what happened
+        summary = _empty_summary(f"the summary could not be computed: {type(e).__name__}: {e}")
+        traceback.print_exc()
+    missing = list(summary.missing)
+    paths: dict[str, Path] = {}
+    try:
+        paths.update(A.write_summary(summary, out, title=title))
+    except Exception as e:  # noqa: BLE001
+        missing.append(f"the summary tables could not be written: {type(e).__name__}: {e}")
+
+    jobs = {
+        "ladders": lambda p: P.plot_ladders(summary.functions, summary.points, p),
+        "phase": lambda p: P.plot_phase(summary.phase, p),
+        "sandwich": lambda p: P.plot_sandwich(summary.nets, summary.norm_ranking, p),
+        "pareto": lambda p: P.plot_pareto(summary.nets, p, norm=pareto_norm),
+        "convexity": lambda p: P.plot_convexity(summary.convexity, p),
+    }
+    plots: dict[str, P.PlotResult] = {}
+    for name, job in jobs.items():
+        try:
+            res = job(out / PLOT_FILES[name])
+        except Exception as e:  # noqa: BLE001  one broken plot must not cost the others
+            traceback.print_exc()
+            res = P.PlotResult(name, None, 0, 0, "", f"drawing failed: {type(e).__name__}: {e}")
+        plots[name] = res
+        if res.path is not None:
+            paths[name] = res.path
+        else:
+            missing.append(f"plot '{name}' not drawn: {res.note}")
+    report = out / "report.html"
+    report.write_text(render_html(title, summary, plots, missing, paths, out), encoding="utf-8")
+    paths["report"] = report
+    return ReportResult(paths=paths, summary=summary, missing=missing, plots=plots,
+                        seconds=time.perf_counter() - t0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# HTML
+# ----------------------------------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em} h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.85em;margin:.6em 0} th,td{border:1px solid #ccc;padding:3px 7px;
+text-align:right} th{background:#f3f3f3} td.l,th.l{text-align:left}
+img{max-width:100%;border:1px solid #eee} .meta{color:#666;font-size:.9em} .missing{background:#fff4e5;
+border-left:4px solid #f0a020;padding:.5em 1em} .none{color:#a05000;font-style:italic}
+.count{color:#333;font-size:.9em;background:#f6f6f6;padding:.3em .6em;display:inline-block}
+"""
+
+
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def _cell(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return _e(v)
+
+
+def _table(df: pd.DataFrame, cols: list[str], headers: list[str] | None = None, max_rows: int = 100) -> str:
+    cols = [c for c in cols if c in df.columns]
+    if df.empty or not cols:
+        return "<p class='none'>(empty)</p>"
+    headers = headers or cols
+    left = {c for c in cols if df[c].dtype == object}
+    head = "".join(f"<th class='{'l' if c in left else ''}'>{_e(h)}</th>" for c, h in zip(cols, headers))
+    body = []
+    for _, r in df.head(max_rows).iterrows():
+        body.append("<tr>" + "".join(f"<td class='{'l' if c in left else ''}'>{_cell(r[c])}</td>" for c in cols)
+                    + "</tr>")
+    more = f"<p class='meta'>showing {max_rows} of {len(df)} rows; all are in the Parquet files</p>" \
+        if len(df) > max_rows else ""
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>{more}"
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def render_html(title: str, summary: A.Summary, plots: dict, missing: list[str], paths: dict, out: Path) -> str:
+    c = summary.counts
+    kinds_rows = "".join(
+        f"<tr><td class='l'>{_e(k)}</td><td>{sum(v.values())}</td><td>{v.get('ok', 0)}</td>"
+        f"<td>{sum(n for s, n in v.items() if s != 'ok')}</td></tr>" for k, v in sorted(c.get("by_kind", {}).items()))
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style>"
+             f"</head><body><h1>{_e(title)}</h1>",
+             f"<p class='meta'>Generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by analysis/ "
+             f"(version {A.ANALYSIS_VERSION}, fit version {A.FIT_VERSION}) from {c.get('records', 0)} records.</p>",
+             "<h2>Records</h2>",
+             (f"<table><tr><th class='l'>kind</th><th>records</th><th>ok</th><th>not ok</th></tr>{kinds_rows}</table>"
+              if kinds_rows else "<p class='none'>No records.</p>")]
+    if missing:
+        parts.append("<h2>What is missing</h2><div class='missing'><ul>"
+                     + "".join(f"<li>{_e(m)}</li>" for m in missing) + "</ul></div>")
+    else:
+        parts.append("<p class='meta'>Nothing is missing: every plot and table below has data.</p>")
+    for name in PLOT_FILES:
+        r = plots.get(name)
+        parts.append(f"<h2 id='{name}'>{_e(PLOT_TITLES[name])}</h2>")
+        if r is None:
+            continue
+        if r.text:
+            parts.append(f"<p>{_e(r.text)}</p>")
+        if r.path is not None:
+            parts.append(f"<p class='count'>Built from {r.n_records} records; {r.n_points} data points drawn."
+                         + (f" {_e(r.note)}." if r.note else "") + "</p>")
+            parts.append(f"<p><a href='{_e(_rel(r.path, out))}'><img src='{_e(_rel(r.path, out))}' "
+                         f"alt='{_e(PLOT_TITLES[name])}'></a></p>")
+        else:
+            parts.append(f"<p class='none'>Not drawn: {_e(r.note)}.</p>")
+        if name == "sandwich":
+            parts.append("<h3>Which ResNet norm predicts circuit size</h3><p>Spearman rank correlation between each "
+                         "norm and circuit size over the trained nets (95% interval: bootstrap over nets, or Fisher z "
+                         "for very many nets), and the log-log slope of size against norm. Rank 1 predicts best."
+                         "</p>")
+            parts.append(_table(summary.norm_ranking, ["size", "rank", "norm", "n_nets", "spearman", "spearman_lo",
+                                                       "spearman_hi", "ci_method", "slope", "slope_lo", "slope_hi"],
+                                ["circuit size", "rank", "norm", "nets", "ρ", "ρ low", "ρ high", "interval", "slope",
+                                 "slope low", "slope high"]))
+        if name == "convexity" and not summary.convexity.empty:
+            parts.append(_table(summary.convexity, ["label", "m", "part_gamma_theory", "gamma", "gamma_lo",
+                                                    "gamma_hi", "preferred_model", "n_used"],
+                                ["mixture", "m", "parts' γ (theory)", "γ̂", "low", "high", "preferred", "points"]))
+    parts.append("<h2 id='functions'>Per-function fits</h2><p>One row per target function: C̄(f, ε) merged over "
+                 "every ok ladder rung and search, refit with htmc.rates.fit_ladder. The HTMC norm columns are upper "
+                 "estimates max_j ε_j C̄_j^{1/γ} over the ladder's ε range.</p>")
+    norm_cols = [c for c in summary.functions.columns if c.startswith("htmc_norm_")]
+    parts.append(_table(summary.functions, ["label", "domain", "n_records", "n_failed", "n_points", "n_used",
+                                            "eps_min", "eps_max", "gamma", "gamma_lo", "gamma_hi", "gamma_theory",
+                                            "preferred_model"] + norm_cols + ["fit_error"],
+                        ["function", "domain", "records", "failed", "points", "fitted", "ε min", "ε max", "γ̂", "low",
+                         "high", "theory γ", "preferred"] + [f"‖f‖ H^{c[len('htmc_norm_'):]}" for c in norm_cols]
+                        + ["fit error"]))
+    if not summary.failed.empty:
+        parts.append("<h2 id='failed'>Failed tasks</h2>")
+        parts.append(_table(summary.failed, ["task_key", "kind", "group", "function", "error"], max_rows=50))
+    files = [(k, v) for k, v in paths.items() if k not in PLOT_FILES and k != "report"]
+    if files:
+        parts.append("<h2>Files</h2><ul>" + "".join(
+            f"<li><a href='{_e(_rel(v, out))}'>{_e(_rel(v, out))}</a></li>" for _, v in files) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

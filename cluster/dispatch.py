@@ -1,0 +1,394 @@
+"""The dispatcher: a pool of Ray actors per task kind, bounded in-flight work, retries when a worker dies.
+
+- Units. Tasks are cut into units, one actor call each: a batched kind (resnet_train) groups tasks by its
+  batch key and cuts each group into `dispatch.batch_size[kind]` tasks that train as one batched computation;
+  other kinds send `batch_size` tasks (default 1) that run one after another in the actor.
+- Actors. One actor type (cluster.worker.TaskRunner) created per kind with the spec's `num_cpus` / `num_gpus`
+  (fractions allowed). As many actors as the cluster fits now, or `dispatch.max_actors[kind]` (pending actors
+  are what makes an autoscaler add nodes). When a kind runs out of work its actors are released, so the
+  resources go to the other kinds.
+- Bounded in flight. Each actor has at most `in_flight_per_actor` calls queued; the driver never submits more.
+- Workers write their own records; the driver gets back small summaries for progress and tracking.
+- Faults. An actor that dies (killed, OOM, node lost) is restarted by Ray (`max_restarts`) or replaced; the unit
+  it was running is resubmitted with attempt + 1, up to `dispatch.max_attempts`, after which its tasks are
+  recorded as `failed` ("worker died ..."). Units queued behind it are resubmitted without counting an attempt.
+  Tasks of a resubmitted unit that were already recorded `ok` are not run again.
+- Ctrl-C (KeyboardInterrupt) kills the actors and re-raises; records already written are complete files.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from .spec import SweepSpec, Task
+from .store import StoreConfig, open_store
+from .worker import TaskRunner
+
+ACTOR_MAX_RESTARTS = 3
+MAX_REPLACEMENTS = 5          # per slot: actors that died for good and were replaced
+WAIT_S = 0.5
+
+
+class DispatchError(ValueError):
+    """The sweep cannot make progress (no actor of a kind could start, workers keep dying on startup)."""
+
+
+@dataclass
+class Counts:
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    retried: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.total - self.done - self.failed - self.running)
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed
+
+    def eta_s(self) -> float | None:
+        el = time.monotonic() - self.started
+        if self.finished == 0:
+            return None
+        return el / self.finished * (self.total - self.finished)
+
+    def as_metrics(self) -> dict:
+        m = {"done": self.done, "failed": self.failed, "running": self.running, "pending": self.pending,
+             "total": self.total, "retried": self.retried,
+             "elapsed_s": time.monotonic() - self.started}
+        eta = self.eta_s()
+        if eta is not None:
+            m["eta_s"] = eta
+        if m["elapsed_s"] > 0:
+            m["tasks_per_s"] = self.finished / m["elapsed_s"]
+        return m
+
+
+@dataclass
+class Unit:
+    kind: str
+    tasks: list                  # list[Task]
+    attempt: int = 1
+
+    def payload(self) -> list[dict]:
+        return [{"key": t.key, "params": t.params, "params_json": t.params_json, "group": t.group,
+                 "kind_version": t.kind_version, "attempt": self.attempt} for t in self.tasks]
+
+
+@dataclass
+class Slot:
+    kind: str
+    index: int
+    actor: object = None
+    name: str = ""
+    inflight: list = field(default_factory=list)     # ObjectRefs in submission order (first = running)
+    ping: object = None                              # ObjectRef of the startup ping, None once answered
+    started: bool = False
+    created_at: float = 0.0
+    replacements: int = 0
+    recovering: bool = False
+
+
+def make_units(tasks: list[Task], spec: SweepSpec) -> dict[str, collections.deque]:
+    from htmc.tasks import TASK_KINDS
+    by_kind: dict[str, list[Task]] = collections.defaultdict(list)
+    for t in tasks:
+        by_kind[t.kind].append(t)
+    units: dict[str, collections.deque] = {}
+    for kind, ts in by_kind.items():
+        size = spec.dispatch.batch_for(kind)
+        k = TASK_KINDS.get(kind)
+        if k.batch_key is not None and size > 1:
+            groups: dict = collections.defaultdict(list)
+            for t in ts:
+                groups[json.dumps(k.batch_key(t.params), default=str)].append(t)
+            chunks = [g[i:i + size] for g in groups.values() for i in range(0, len(g), size)]
+        else:
+            chunks = [ts[i:i + size] for i in range(0, len(ts), size)]
+        units[kind] = collections.deque(Unit(kind, c) for c in chunks)
+    return units
+
+
+class Dispatcher:
+    def __init__(self, spec: SweepSpec, store_cfg: StoreConfig, context: dict, *, local: bool,
+                 on_result: Callable[[dict], None] | None = None,
+                 on_progress: Callable[[Counts], None] | None = None, progress_every_s: float = 5.0,
+                 bar=None):
+        self.spec, self.store_cfg, self.ctx, self.local = spec, store_cfg, dict(context), local
+        self.on_result = on_result or (lambda r: None)
+        self.on_progress = on_progress or (lambda c: None)
+        self.progress_every_s = progress_every_s
+        self.bar = bar
+        self.counts = Counts()
+        self.slots: list[Slot] = []
+        self._ref_owner: dict = {}          # ObjectRef -> (slot, unit)
+        self._pings: dict = {}              # ObjectRef of a ping -> slot
+        self._created = 0                   # actors created so far (unique actor names)
+        self._store = None
+
+    # ------------------------------------------------------------------------------------------------ actors
+    def _actor_class(self):
+        import ray
+        return ray.remote(TaskRunner)
+
+    def _n_actors(self, kind: str, n_units: int) -> int:
+        import ray
+        r = self.spec.resources_for(kind)
+        cap = self.spec.dispatch.max_actors.get(kind)
+        total = ray.cluster_resources()
+        fit = math.inf
+        if r.num_cpus > 0:
+            fit = min(fit, math.floor(total.get("CPU", 0) / r.num_cpus + 1e-9))
+        if r.num_gpus > 0:
+            fit = min(fit, math.floor(total.get("GPU", 0) / r.num_gpus + 1e-9))
+        if fit == 0 and self.local:
+            have = f"CPU={total.get('CPU', 0):g}, GPU={total.get('GPU', 0):g}"
+            raise DispatchError(
+                f"{kind} asks for num_cpus={r.num_cpus:g}, num_gpus={r.num_gpus:g} per actor but this local Ray "
+                f"has {have}; lower resources.{kind} in the spec (num_gpus: 0 on a machine without a GPU)")
+        n = cap if cap is not None else max(1, int(min(fit, n_units)))
+        return max(1, min(n, n_units))
+
+    def _create(self, slot: Slot) -> None:
+        r = self.spec.resources_for(slot.kind)
+        ctx = {**self.ctx, "num_cpus": r.num_cpus, "num_gpus": r.num_gpus}
+        slot.name = f"htmc-{self.ctx['sweep']}-{slot.kind}-{slot.index}-{self.ctx['execution_id'][-8:]}" \
+                    f"-{slot.replacements}-{self._created}"
+        self._created += 1
+        slot.actor = self._actor_class().options(
+            name=slot.name, num_cpus=r.num_cpus, num_gpus=r.num_gpus, max_restarts=ACTOR_MAX_RESTARTS,
+            max_task_retries=0).remote(slot.kind, self.store_cfg, ctx)
+        slot.ping = slot.actor.ping.remote()
+        self._pings[slot.ping] = slot
+        slot.started, slot.recovering, slot.created_at = False, False, time.monotonic()
+
+    def _kill(self, slot: Slot) -> None:
+        import ray
+        if slot.actor is not None:
+            try:
+                ray.kill(slot.actor, no_restart=True)
+            except Exception:  # noqa: BLE001  already gone
+                pass
+        slot.actor = None
+
+    def actor_names(self) -> list[str]:
+        return [s.name for s in self.slots if s.actor is not None]
+
+    # ------------------------------------------------------------------------------------------------ main loop
+    def run(self, tasks: list[Task]) -> Counts:
+        import ray
+        units = make_units(tasks, self.spec)
+        self.counts = Counts(total=len(tasks))
+        for kind, q in units.items():
+            for i in range(self._n_actors(kind, len(q))):
+                slot = Slot(kind, i)
+                self._create(slot)
+                self.slots.append(slot)
+        per_actor = self.spec.dispatch.in_flight_per_actor
+        last_progress = 0.0
+        try:
+            while any(units.values()) or self._ref_owner:
+                # a kind with work but no live actor (all released or replaced): start one
+                for kind, q in units.items():
+                    if q and not any(s.actor is not None for s in self.slots if s.kind == kind):
+                        slot = next(s for s in self.slots if s.kind == kind)
+                        self._create(slot)
+                # fill: bounded in flight per actor
+                for slot in self.slots:
+                    if slot.actor is None or slot.recovering:
+                        continue
+                    q = units.get(slot.kind)
+                    while q and len(slot.inflight) < per_actor:
+                        unit = q.popleft()
+                        ref = slot.actor.run.remote(unit.payload())
+                        slot.inflight.append(ref)
+                        self._ref_owner[ref] = (slot, unit)
+                self._release_idle(units)
+                self._update_running()
+                waitable = list(self._ref_owner) + list(self._pings)
+                if not waitable:
+                    break
+                ready, _ = ray.wait(waitable, num_returns=1, timeout=WAIT_S)
+                if ready:  # take everything that is ready now, not one per wait
+                    ready, _ = ray.wait(waitable, num_returns=len(waitable), timeout=0)
+                for ref in ready:
+                    if ref in self._ref_owner:
+                        self._handle(ref, units)
+                    elif ref in self._pings:
+                        self._handle_ping(ref)
+                self._check_startup()
+                now = time.monotonic()
+                if now - last_progress >= self.progress_every_s:
+                    last_progress = now
+                    self.on_progress(self.counts)
+                self._draw()
+        except BaseException:
+            self.shutdown()
+            raise
+        self.counts.running = 0
+        self._draw()
+        self.on_progress(self.counts)
+        self.shutdown()
+        return self.counts
+
+    def shutdown(self) -> None:
+        for slot in self.slots:
+            self._kill(slot)
+            slot.ping = None
+        self._ref_owner.clear()
+        self._pings.clear()
+
+    # ------------------------------------------------------------------------------------------------ events
+    def _handle(self, ref, units) -> None:
+        import ray
+        from ray.exceptions import RayActorError, RayTaskError
+        slot, unit = self._ref_owner.pop(ref)
+        was_running = bool(slot.inflight) and slot.inflight[0] == ref
+        if ref in slot.inflight:
+            slot.inflight.remove(ref)
+        try:
+            summaries = ray.get(ref)
+        except RayActorError as e:
+            self._worker_died(slot, unit, units, e, counts_attempt=was_running)
+            return
+        except RayTaskError as e:       # run() itself failed (e.g. the store refused a write): retry the unit
+            self._retry_or_fail(unit, units, f"worker error: {e}", counts_attempt=True)
+            return
+        except Exception as e:  # noqa: BLE001  e.g. OutOfMemoryError, ObjectLostError: like a worker death
+            self._worker_died(slot, unit, units, e, counts_attempt=was_running)
+            return
+        slot.started = True
+        for s in summaries:
+            self._count(s)
+
+    def _count(self, summary: dict) -> None:
+        if summary.get("status") == "ok":
+            self.counts.done += 1
+        else:
+            self.counts.failed += 1
+        if summary.pop("_written", True):
+            self.on_result(summary)
+
+    def _handle_ping(self, ref) -> None:
+        import ray
+        slot = self._pings.pop(ref)
+        if slot.ping is not ref:   # a stale ping of a killed or replaced actor
+            return
+        slot.ping = None
+        try:
+            ray.get(ref)
+            slot.started, slot.recovering = True, False
+        except Exception as e:  # noqa: BLE001  actor could not start or is dead for good
+            self._replace(slot, e)
+
+    def _worker_died(self, slot: Slot, unit: Unit, units, exc, *, counts_attempt: bool) -> None:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        self._retry_or_fail(unit, units, f"worker died ({reason})", counts_attempt=counts_attempt)
+        if slot.actor is not None and slot.ping is None:
+            # Ray restarts the actor (max_restarts); a ping tells whether it came back or must be replaced.
+            slot.recovering = True
+            slot.ping = slot.actor.ping.remote()
+            self._pings[slot.ping] = slot
+
+    def _replace(self, slot: Slot, exc) -> None:
+        for ref in list(slot.inflight):
+            slot.inflight.remove(ref)
+            # their results will arrive as errors; leave them in _ref_owner so that they are handled then
+        self._kill(slot)
+        slot.replacements += 1
+        if slot.replacements > MAX_REPLACEMENTS:
+            raise DispatchError(f"{slot.kind} workers keep dying before they can run tasks; last error: {exc}")
+        self._create(slot)
+
+    def _retry_or_fail(self, unit: Unit, units, reason: str, *, counts_attempt: bool) -> None:
+        recorded = self._get_store().read_records(self.ctx["sweep"], unit.kind, [t.key for t in unit.tasks])
+        left = []
+        for t in unit.tasks:
+            rec = recorded.get(t.key)
+            if rec is not None and rec.get("execution_id") == self.ctx["execution_id"]:
+                # written by this execution before the worker died: count it, do not run it again
+                rec["_written"] = True
+                rec["kind"] = unit.kind
+                self._count(rec)
+            else:
+                left.append(t)
+        if not left:
+            return
+        attempt = unit.attempt + (1 if counts_attempt else 0)
+        if attempt > self.spec.dispatch.max_attempts:
+            self._record_failed(unit.kind, left, unit.attempt, f"{reason}; gave up after {unit.attempt} attempts")
+            return
+        self.counts.retried += len(left)
+        units[unit.kind].appendleft(Unit(unit.kind, left, attempt))
+
+    def _record_failed(self, kind: str, tasks: list[Task], attempt: int, reason: str) -> None:
+        """The driver writes the failed rows of tasks whose workers kept dying (no worker can)."""
+        import socket
+        from .provenance import versions
+        from .worker import build_record
+        ctx = {**self.ctx, **vars(self.spec.resources_for(kind))}
+        now = datetime.now(timezone.utc)
+        for t in tasks:
+            rec = build_record({"key": t.key, "params_json": t.params_json, "group": t.group,
+                                "kind_version": t.kind_version, "attempt": attempt}, {}, "failed", reason, now, now,
+                               0.0, 1, ctx=ctx, worker=f"driver@{socket.gethostname()}", node="",
+                               versions=versions())
+            rec["_written"] = self._get_store().write_record(self.ctx["sweep"], kind, rec)
+            rec["kind"] = kind
+            self._count(rec)
+
+    def _get_store(self):
+        if self._store is None:
+            self._store = open_store(self.store_cfg)
+        return self._store
+
+    # ------------------------------------------------------------------------------------------------ housekeeping
+    def _release_idle(self, units) -> None:
+        """Kill actors whose kind has no work left, so their resources serve other kinds."""
+        for slot in self.slots:
+            if slot.actor is not None and not units.get(slot.kind) and not slot.inflight \
+                    and not any(s is slot for s, _ in self._ref_owner.values()):
+                self._kill(slot)
+                slot.ping = None
+                slot.started = False
+
+    def _check_startup(self) -> None:
+        timeout = self.spec.dispatch.actor_start_timeout_s
+        now = time.monotonic()
+        by_kind = collections.defaultdict(list)
+        for s in self.slots:
+            if s.actor is not None:
+                by_kind[s.kind].append(s)
+        for kind, slots in by_kind.items():
+            if all(not s.started for s in slots) and all(now - s.created_at > timeout for s in slots):
+                r = self.spec.resources_for(kind)
+                raise DispatchError(
+                    f"no {kind} actor started within {timeout:g} s (each asks for num_cpus={r.num_cpus:g}, "
+                    f"num_gpus={r.num_gpus:g}); does the cluster have such resources, or can it scale up?")
+
+    def _update_running(self) -> None:
+        running = 0
+        for slot in self.slots:
+            if slot.actor is not None and slot.started and slot.inflight:
+                owner = self._ref_owner.get(slot.inflight[0])
+                if owner:
+                    running += len(owner[1].tasks)
+        self.counts.running = running
+
+    def _draw(self) -> None:
+        if self.bar is None:
+            return
+        c = self.counts
+        self.bar.n = c.finished
+        self.bar.set_postfix_str(f"done={c.done} failed={c.failed} running={c.running} pending={c.pending}",
+                                 refresh=False)
+        self.bar.refresh()

@@ -1,0 +1,93 @@
+"""`python -m jobs.analyze SPEC [--results URI] [--out DIR] [--tracking-uri URI]`: the sweep's report.
+
+Thin: cluster/ loads the sweep's records from its store (local or S3) and logs the report's files as artifacts of
+the sweep's MLflow parent run; analysis/ (which never touches Ray, MLflow or S3) turns the records into the summary
+tables, the plots and report.html. The entry point of `ray job submit ... -- python -m jobs.analyze SPEC` and of
+`htmc analyze SPEC`. Exit status 0 when the report was written (even if the sweep is empty or partial: the report
+says what is missing), 2 on a user error (bad spec, unreachable store).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError)
+
+
+def _load_records(spec):
+    """The sweep's records as one pyarrow Table (every kind, ok and failed)."""
+    from cluster import store
+    if hasattr(store, "load_records"):
+        return store.load_records(spec.results, spec.name)
+    # TODO(cluster): replace with cluster.store.load_records(results, sweep) -> pa.Table once it exists; this
+    # fallback uses the Store API that exists today and is equivalent for local and S3 results.
+    st = store.open_store(store.StoreConfig.from_spec(spec.results))
+    return st.load(spec.name)
+
+
+def _log_report(spec, result, tracking_uri: str | None) -> str | None:
+    """Log every file of the report as artifacts of the sweep's MLflow parent run; returns the run id or None."""
+    from cluster import tracking
+    if hasattr(tracking, "log_report"):
+        return tracking.log_report(spec, result.paths, metrics=_report_metrics(result),
+                                   tracking_uri=tracking_uri)
+    # TODO(cluster): cluster.tracking.log_report(spec, paths, *, metrics, tracking_uri) -> run_id | None is
+    # needed: find the sweep's latest parent run (tags htmc.role=parent, htmc.sweep=<name>; create one tagged
+    # htmc.role=analysis if none exists), log each path under artifact_path "report/" (report.html, the PNGs,
+    # summary.json/.parquet, nets/points/norm_ranking.parquet), log `metrics` on that run, and warn (never raise)
+    # when MLflow is unreachable, like Tracker does.
+    print("htmc: warning: cluster.tracking.log_report is not available yet; the report was not logged to MLflow",
+          file=sys.stderr)
+    return None
+
+
+def _report_metrics(result) -> dict[str, float]:
+    c = result.summary.counts
+    f = result.summary.functions
+    out = {"analysis_records": float(c.get("records", 0)), "analysis_missing": float(len(result.missing)),
+           "analysis_functions": float(len(f)), "analysis_nets": float(len(result.summary.nets))}
+    if len(f) and "gamma" in f:
+        out["analysis_functions_fitted"] = float(f["gamma"].notna().sum())
+    return out
+
+
+def analyze(spec_path: str, results: str | None = None, out: str | None = None,
+            tracking_uri: str | None = None, *, log: bool = True):
+    """Load the sweep's records, build the report into `out` (default ./reports/<sweep>), log it to MLflow.
+    Returns analysis.report.ReportResult (with .mlflow_run_id set when it was logged)."""
+    from analysis.report import build_report
+    from cluster.spec import load_spec
+    spec = load_spec(spec_path, results=results, tracking_uri=tracking_uri, validate_tasks=False)
+    records = _load_records(spec)
+    out_dir = Path(out) if out else Path("reports") / spec.name
+    result = build_report(records, out_dir, title=f"htmc sweep '{spec.name}'"
+                          + (f" — {spec.description}" if spec.description else ""))
+    result.mlflow_run_id = _log_report(spec, result, tracking_uri) if log else None
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m jobs.analyze", description=__doc__.splitlines()[0])
+    ap.add_argument("spec", help="the sweep spec (YAML) whose records to analyse")
+    ap.add_argument("--results", help="results location (path or s3://bucket/prefix); default: the spec's")
+    ap.add_argument("--out", help="directory for report.html, the PNGs and the summary (default reports/<sweep>)")
+    ap.add_argument("--tracking-uri", help="MLflow tracking URI; default: the spec's")
+    ap.add_argument("--no-mlflow", action="store_true", help="do not log the report to MLflow")
+    args = ap.parse_args(argv)
+    try:
+        res = analyze(args.spec, args.results, args.out, args.tracking_uri, log=not args.no_mlflow)
+    except USER_ERRORS as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"htmc: error: {msg}", file=sys.stderr)
+        return 2
+    print(f"report: {res.paths['report']}")
+    if "phase" in res.paths:
+        print(f"phase diagram: {res.paths['phase']}")
+    for m in res.missing:
+        print(f"missing: {m}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
