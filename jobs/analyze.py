@@ -12,7 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError)
+from jobs.errors import USER_ERRORS, user_error
+
 
 
 def _load_records(spec):
@@ -78,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         res = analyze(args.spec, args.results, args.out, args.tracking_uri, log=not args.no_mlflow)
     except USER_ERRORS as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"htmc: error: {msg}", file=sys.stderr)
-        return 2
+        return user_error(e)
     print(f"report: {res.paths['report']}")
     if "phase" in res.paths:
         print(f"phase diagram: {res.paths['phase']}")

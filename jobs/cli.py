@@ -9,11 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from htmc.abc import AbcError, AbcNotFoundError
 from htmc.hextable import parse_hex
-
-# Failures that are the user's input or environment: shown as one line, never as a traceback.
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError, AbcNotFoundError, AbcError)
+from jobs.errors import USER_ERRORS, user_error
 
 EPILOG_HEX = """truth tables use ABC's hex convention: bit i of the table is f at input index i, where input 0 is the
 least significant bit of i, and the string is written most significant digit first. Examples: XOR of 2
@@ -270,10 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except USER_ERRORS as e:
-        # Known, user-facing failures: one clear line, never a traceback from deep inside.
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"htmc: error: {msg}", file=sys.stderr)
-        return 2
+        return user_error(e)
 
 
 if __name__ == "__main__":

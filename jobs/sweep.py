@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jobs.errors import USER_ERRORS, user_error
 from jobs.sweep_cli import add_run_args, cmd_run
 
-USER_ERRORS = (ValueError, KeyError, FileNotFoundError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,9 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return cmd_run(args)
     except USER_ERRORS as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"htmc: error: {msg}", file=sys.stderr)
-        return 2
+        return user_error(e)
 
 
 if __name__ == "__main__":
