@@ -275,3 +275,21 @@ def test_select_is_a_batch_of_one():
     x = torch.rand(7, 1, dtype=torch.float64)
     assert torch.allclose(forward(one, x)[0], forward(p, x)[1])
     assert nnz(p).tolist() == [Layout(1, 4, 2, 2).n_params] * 2
+
+
+def test_student_of_a_resnet_teacher_reaches_a_norm_near_the_teachers():
+    """A student trained with adequate λ on resnet_teacher fits it closely and its block_path norm lands within a
+    small factor of the teacher's: not above it by much (the teacher is one feasible net), not far below it (the
+    function needs that much norm). Measured: teacher 29.3, student 11.2 at λ=1e-5 (factor 2.6), sup error 0.0034."""
+    from htmc.functions import make_function
+    teacher = make_function("resnet_teacher", d=1, width=8, depth=2, rank=2, seed=0)
+    t_norm = float(all_norms(from_numpy([teacher.weights]))["block_path"][0])
+    cfg = TrainConfig(width=8, depth=2, rank=4, lam=1e-5, reg="block_path", steps=1500, lr=1e-2, seed=0, d=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small nets: thread start-up dominates on 2 cores
+    try:
+        (res,) = train_batch([teacher], [cfg])
+    finally:
+        torch.set_num_threads(threads)
+    assert res.status == "ok" and res.sup_error < 0.01
+    assert t_norm / 5 <= res.norms["block_path"] <= t_norm * 1.5, (res.norms["block_path"], t_norm)
