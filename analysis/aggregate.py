@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 from scipy import stats
 
-from htmc.rates import FIT_VERSION, fit_ladder, fit_power
+from htmc.rates import FIT_VERSION, fit_ladder, fit_power, json_safe
 
 from . import records as R
 
@@ -706,22 +706,16 @@ def _failed_table(t: pa.Table, ok: np.ndarray, fid: np.ndarray, catalogue: pd.Da
 # Writing
 # ----------------------------------------------------------------------------------------------------------------
 
-def _json_safe(v):
-    if isinstance(v, dict):
-        return {str(k): _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return [_json_safe(x) for x in v]
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    if isinstance(v, (int, np.integer)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return float(v) if math.isfinite(v) else None
+def _pandas_leaf(v):
     if v is pd.NA or v is None:
         return None
     if isinstance(v, pd.Timestamp):
         return v.isoformat()
     return v
+
+
+def _json_safe(v):
+    return json_safe(v, _pandas_leaf)
 
 
 def table_records(df: pd.DataFrame) -> list[dict]:

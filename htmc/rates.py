@@ -228,25 +228,28 @@ class LadderFit:
         d = asdict(self)
         d["htmc_norm"] = {f"{g:g}": v for g, v in self.htmc_norm.items()}
         d["polylog"] = list(self.polylog) if self.polylog is not None else None
-        return _json_safe(d)
+        return json_safe(d)
 
     def __getitem__(self, key: str):
         return self.to_json()[key]
 
 
-def _json_safe(v):
-    """Lists for tuples/arrays, Python floats, None for non-finite numbers (JSON has no inf/nan)."""
+def json_safe(v, leaf=None):
+    """Lists for tuples/arrays, Python floats, None for non-finite numbers (JSON has no inf/nan).
+
+    `leaf` converts any other value (e.g. pandas' NA and timestamps in analysis/); by default it is kept as is.
+    """
     if isinstance(v, dict):
-        return {str(k): _json_safe(x) for k, x in v.items()}
+        return {str(k): json_safe(x, leaf) for k, x in v.items()}
     if isinstance(v, (list, tuple, np.ndarray)):
-        return [_json_safe(x) for x in v]
+        return [json_safe(x, leaf) for x in v]
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     if isinstance(v, (int, np.integer)):
         return int(v)
     if isinstance(v, (float, np.floating)):
         return float(v) if math.isfinite(v) else None
-    return v
+    return v if leaf is None else leaf(v)
 
 
 def fit_ladder(eps: Sequence[float], sizes: Sequence[float], gammas: Iterable[float] = (2, 3, 4), *,
