@@ -1,6 +1,5 @@
 """htmc.compile: a trained ResNet as a verified binary circuit (DESIGN §2.4 'Compiling to a circuit'), and the
 `htmc resnet train` command (jobs/resnet_cli.py)."""
-import argparse
 import json
 import subprocess
 import sys
@@ -218,23 +217,9 @@ def test_default_k_keeps_room_for_quantization(teacher):
 # ---------------------------------------------------------------- the CLI
 
 def run_cli(argv, capsys):
-    """jobs.cli.main with `resnet` wired in as build_parser will wire it (add_resnet_commands(sub))."""
+    """jobs.cli.main in this process (the `resnet` group is wired into build_parser)."""
     import jobs.cli as cli
-    from jobs.resnet_cli import add_resnet_commands
-    orig = cli.build_parser
-
-    def build_parser():
-        p = orig()
-        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-        if "resnet" not in sub.choices:
-            add_resnet_commands(sub)
-        return p
-
-    cli.build_parser = build_parser
-    try:
-        rc = cli.main(argv)
-    finally:
-        cli.build_parser = orig
+    rc = cli.main(argv)
     out = capsys.readouterr()
     return rc, out.out, out.err
 
@@ -288,23 +273,7 @@ def test_cli_bad_input_is_a_clear_error(capsys, extra, needle):
     assert rc == 2 and err.startswith("htmc: error: ") and needle in err and "Traceback" not in err
 
 
-WRAPPER = """
-import argparse, sys
-import jobs.cli as cli
-from jobs.resnet_cli import add_resnet_commands
-orig = cli.build_parser
-def build_parser():
-    p = orig()
-    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    if "resnet" not in sub.choices:
-        add_resnet_commands(sub)
-    return p
-cli.build_parser = build_parser
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
 def test_cli_exit_status_in_a_real_process():
-    p = subprocess.run([sys.executable, "-c", WRAPPER, "resnet", "train", "sin", "--width", "8", "--depth", "2",
+    p = subprocess.run([sys.executable, "-m", "jobs.cli", "resnet", "train", "sin", "--width", "8", "--depth", "2",
                         "--rank", "4", "--lam", "1e-4", "--reg", "l2"], capture_output=True, text=True)
     assert p.returncode == 2 and "did you mean 'l1'" in p.stderr and "Traceback" not in p.stderr
