@@ -23,6 +23,7 @@ import pandas as pd
 
 from . import aggregate as A
 from . import plots as P
+from .costs import cost_totals, costs_html
 
 PLOT_FILES = {"ladders": "ladders.png", "phase": "phase.png", "sandwich": "sandwich.png", "pareto": "pareto.png",
               "convexity": "convexity.png"}
@@ -55,9 +56,13 @@ def _empty_summary(msg: str) -> A.Summary:
 
 
 def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=A.DEFAULT_GAMMAS,
-                 phase=A.PHASE_DEFAULT, pareto_norm: str | None = None) -> ReportResult:
+                 phase=A.PHASE_DEFAULT, pareto_norm: str | None = None, prices: dict | None = None,
+                 sections=None) -> ReportResult:
     """Summary tables (Parquet + JSON), the five PNG plots and report.html in out_dir. Never raises on the
-    records' content: failures of one part are reported as missing and the rest is still written."""
+    records' content: failures of one part are reported as missing and the rest is still written.
+
+    prices: {"cpu_hour": $, "gpu_hour": $} for the cost section (a spec's `costs`); sections: extra report
+    sections shown first, [(id, title, html)] or a function of the Summary returning them (the nightly report)."""
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -92,8 +97,15 @@ def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=A.DEFAUL
             paths[name] = res.path
         else:
             missing.append(f"plot '{name}' not drawn: {res.note}")
+    extra = []
+    try:
+        extra = list(sections(summary) if callable(sections) else sections or [])
+        extra.append(("costs", "Costs", costs_html(cost_totals(records, **(prices or {})))))
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        missing.append(f"a report section could not be computed: {type(e).__name__}: {e}")
     report = out / "report.html"
-    report.write_text(render_html(title, summary, plots, missing, paths, out), encoding="utf-8")
+    report.write_text(render_html(title, summary, plots, missing, paths, out, extra), encoding="utf-8")
     paths["report"] = report
     return ReportResult(paths=paths, summary=summary, missing=missing, plots=plots,
                         seconds=time.perf_counter() - t0)
@@ -150,7 +162,8 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
-def render_html(title: str, summary: A.Summary, plots: dict, missing: list[str], paths: dict, out: Path) -> str:
+def render_html(title: str, summary: A.Summary, plots: dict, missing: list[str], paths: dict, out: Path,
+                sections: list[tuple[str, str, str]] = ()) -> str:
     c = summary.counts
     kinds_rows = "".join(
         f"<tr><td class='l'>{_e(k)}</td><td>{sum(v.values())}</td><td>{v.get('ok', 0)}</td>"
@@ -167,6 +180,8 @@ def render_html(title: str, summary: A.Summary, plots: dict, missing: list[str],
                      + "".join(f"<li>{_e(m)}</li>" for m in missing) + "</ul></div>")
     else:
         parts.append("<p class='meta'>Nothing is missing: every plot and table below has data.</p>")
+    for sid, stitle, body in sections:
+        parts.append(f"<h2 id='{_e(sid)}'>{_e(stitle)}</h2>{body}")
     for name in PLOT_FILES:
         r = plots.get(name)
         parts.append(f"<h2 id='{name}'>{_e(PLOT_TITLES[name])}</h2>")

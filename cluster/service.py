@@ -44,9 +44,13 @@ class RunSummary:
         return d
 
 
-def plan(spec: SweepSpec, *, retry_failed: bool = False) -> tuple[list[Task], list[Task], dict]:
-    """(all tasks, tasks to run, existing statuses key -> (kind, status)). Checks the store first."""
+def plan(spec: SweepSpec, *, retry_failed: bool = False, keys=None) -> tuple[list[Task], list[Task], dict]:
+    """(all tasks, tasks to run, existing statuses key -> (kind, status)). Checks the store first.
+    `keys`: only these of the spec's task keys (the nightly replicates)."""
     tasks = expand(spec)
+    if keys is not None:
+        keys = set(keys)
+        tasks = [t for t in tasks if t.key in keys]
     store = open_store(StoreConfig.from_spec(spec.results))
     store.check(create_bucket=spec.results.create_bucket)
     existing = store.statuses(spec.name)
@@ -61,10 +65,12 @@ def plan(spec: SweepSpec, *, retry_failed: bool = False) -> tuple[list[Task], li
 
 def run_sweep(spec: SweepSpec, *, retry_failed: bool = False, address: str | None = None, progress: bool = True,
               num_cpus: float | None = None, num_gpus: float | None = None, dashboard: bool = False,
-              say: Callable[[str], None] = _say, on_dispatcher=None) -> RunSummary:
+              say: Callable[[str], None] = _say, on_dispatcher=None, keys=None,
+              tags: dict | None = None) -> RunSummary:
+    """`keys`: run only these of the spec's tasks; `tags`: extra tags of the MLflow parent run."""
     from .tracking import Tracker, new_execution_id
     t_start = time.monotonic()
-    tasks, todo, existing = plan(spec, retry_failed=retry_failed)
+    tasks, todo, existing = plan(spec, retry_failed=retry_failed, keys=keys)
     n_ok = sum(1 for t in tasks if existing.get(t.key, (0, None))[1] == "ok")
     n_failed = sum(1 for t in tasks if existing.get(t.key, (0, None))[1] == "failed")
     execution_id = new_execution_id()
@@ -89,7 +95,8 @@ def run_sweep(spec: SweepSpec, *, retry_failed: bool = False, address: str | Non
     parent = tracker.start(
         run_name=f"{spec.name}-{execution_id[:15]}",
         tags={"htmc.execution_id": execution_id, "htmc.git_sha": sha, "mlflow.source.git.commit":
-              (sha or "").replace("-dirty", "") or None, "htmc.results": redact_uri(spec.results.uri)},
+              (sha or "").replace("-dirty", "") or None, "htmc.results": redact_uri(spec.results.uri),
+              **(tags or {})},
         params={"spec_hash": spec.spec_hash, "git_sha": sha, "n_tasks": len(tasks), "n_scheduled": len(todo),
                 "n_ok_before": n_ok, "n_failed_before": n_failed, "retry_failed": retry_failed,
                 "results": redact_uri(spec.results.uri), "children": spec.tracking.children,
@@ -152,7 +159,10 @@ def sweep_status(spec: SweepSpec) -> dict:
     for key, (kind, st) in existing.items():
         if key not in keys:
             rows.setdefault(kind, {"ok": 0, "failed": 0, "missing": 0, "other": 0, "total": 0})["other"] += 1
-    return {"sweep": spec.name, "results": store.describe(), "kinds": rows}
+    from analysis.costs import cost_totals
+    cost_columns = ["task_key", "status", "finished_at", "cpu_seconds", "gpu_seconds"]
+    costs = cost_totals(store.load(spec.name, columns=cost_columns), **vars(spec.costs))
+    return {"sweep": spec.name, "results": store.describe(), "kinds": rows, "costs": costs}
 
 
 # ---------------------------------------------------------------------------------------------------- sync
@@ -220,9 +230,11 @@ def submission_base(spec: SweepSpec, tag: str | None = None) -> str:
 
 def build_submission(spec: SweepSpec, spec_path: str, *, working_dir: str = ".", retry_failed: bool = False,
                      forward_credentials: bool = False, results: str | None = None,
-                     tracking_uri: str | None = None) -> tuple[str, dict]:
-    """(entrypoint, runtime_env) for `ray job submit`. The spec travels inside the working dir when it is there,
-    else as the env var HTMC_SWEEP_SPEC_YAML."""
+                     tracking_uri: str | None = None, module: str = "jobs.sweep",
+                     extra_args: tuple = ()) -> tuple[str, dict]:
+    """(entrypoint, runtime_env) for `ray job submit` of `python -m <module> SPEC ...` (jobs.sweep, or
+    jobs.nightly). The spec travels inside the working dir when it is there, else as the env var
+    HTMC_SWEEP_SPEC_YAML."""
     import shlex
     wd = Path(working_dir).resolve()
     if not wd.is_dir():
@@ -243,7 +255,7 @@ def build_submission(spec: SweepSpec, spec_path: str, *, working_dir: str = ".",
     if sha:
         env["HTMC_GIT_SHA"] = sha
     p = Path(spec_path).resolve()
-    args = ["python", "-m", "jobs.sweep"]
+    args = ["python", "-m", module]
     if p.is_relative_to(wd):
         args.append(str(p.relative_to(wd)))
     else:
@@ -255,7 +267,7 @@ def build_submission(spec: SweepSpec, spec_path: str, *, working_dir: str = ".",
         args += ["--tracking-uri", tracking_uri]
     if retry_failed:
         args.append("--retry-failed")
-    args.append("--no-progress")
+    args += [*extra_args, "--no-progress"]
     runtime_env = {"working_dir": str(wd), "env_vars": env,
                    "excludes": [".git", ".venv", "results", "mlruns", "mlartifacts", "*.db", ".pytest_cache",
                                 ".hypothesis", "__pycache__", "*.egg-info"]}

@@ -8,6 +8,8 @@ A spec looks like this (sweeps/demo.yaml is a complete one):
       endpoint_url: http://127.0.0.1:9000   # S3 only; default $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL
       region: us-east-1               # S3 only
       create_bucket: false            # S3 only: create the bucket if it is missing
+      write_retry_s: 60               # S3 only: retry an unreachable store this long per request (backoff +
+                                      # jitter); then the task is retried later, and finally reported failed
     tracking:
       uri: sqlite:///mlflow.db        # default $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
       experiment: htmc-demo           # default htmc-<name>
@@ -21,6 +23,16 @@ A spec looks like this (sweeps/demo.yaml is a complete one):
       max_actors: {circuit_ladder: 4} # cap on actors per kind (default: as many as the cluster fits)
       in_flight_per_actor: 2          # calls queued per actor; the driver never submits more
       actor_start_timeout_s: 300      # fail if no actor of a kind starts (e.g. no GPU node) within this time
+    costs:                            # price table for cost accounting (issue 7); optional
+      cpu_hour: 0.048                 # dollars per CPU-hour (records store cpu_seconds = num_cpus x wall time)
+      gpu_hour: 2.50                  # dollars per GPU-hour (gpu_seconds = num_gpus x wall time)
+    nightly:                          # `htmc nightly` (jobs/nightly.py, cluster/nightly.py); optional
+      replicates: 4                   # ok keys re-run each night as fresh replicates (sample fixed by the date)
+      concurrency: forbid             # forbid | replace | allow: when an earlier night's job is still running
+      schedule: "02:00"               # UTC time of day the night is scheduled for
+      starting_deadline_s: 21600      # a night that cannot start within this long after its schedule is skipped
+      slower_factor: 3.0              # flag a task whose wall time grew by more than this factor ...
+      slower_min_s: 1.0               # ... and by more than this many seconds (timing noise floor)
     groups:
       - kind: circuit_ladder
         name: ladders                 # optional; default <kind>-<index>
@@ -155,6 +167,7 @@ class ResultsSpec:
     endpoint_url: str | None = None
     region: str | None = None
     create_bucket: bool = False
+    write_retry_s: float = 60.0
 
     @property
     def is_s3(self) -> bool:
@@ -185,6 +198,43 @@ class DispatchSpec:
 
     def batch_for(self, kind: str) -> int:
         return int(self.batch_size.get(kind, DEFAULT_BATCH.get(kind, 1)))
+
+
+@dataclass(frozen=True)
+class CostSpec:
+    """Dollars per resource-hour; None: that resource is not priced (costs show as resource-hours only)."""
+    cpu_hour: float | None = None
+    gpu_hour: float | None = None
+
+
+CONCURRENCY_POLICIES = ("forbid", "replace", "allow")   # the names of Kubernetes CronJob's concurrencyPolicy
+
+
+@dataclass(frozen=True)
+class NightlySpec:
+    replicates: int = 0
+    concurrency: str = "forbid"
+    schedule: str = "02:00"
+    starting_deadline_s: float | None = None       # None: no deadline (as Kubernetes' startingDeadlineSeconds)
+    slower_factor: float = 3.0
+    slower_min_s: float = 1.0
+
+    @property
+    def schedule_minutes(self) -> int:
+        h, m = self.schedule.split(":")
+        return int(h) * 60 + int(m)
+
+
+def _schedule(v):
+    if not isinstance(v, str) or not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", v):
+        raise ValueError(f"must be a UTC time of day HH:MM (quote it in YAML: \"02:00\"), got {v!r}")
+    return v
+
+
+def _policy(v):
+    if v not in CONCURRENCY_POLICIES:
+        raise ValueError(f"unknown concurrency policy {v!r}: {did_you_mean(str(v), list(CONCURRENCY_POLICIES))}")
+    return v
 
 
 @dataclass(frozen=True)
@@ -220,6 +270,8 @@ class SweepSpec:
     source: str               # file path or "<string>"
     text: str                 # the YAML as given (logged as the parent run's artifact, after redaction)
     raw: dict                 # the validated mapping, overrides applied (what the spec hash covers)
+    costs: CostSpec = field(default_factory=CostSpec)
+    nightly: NightlySpec = field(default_factory=NightlySpec)
 
     @property
     def spec_hash(self) -> str:
@@ -270,14 +322,21 @@ def _mapping(v, loc):
 
 
 SECTIONS = {
-    "results": {"uri": _str, "endpoint_url": _opt_str, "region": _opt_str, "create_bucket": _bool},
+    "results": {"uri": _str, "endpoint_url": _opt_str, "region": _opt_str, "create_bucket": _bool,
+                "write_retry_s": lambda v: _number(v, lo=0)},
     "tracking": {"uri": _str, "experiment": _opt_str, "children": None, "artifact_location": _opt_str},
     "dispatch": {"max_attempts": lambda v: _number(v, lo=1, integer=True, what="an integer >= 1"),
                  "batch_size": None, "max_actors": None,
                  "in_flight_per_actor": lambda v: _number(v, lo=1, integer=True, what="an integer >= 1"),
                  "actor_start_timeout_s": lambda v: _number(v, lo=0, strict=True)},
+    "costs": {"cpu_hour": lambda v: _number(v, lo=0), "gpu_hour": lambda v: _number(v, lo=0)},
+    "nightly": {"replicates": lambda v: _number(v, lo=0, integer=True, what="an integer >= 0"),
+                "concurrency": _policy, "schedule": _schedule,
+                "starting_deadline_s": lambda v: None if v is None else _number(v, lo=0, strict=True),
+                "slower_factor": lambda v: _number(v, lo=1, strict=True, what="a factor > 1"),
+                "slower_min_s": lambda v: _number(v, lo=0)},
 }
-TOP_KEYS = ("name", "description", "results", "tracking", "resources", "dispatch", "groups")
+TOP_KEYS = ("name", "description", "results", "tracking", "resources", "dispatch", "costs", "nightly", "groups")
 GROUP_KEYS = ("kind", "name", "params", "grid")
 
 
@@ -450,15 +509,25 @@ def parse_spec(text: str, source: str = "<string>", *, results: str | None = Non
             dsp[k] = v
     dispatch = DispatchSpec(**dsp)
 
+    # --- costs and nightly: flat sections of optional settings; in the spec hash only when given, so that adding
+    # them did not change the hash (and the Ray submission ids) of existing specs
+    optional = {}
+    for sec in ("costs", "nightly"):
+        m = dict(_mapping(data.get(sec) or {}, (sec,)))
+        ck.keys(m, SECTIONS[sec], (sec,), sec)
+        optional[sec] = {k: ck.value(SECTIONS[sec][k], v, (sec, k)) for k, v in m.items()}
+    costs, nightly = CostSpec(**optional["costs"]), NightlySpec(**optional["nightly"])
+
     raw = {"spec_version": SPEC_VERSION, "name": name,
-           "results": {k: v for k, v in vars(results_spec).items()},
+           "results": {k: v for k, v in vars(results_spec).items() if k != "write_retry_s"},   # changes no result
            "tracking": {k: v for k, v in vars(tracking_spec).items()},
            "resources": {k: vars(v) for k, v in sorted(resources.items())},
            "dispatch": {k: v for k, v in vars(dispatch).items()},
            "groups": [vars(g) for g in groups]}
+    raw.update({sec: vars(obj) for sec, obj in (("costs", costs), ("nightly", nightly)) if sec in data})
     spec = SweepSpec(name=name, groups=tuple(groups), results=results_spec, tracking=tracking_spec,
                      resources=resources, dispatch=dispatch, description=description, source=source, text=text,
-                     raw=raw)
+                     raw=raw, costs=costs, nightly=nightly)
     if validate_tasks:
         object.__setattr__(spec, "_tasks", expand(spec, _checker=ck))   # cached: validation is not free
     return spec

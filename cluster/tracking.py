@@ -350,8 +350,11 @@ def new_execution_id() -> str:
 
 
 def log_report(spec: SweepSpec, paths, *, metrics: dict | None = None, tracking_uri: str | None = None,
-               warn: Callable[[str], None] | None = None) -> str | None:
-    """Log a sweep's report as artifacts of its latest execution's parent run (under `report/`), with `metrics`.
+               warn: Callable[[str], None] | None = None, run_id: str | None = None, tags: dict | None = None,
+               new_run: tuple[str, dict] | None = None) -> str | None:
+    """Log a sweep's report as artifacts of its latest execution's parent run (under `report/`), with `metrics`
+    and `tags`. `run_id`: that run instead; `new_run`: (name, tags) of a run to create for it (a night that ran
+    no task has no parent run of its own).
 
     Without any parent run (e.g. the records came from elsewhere) a run tagged htmc.role=analysis is created.
     `paths`: files or directories (a dict's values, or any iterable). Returns the run id, or None with a warning
@@ -364,13 +367,18 @@ def log_report(spec: SweepSpec, paths, *, metrics: dict | None = None, tracking_
     try:
         tr._connect()
         c = tr.client
-        runs = c.search_runs([tr.experiment_id], max_results=20, order_by=["attributes.start_time DESC"],
-                             filter_string=f"tags.`htmc.role` = 'parent' and tags.`htmc.sweep` = '{spec.name}'")
-        parent = next((r for r in runs if r.data.tags.get("htmc.sync") != "true"), runs[0] if runs else None)
-        created = parent is None
-        if created:
-            rid = c.create_run(tr.experiment_id, run_name=f"{spec.name}-analysis", tags={
-                "htmc.role": "analysis", "htmc.sweep": spec.name, "htmc.spec_hash": spec.spec_hash}).info.run_id
+        parent = None
+        if run_id is None and new_run is None:
+            runs = c.search_runs([tr.experiment_id], max_results=20, order_by=["attributes.start_time DESC"],
+                                 filter_string=f"tags.`htmc.role` = 'parent' and tags.`htmc.sweep` = '{spec.name}'")
+            parent = next((r for r in runs if r.data.tags.get("htmc.sync") != "true"), runs[0] if runs else None)
+        created = run_id is None and parent is None
+        if run_id is not None:
+            rid = run_id
+        elif created:
+            name, new_tags = new_run or (f"{spec.name}-analysis", {"htmc.role": "analysis"})
+            rid = c.create_run(tr.experiment_id, run_name=name, tags={
+                "htmc.sweep": spec.name, "htmc.spec_hash": spec.spec_hash, **new_tags}).info.run_id
         else:
             rid = parent.info.run_id
         for p in items:
@@ -379,12 +387,13 @@ def log_report(spec: SweepSpec, paths, *, metrics: dict | None = None, tracking_
                 c.log_artifacts(rid, str(p), artifact_path=f"report/{p.name}")
             elif p.is_file():
                 c.log_artifact(rid, str(p), artifact_path="report")
-        if metrics:
-            from mlflow.entities import Metric
+        if metrics or tags:
+            from mlflow.entities import Metric, RunTag
             ts = int(time.time() * 1000)
-            ms = [Metric(k, float(v), ts, 0) for k, v in metrics.items()
+            ms = [Metric(k, float(v), ts, 0) for k, v in (metrics or {}).items()
                   if isinstance(v, (int, float)) and math.isfinite(v)]
-            for bm, bp, bt in batches(ms, [], []):
+            ts_ = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
+            for bm, bp, bt in batches(ms, [], ts_):
                 c.log_batch(rid, metrics=bm, params=bp, tags=bt)
         if created:
             c.set_terminated(rid, "FINISHED")

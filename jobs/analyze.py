@@ -63,7 +63,7 @@ def analyze(spec_path: str, results: str | None = None, out: str | None = None,
     records = _load_records(spec)
     out_dir = Path(out) if out else Path("reports") / spec.name
     result = build_report(records, out_dir, title=f"htmc sweep '{spec.name}'"
-                          + (f" — {spec.description}" if spec.description else ""))
+                          + (f" — {spec.description}" if spec.description else ""), prices=vars(spec.costs))
     result.mlflow_run_id = _log_report(spec, result, tracking_uri) if log else None
     return result
 

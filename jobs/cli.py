@@ -245,9 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_functions_list)
 
     from jobs.resnet_cli import add_resnet_commands
+    from jobs.nightly import add_nightly_command
     from jobs.sweep_cli import add_sweep_commands
     add_resnet_commands(sub)
     add_sweep_commands(sub)
+    add_nightly_command(sub)
 
     p = sub.add_parser("analyze", help="report of a sweep: fits, phase diagrams, sandwich plots, report.html",
                        description="Load the sweep's records from its store (local or S3), write the plots, the "

@@ -1,0 +1,302 @@
+"""Nightly sweeps (issue 7): one Ray job per night, idempotent, incremental, with a regression report and costs.
+
+`htmc nightly SPEC --address URL [--date D]` submits the night as a Ray job whose submission_id is
+nightly-<sweep>-<date>; the job runs `python -m jobs.nightly SPEC --here --date D`, which is run_night:
+
+  1. the spec's keys still missing, and the failed ones (new grid values, failures of earlier nights);
+  2. `nightly.replicates` ok keys from before tonight re-run as fresh replicates, into the store partition
+     `<sweep>.rep-<date>` (one record per key and night; the sample is fixed by the date, so a rerun of the same
+     night resumes it rather than drawing another);
+  3. the analysis report, with a regression section against the previous night's summary and the costs;
+  4. the night's summary as `_nightly/sweep=<name>/<date>.json` in the results store (written last: a night
+     that broke before it is resumed by running it again; once it exists the night is done and a rerun is a
+     no-op).
+
+Exit status of the night: 0, or 1 when something regressed (so cron mail or a CI alert fires), 3 when skipped.
+
+Like a Kubernetes CronJob, a night has a concurrency policy for when an earlier night's job still runs (forbid:
+skip tonight; replace: stop the earlier job; allow: run both) and a starting deadline counted from its scheduled
+time (`nightly.schedule`, UTC): a night that cannot start by then is skipped rather than run late.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import date as Date
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+
+from .spec import SweepSpec, expand
+from .store import LocalStore, StoreConfig, open_store
+
+SKIPPED = 3          # exit status of a night that was not run (policy or deadline); 1 is kept for regressions
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse_date(text: str | None) -> str:
+    """YYYY-MM-DD (default: today, UTC)."""
+    if text is None:
+        return datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    try:
+        return Date.fromisoformat(text).isoformat() if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else _bad(text)
+    except ValueError:
+        return _bad(text)
+
+
+def _bad(text):
+    raise ValueError(f"--date must be a calendar date YYYY-MM-DD, got {text!r}")
+
+
+def night_id(spec: SweepSpec, date: str) -> str:
+    return f"nightly-{spec.name}-{date}"
+
+
+def replicate_sweep(spec: SweepSpec, date: str) -> str:
+    return f"{spec.name}.rep-{date}"
+
+
+def deadline_passed(spec: SweepSpec, date: str, now: datetime | None = None) -> str | None:
+    """Why the night is too late to start, or None."""
+    if spec.nightly.starting_deadline_s is None:
+        return None
+    now = now or datetime.now(timezone.utc)
+    scheduled = datetime.fromisoformat(date).replace(tzinfo=timezone.utc) + \
+        timedelta(minutes=spec.nightly.schedule_minutes)
+    latest = scheduled + timedelta(seconds=spec.nightly.starting_deadline_s)
+    if now > latest:
+        return (f"night {date} of '{spec.name}' was scheduled for {scheduled:%Y-%m-%d %H:%M} UTC and its starting "
+                f"deadline ({spec.nightly.starting_deadline_s:g} s) passed at {latest:%Y-%m-%d %H:%M} UTC; skipped "
+                f"(nightly.starting_deadline_s in the spec)")
+    return None
+
+
+# ------------------------------------------------------------------------------------------ night documents
+def _doc_relpath(sweep: str, date: str) -> str:
+    return f"_nightly/sweep={sweep}/{date}.json"      # '_': never part of the Parquet dataset
+
+
+def put_night(store, sweep: str, date: str, doc: dict) -> None:
+    data = json.dumps(doc, sort_keys=True, indent=1, allow_nan=False).encode()
+    rel = _doc_relpath(sweep, date)
+    if isinstance(store, LocalStore):
+        final = store.root / rel
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(final)                            # atomic: a night is either summarized or not
+    else:
+        store.s3.put_object(Bucket=store.bucket, Key=store._key(rel), Body=data)
+
+
+def get_night(store, sweep: str, date: str) -> dict | None:
+    rel = _doc_relpath(sweep, date)
+    if isinstance(store, LocalStore):
+        p = store.root / rel
+        return json.loads(p.read_text()) if p.is_file() else None
+    try:
+        return json.loads(store.s3.get_object(Bucket=store.bucket, Key=store._key(rel))["Body"].read())
+    except store.s3.exceptions.NoSuchKey:
+        return None
+
+
+def night_dates(store, sweep: str) -> list[str]:
+    rel = _doc_relpath(sweep, "x").rsplit("/", 1)[0]
+    if isinstance(store, LocalStore):
+        names = [p.name for p in (store.root / rel).glob("*.json")]
+    else:
+        pages = store.s3.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=store._key(rel) + "/")
+        names = [o["Key"].rsplit("/", 1)[-1] for page in pages for o in page.get("Contents", [])]
+    return sorted(n[:-5] for n in names if re.fullmatch(r"\d{4}-\d{2}-\d{2}\.json", n))
+
+
+def previous_night(store, sweep: str, date: str) -> tuple[str | None, dict | None]:
+    earlier = [d for d in night_dates(store, sweep) if d < date]
+    return (earlier[-1], get_night(store, sweep, earlier[-1])) if earlier else (None, None)
+
+
+# ------------------------------------------------------------------------------------------------ the night
+@dataclass
+class NightResult:
+    sweep: str
+    date: str
+    state: str                          # done | already_done | skipped
+    message: str = ""
+    regressions: list = field(default_factory=list)
+    previous: str | None = None
+    ran: int = 0
+    failed: int = 0
+    replicates: int = 0
+    report: str | None = None
+    run_id: str | None = None
+    costs: dict = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return SKIPPED if self.state == "skipped" else (1 if self.regressions else 0)
+
+    def to_json(self) -> dict:
+        return {**dataclasses.asdict(self), "exit_code": self.exit_code}
+
+
+def replicate_sample(spec: SweepSpec, date: str, ok_keys) -> list[str]:
+    """The night's replicates: a sample of the given ok keys, fixed by (sweep, date)."""
+    ok_keys = sorted(ok_keys)
+    n = min(spec.nightly.replicates, len(ok_keys))
+    return sorted(random.Random(f"{spec.name}/{date}").sample(ok_keys, n))
+
+
+def run_night(spec: SweepSpec, *, date: str, now: datetime | None = None, address: str | None = None,
+              out: str | Path | None = None, progress: bool = True,
+              say: Callable[[str], None] = _say) -> NightResult:
+    """Run one night here (inside the night's Ray job, or locally). See the module docstring."""
+    from analysis.costs import cost_totals
+    from analysis.nightly import compare_nights, night_summary, regression_html
+    from analysis.report import build_report
+
+    from .service import run_sweep
+    from .tracking import log_report
+
+    late = deadline_passed(spec, date, now)
+    if late:
+        say(late)
+        return NightResult(spec.name, date, "skipped", late)
+    store = open_store(StoreConfig.from_spec(spec.results))
+    store.check(create_bucket=spec.results.create_bucket)
+    if get_night(store, spec.name, date) is not None:
+        msg = f"night {date} of '{spec.name}' already ran (its summary is in the store); nothing to do"
+        say(msg)
+        return NightResult(spec.name, date, "already_done", msg)
+
+    keys = {t.key for t in expand(spec)}
+    reps = replicate_sample(spec, date, [k for k, (_, st) in store.statuses(spec.name).items()
+                                         if st == "ok" and k in keys])
+    tags = {"htmc.nightly": date, "htmc.nightly.id": night_id(spec, date)}
+    main = run_sweep(spec, retry_failed=True, address=address, progress=progress, say=say, tags=tags)
+    rep_spec = dataclasses.replace(spec, name=replicate_sweep(spec, date), tracking=dataclasses.replace(
+        spec.tracking, experiment=spec.experiment, children="off"))
+    if reps:
+        say(f"night {date}: re-running {len(reps)} ok tasks as replicates into '{rep_spec.name}'")
+        run_sweep(rep_spec, keys=reps, address=address, progress=progress, say=say,
+                  tags={**tags, "htmc.role.nightly": "replicates"})
+
+    records = store.load(spec.name)
+    rep_records = store.load(rep_spec.name) if reps else None
+    prev_date, prev = previous_night(store, spec.name, date)
+    costs = cost_totals(records, **vars(spec.costs))
+    box: dict = {}
+
+    def sections(summary):
+        functions = summary.functions if summary is not None else None
+        box["night"] = night_summary(records, functions, sweep=spec.name, date=date, replicates=rep_records,
+                                     costs=costs, meta={"spec_hash": spec.spec_hash, "execution_id": main.execution_id,
+                                                        "previous": prev_date})
+        box["regressions"] = compare_nights(prev, box["night"], slower_factor=spec.nightly.slower_factor,
+                                            slower_min_s=spec.nightly.slower_min_s)
+        return [("regressions", "Regressions against the previous night",
+                 regression_html(box["regressions"], prev_date, date))]
+
+    out_dir = Path(out) if out else Path("reports") / spec.name / "nightly" / date
+    report = build_report(records, out_dir, title=f"htmc nightly '{spec.name}' {date}", prices=vars(spec.costs),
+                          sections=sections)
+    if "night" not in box:              # the report could not summarize: still compare what the records give
+        sections(None)
+    night, regressions = box["night"], box["regressions"]
+    night["regressions"] = regressions
+    files = dict(report.paths)
+    for name, obj in (("night", night), ("regressions", regressions)):
+        files[name] = out_dir / f"{name}.json"
+        files[name].write_text(json.dumps(obj, sort_keys=True, indent=1))
+    run_tags = {**tags, "htmc.regressions": len(regressions), "htmc.nightly.previous": prev_date or "none",
+                **{f"htmc.regression.{i}": r["message"] for i, r in enumerate(regressions[:50])}}
+    rid = log_report(spec, files, metrics={"nightly_regressions": len(regressions),
+                                           "nightly_usd": costs["total"]["usd"] or 0.0},
+                     tags=run_tags, run_id=main.parent_run_id,
+                     new_run=(night_id(spec, date), {"htmc.role": "nightly", **tags}))
+    put_night(store, spec.name, date, night)
+    res = NightResult(spec.name, date, "done", previous=prev_date, regressions=regressions, ran=main.done,
+                      failed=main.failed, replicates=len(reps), report=str(report.report), run_id=rid, costs=costs)
+    res.message = (f"night {date} of '{spec.name}': {main.done} ok and {main.failed} failed of {main.scheduled} "
+                   f"scheduled, {len(reps)} replicates; "
+                   + (f"{len(regressions)} regression(s) against {prev_date}" if prev_date else
+                      "no previous night to compare with") + f". Report: {report.report}")
+    say(res.message)
+    for r in regressions:
+        say(f"  REGRESSION {r['kind']}: {r['message']}")
+    return res
+
+
+# ------------------------------------------------------------------------------------------------ submission
+def _status(job) -> str:
+    st = job.status
+    return str(st.value if hasattr(st, "value") else st)
+
+
+def submit_night(spec: SweepSpec, spec_path: str, *, address: str, date: str, policy: str | None = None,
+                 now: datetime | None = None, working_dir: str = ".", results: str | None = None,
+                 tracking_uri: str | None = None, forward_credentials: bool = False, wait: bool = False,
+                 timeout_s: float = 24 * 3600.0, stop_timeout_s: float = 120.0,
+                 say: Callable[[str], None] = _say) -> dict:
+    """Submit the night as the Ray job nightly-<sweep>-<date> under the concurrency policy and starting deadline.
+    Returns {"submission_id", "submitted", "status", "reason"}; reason says why nothing was submitted."""
+    from ray.job_submission import JobSubmissionClient
+
+    from .service import build_submission
+    policy = policy or spec.nightly.concurrency
+    sid = night_id(spec, date)
+    late = deadline_passed(spec, date, now)
+    if late:
+        say(late)
+        return {"submission_id": sid, "submitted": False, "status": None, "reason": "deadline"}
+    entrypoint, runtime_env = build_submission(
+        spec, spec_path, working_dir=working_dir, forward_credentials=forward_credentials, results=results,
+        tracking_uri=tracking_uri, module="jobs.nightly", extra_args=("--here", "--date", date))
+    try:
+        client = JobSubmissionClient(address)
+        jobs = {j.submission_id: j for j in client.list_jobs()
+                if j.submission_id and j.submission_id.startswith(f"nightly-{spec.name}-")}
+    except Exception as e:  # noqa: BLE001  unreachable or not a Ray dashboard
+        raise ValueError(f"cannot reach the Ray job server at {address}: {e}") from None
+    if sid in jobs:
+        st = _status(jobs[sid])
+        say(f"night {date} of '{spec.name}' was already submitted as job {sid} ({st}); nothing to do")
+        return {"submission_id": sid, "submitted": False, "status": st, "reason": "exists"}
+    running = sorted(j for j, job in jobs.items() if _status(job) not in TERMINAL)
+    if running and policy == "forbid":
+        say(f"job {running[-1]} of an earlier night is still {_status(jobs[running[-1]])}; concurrency policy "
+            f"'forbid': not submitting {sid} (use --policy replace to stop it, or allow to run both)")
+        return {"submission_id": sid, "submitted": False, "status": None, "reason": "forbid",
+                "running": running}
+    if running and policy == "replace":
+        for j in running:
+            say(f"concurrency policy 'replace': stopping job {j} of an earlier night")
+            client.stop_job(j)
+        t0 = time.monotonic()
+        while any(str(client.get_job_status(j).value) not in TERMINAL for j in running):
+            if time.monotonic() - t0 > stop_timeout_s:
+                raise TimeoutError(f"jobs {running} did not stop within {stop_timeout_s:g} s")
+            time.sleep(0.5)
+    client.submit_job(entrypoint=entrypoint, submission_id=sid, runtime_env=runtime_env,
+                      metadata={"htmc.sweep": spec.name, "htmc.spec_hash": spec.spec_hash, "htmc.nightly": date})
+    say(f"submitted night {date} of '{spec.name}' as job {sid}: {entrypoint}")
+    out = {"submission_id": sid, "submitted": True, "status": "PENDING", "reason": None,
+           "replaced": running if policy == "replace" else []}
+    if wait:
+        t0 = time.monotonic()
+        while (st := str(client.get_job_status(sid).value)) not in TERMINAL:
+            if time.monotonic() - t0 > timeout_s:
+                raise TimeoutError(f"job {sid} still {st} after {timeout_s:g} s")
+            time.sleep(1.0)
+        out["status"] = st
+        out["logs_tail"] = client.get_job_logs(sid)[-4000:]
+        say(f"job {sid}: {st}")
+    return out

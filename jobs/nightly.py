@@ -1,0 +1,109 @@
+"""`htmc nightly SPEC [--address http://HEAD:8265] [--date YYYY-MM-DD]` (and `python -m jobs.nightly`).
+
+Submits the night's sweep as the Ray job `nightly-<sweep>-<date>` (a second call for the same date is a no-op
+that says so), or with --here runs the night in this process: the missing and failed keys, a sample of old keys
+as fresh replicates, the analysis, and a regression report against the previous night. Everything is in
+cluster/nightly.py; this is argparse wiring.
+
+Exit status: 0 done (or nothing to do); 1 something regressed (the night ran; see its report), or with --wait
+the job did not succeed; 2 a user error; 3 skipped (concurrency policy `forbid` or the starting deadline).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from jobs.errors import USER_ERRORS, user_error
+
+EPILOG = """examples:
+  htmc nightly sweeps/demo.yaml --here                            # tonight, here (local Ray, or $RAY_ADDRESS)
+  htmc nightly sweeps/demo.yaml --address http://127.0.0.1:8265   # submit tonight's Ray job
+  htmc nightly sweeps/demo.yaml --address http://127.0.0.1:8265 --date 2026-11-27 --policy replace
+Settings (replicates, concurrency, schedule, starting_deadline_s, slower_factor) live in the spec's `nightly:`
+section and prices in `costs:` (cluster/spec.py). Deployment examples: cluster/deploy/."""
+
+
+def add_nightly_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", nargs="?", help="sweep spec YAML (e.g. sweeps/demo.yaml)")
+    p.add_argument("--date", metavar="YYYY-MM-DD", help="the night to run (default: today, UTC)")
+    p.add_argument("--here", action="store_true",
+                   help="run the night in this process instead of submitting it (what the Ray job runs)")
+    p.add_argument("--address", metavar="URL", help="Ray job server to submit to, e.g. http://127.0.0.1:8265 "
+                                                    "(default $RAY_API_SERVER_ADDRESS); with --here: the Ray "
+                                                    "cluster to join (default $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--policy", choices=["forbid", "replace", "allow"],
+                   help="when an earlier night's job still runs: skip tonight, stop it, or run both "
+                        "(default: the spec's nightly.concurrency, else forbid)")
+    p.add_argument("--results", metavar="URI", help="override results.uri (absolute path or s3://)")
+    p.add_argument("--tracking-uri", metavar="URI", help="override tracking.uri")
+    p.add_argument("--out", metavar="DIR", help="--here: report directory (default reports/<sweep>/nightly/<date>)")
+    p.add_argument("--working-dir", default=".", help="directory uploaded as the job's working dir (default .)")
+    p.add_argument("--forward-credentials", action="store_true",
+                   help="pass AWS_* / MLFLOW_TRACKING_* secrets from this shell into the job's environment")
+    p.add_argument("--wait", action="store_true", help="wait for the submitted job; exit 1 unless it succeeded")
+    p.add_argument("--timeout-s", type=float, default=24 * 3600, help="with --wait: give up after this long")
+    p.add_argument("--spec-from-env", metavar="VAR", help=argparse.SUPPRESS)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+
+
+def cmd_nightly(args) -> int:
+    from cluster.nightly import parse_date, run_night, submit_night
+    from jobs.sweep_cli import _load, _sigterm_as_interrupt
+    date = parse_date(args.date)
+    spec = _load(args)
+    if args.here:
+        _sigterm_as_interrupt()
+        try:
+            res = run_night(spec, date=date, address=args.address, out=args.out, progress=not args.no_progress)
+        except KeyboardInterrupt:
+            print("htmc: interrupted; run the same night again to resume it", file=sys.stderr)
+            return 130
+        if args.json:
+            print(json.dumps(res.to_json(), sort_keys=True, default=str))
+        return res.exit_code
+    address = args.address or os.environ.get("RAY_API_SERVER_ADDRESS")
+    if not address or not address.startswith(("http://", "https://")):
+        raise ValueError("give the Ray job server to submit the night to (--address http://HEAD:8265), or run the "
+                         "night in this process with --here")
+    try:
+        out = submit_night(spec, args.spec or f"${args.spec_from_env}", address=address, date=date,
+                           policy=args.policy, working_dir=args.working_dir, results=args.results,
+                           tracking_uri=args.tracking_uri, forward_credentials=args.forward_credentials,
+                           wait=args.wait, timeout_s=args.timeout_s)
+    except TimeoutError as e:
+        print(f"htmc: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(out, sort_keys=True))
+    if out["reason"] in ("forbid", "deadline"):
+        return 3
+    if args.wait and out["submitted"] and out.get("status") != "SUCCEEDED":
+        return 1
+    return 0
+
+
+def add_nightly_command(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("nightly", help="the night's sweep as a Ray job: missing keys, replicates, analysis, "
+                                              "regression report", description=__doc__.split("\n\n")[1],
+                              epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_nightly_args(p)
+    p.set_defaults(func=cmd_nightly)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.nightly", description=__doc__.split("\n\n")[1],
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_nightly_args(parser)
+    args = parser.parse_args(argv)
+    try:
+        return cmd_nightly(args)
+    except USER_ERRORS as e:
+        return user_error(e)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
