@@ -257,6 +257,30 @@ def test_submission_is_idempotent_and_the_concurrency_policy_applies(ray_connect
                 pass
 
 
+def test_a_submitted_night_runs_to_success_in_its_ray_job(ray_connected, mlflow_db, tmp_path):
+    from cluster.service import sweep_status
+    path = _write(tmp_path, f"""
+        name: nightly-job
+        results: {{uri: "{tmp_path / 'results'}"}}
+        tracking: {{uri: "{mlflow_db['uri']}", children: off}}
+        costs: {{cpu_hour: 1.0}}
+        groups:
+          - kind: noop
+            grid: {{x: [1, 2, 3]}}
+        """)
+    spec = load_spec(path)
+    out = submit_night(spec, str(path), address=ray_connected["dashboard"], date="2026-11-27",
+                       working_dir=str(REPO), wait=True, timeout_s=300, say=lambda m: None)
+    assert out["status"] == "SUCCEEDED", out.get("logs_tail")
+    assert "night 2026-11-27 of 'nightly-job': 3 ok and 0 failed" in out["logs_tail"]
+    store = open_store(StoreConfig.from_spec(spec.results))
+    assert night_dates(store, "nightly-job") == ["2026-11-27"]
+    st = sweep_status(spec)
+    assert st["kinds"]["noop"]["ok"] == 3
+    recs = store.load("nightly-job")
+    assert st["costs"]["total"]["usd"] == pytest.approx(pc.sum(recs["cpu_seconds"]).as_py() / 3600 * 1.0)
+
+
 def test_cli_exit_code_3_when_the_night_is_skipped(monkeypatch, capsys):
     """The CLI maps a skip (here: the starting deadline) to exit 3, so that cron mails it."""
     import jobs.nightly as jn
