@@ -13,6 +13,11 @@
   it was running is resubmitted with attempt + 1, up to `dispatch.max_attempts`, after which its tasks are
   recorded as `failed` ("worker died ..."). Units queued behind it are resubmitted without counting an attempt.
   Tasks of a resubmitted unit that were already recorded `ok` are not run again.
+- Store outages. A task whose record could not be written because the store stayed unreachable for
+  `results.write_retry_s` comes back with `_store_error`; it is retried later (after another write_retry_s, while
+  the other work goes on), up to `dispatch.max_attempts` times, then recorded `failed` with the reason (the
+  endpoint and the time spent). If even that record cannot be written, the task is counted failed and
+  `unrecorded`, a warning says so, and it has no record: the next run of the spec runs it.
 - Ctrl-C (KeyboardInterrupt) kills the actors and re-raises; records already written are complete files.
 """
 from __future__ import annotations
@@ -20,16 +25,18 @@ from __future__ import annotations
 import collections
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
 from .spec import SweepSpec, Task
-from .store import StoreConfig, open_store
+from .store import StoreConfig, StoreUnavailable, open_store
 from .worker import TaskRunner
 
 ACTOR_MAX_RESTARTS = 3
+INDEX_FLUSH = 2000            # status-index entries buffered in the driver before they are merged into the store
 MAX_REPLACEMENTS = 5          # per slot: actors that died for good and were replaced
 WAIT_S = 0.5
 
@@ -45,6 +52,7 @@ class Counts:
     failed: int = 0
     running: int = 0
     retried: int = 0
+    unrecorded: int = 0          # counted failed, but the store could not take even a failed record
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -63,7 +71,7 @@ class Counts:
 
     def as_metrics(self) -> dict:
         m = {"done": self.done, "failed": self.failed, "running": self.running, "pending": self.pending,
-             "total": self.total, "retried": self.retried,
+             "total": self.total, "retried": self.retried, "unrecorded": self.unrecorded,
              "elapsed_s": time.monotonic() - self.started}
         eta = self.eta_s()
         if eta is not None:
@@ -134,6 +142,10 @@ class Dispatcher:
         self._pings: dict = {}              # ObjectRef of a ping -> slot
         self._created = 0                   # actors created so far (unique actor names)
         self._store = None
+        self._deferred: list = []           # (not before, Unit): tasks whose records the store could not take
+        self._store_tries: dict = {}        # task key -> times its record could not be stored
+        self.unrecorded: list = []          # (task key, reason): failed, and not even the failed record stored
+        self._index: dict = {}              # relpath -> (kind, key, status, validator) of records written
 
     # ------------------------------------------------------------------------------------------------ actors
     def _actor_class(self):
@@ -196,7 +208,8 @@ class Dispatcher:
         per_actor = self.spec.dispatch.in_flight_per_actor
         last_progress = 0.0
         try:
-            while any(units.values()) or self._ref_owner:
+            while any(units.values()) or self._ref_owner or self._deferred:
+                self._release_deferred(units)
                 # a kind with work but no live actor (all released or replaced): start one
                 for kind, q in units.items():
                     if q and not any(s.actor is not None for s in self.slots if s.kind == kind):
@@ -216,6 +229,9 @@ class Dispatcher:
                 self._update_running()
                 waitable = list(self._ref_owner) + list(self._pings)
                 if not waitable:
+                    if self._deferred:      # only deferred work left: wait for it to come due
+                        time.sleep(max(0.0, min(WAIT_S, min(t for t, _ in self._deferred) - time.monotonic())))
+                        continue
                     break
                 ready, _ = ray.wait(waitable, num_returns=1, timeout=WAIT_S)
                 if ready:  # take everything that is ready now, not one per wait
@@ -233,11 +249,17 @@ class Dispatcher:
                 self._draw()
         except BaseException:
             self.shutdown()
+            self._flush_index()
             raise
         self.counts.running = 0
         self._draw()
         self.on_progress(self.counts)
         self.shutdown()
+        self._flush_index()
+        if self.unrecorded:
+            print(f"htmc: warning: {len(self.unrecorded)} tasks are counted failed but have no record, because the "
+                  f"results store stayed unavailable ({self.unrecorded[-1][1][:600]}); the next run of this spec "
+                  f"runs them", file=sys.stderr, flush=True)
         return self.counts
 
     def shutdown(self) -> None:
@@ -267,14 +289,51 @@ class Dispatcher:
             self._worker_died(slot, unit, units, e, counts_attempt=was_running)
             return
         slot.started = True
+        lost = []
         for s in summaries:
-            self._count(s)
+            if s.get("_store_error"):
+                lost.append(s)
+            else:
+                self._count(s)
+        if lost:
+            self._store_failed(unit, lost)
+
+    def _store_failed(self, unit: Unit, lost: list[dict]) -> None:
+        """Tasks that ran but whose records the store did not take: again later, or failed after max_attempts."""
+        by_key = {t.key: t for t in unit.tasks}
+        again, give_up, reason = [], [], lost[-1]["_store_error"]
+        for s in lost:
+            t = by_key[s["task_key"]]
+            n = self._store_tries[t.key] = self._store_tries.get(t.key, 0) + 1
+            (again if n < self.spec.dispatch.max_attempts else give_up).append(t)
+        if again:
+            # Later, not now: the store was just given write_retry_s to come back. Meanwhile other work goes on.
+            delay = min(max(self.store_cfg.retry_s, 0.5), 300.0)
+            self.counts.retried += len(again)
+            self._deferred.append((time.monotonic() + delay, Unit(unit.kind, again, unit.attempt)))
+        if give_up:
+            self._record_failed(unit.kind, give_up, unit.attempt,
+                                f"the record could not be stored {self.spec.dispatch.max_attempts} times: {reason}")
+
+    def _release_deferred(self, units) -> None:
+        now = time.monotonic()
+        due = [d for d in self._deferred if d[0] <= now]
+        if due:
+            self._deferred = [d for d in self._deferred if d[0] > now]
+            for _, unit in due:
+                units.setdefault(unit.kind, collections.deque()).append(unit)
 
     def _count(self, summary: dict) -> None:
         if summary.get("status") == "ok":
             self.counts.done += 1
         else:
             self.counts.failed += 1
+        v = summary.pop("_validator", None)
+        if v and summary.get("_written", True):
+            kind, key = summary.get("kind"), summary["task_key"]
+            self._index[f"sweep={self.ctx['sweep']}/kind={kind}/{key}.parquet"] = (kind, key, summary["status"], v)
+            if len(self._index) >= INDEX_FLUSH:
+                self._flush_index()
         if summary.pop("_written", True):
             self.on_result(summary)
 
@@ -310,7 +369,10 @@ class Dispatcher:
         self._create(slot)
 
     def _retry_or_fail(self, unit: Unit, units, reason: str, *, counts_attempt: bool) -> None:
-        recorded = self._get_store().read_records(self.ctx["sweep"], unit.kind, [t.key for t in unit.tasks])
+        try:
+            recorded = self._get_store().read_records(self.ctx["sweep"], unit.kind, [t.key for t in unit.tasks])
+        except StoreUnavailable:
+            recorded = {}       # run them again: create-once keeps any ok record that did land
         left = []
         for t in unit.tasks:
             rec = recorded.get(t.key)
@@ -337,14 +399,32 @@ class Dispatcher:
         from .worker import build_record
         ctx = {**self.ctx, **vars(self.spec.resources_for(kind))}
         now = datetime.now(timezone.utc)
+        down = False
         for t in tasks:
             rec = build_record({"key": t.key, "params_json": t.params_json, "group": t.group,
                                 "kind_version": t.kind_version, "attempt": attempt}, {}, "failed", reason, now, now,
                                0.0, 1, ctx=ctx, worker=f"driver@{socket.gethostname()}", node="",
                                versions=versions())
-            rec["_written"] = self._get_store().write_record(self.ctx["sweep"], kind, rec)
+            try:   # after one give-up, one try each: the driver loop must not wait retry_s per task
+                rec["_written"], rec["_validator"] = self._get_store().put_record(
+                    self.ctx["sweep"], kind, rec, retry_s=0.0 if down else None)
+            except StoreUnavailable as e:
+                down = True
+                rec["_written"] = False
+                self.unrecorded.append((t.key, f"{reason}; the failed record was not stored either: {e}"))
+                self.counts.unrecorded += 1
             rec["kind"] = kind
             self._count(rec)
+
+    def _flush_index(self) -> None:
+        """Tell the store's status index what was written, so that the next plan need not parse these files
+        (best effort: a lost update only costs that next plan some time)."""
+        if self._index:
+            entries, self._index = self._index, {}
+            try:
+                self._get_store().merge_index(self.ctx["sweep"], entries)
+            except Exception:  # noqa: BLE001
+                pass
 
     def _get_store(self):
         if self._store is None:
@@ -356,7 +436,8 @@ class Dispatcher:
         """Kill actors whose kind has no work left, so their resources serve other kinds."""
         for slot in self.slots:
             if slot.actor is not None and not units.get(slot.kind) and not slot.inflight \
-                    and not any(s is slot for s, _ in self._ref_owner.values()):
+                    and not any(s is slot for s, _ in self._ref_owner.values()) \
+                    and not any(u.kind == slot.kind for _, u in self._deferred):
                 self._kill(slot)
                 slot.ping = None
                 slot.started = False

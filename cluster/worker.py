@@ -3,6 +3,10 @@
 TaskRunner is a plain class (tests use it without Ray); cluster.dispatch wraps it with ray.remote. A task that
 raises becomes a `failed` record holding the error text; nothing a task does stops the actor. Records are
 written one by one as tasks finish, so a worker killed in the middle of a chunk loses only unfinished tasks.
+
+A store that stays unreachable for `results.write_retry_s` (store.StoreUnavailable) does not fail the call: the
+task's summary carries `_store_error` and no record, and the dispatcher retries the task later. The rest of that
+call's records then get one try each, not a full retry budget each (a batch of 64 would otherwise wait 64 times).
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from datetime import datetime, timezone
 
 from . import schema
 from .provenance import versions
-from .store import StoreConfig, open_store
+from .store import StoreConfig, StoreUnavailable, open_store
 
 ERROR_MAX_CHARS = 8000
 # Large JSON columns stay in the store; the driver gets the rest (for tracking and progress).
@@ -58,6 +62,7 @@ class TaskRunner:
     # ------------------------------------------------------------------------------------------------------
     def run(self, tasks: list[dict]) -> list[dict]:
         """tasks: dicts with key, params, group, kind_version, attempt. Returns one summary per task, in order."""
+        self._store_down = False
         if len(tasks) > 1 and self.kind.run_batch is not None:
             return self._run_batched(tasks)
         return [self._run_one(t) for t in tasks]
@@ -86,7 +91,12 @@ class TaskRunner:
     # ------------------------------------------------------------------------------------------------------
     def _finish(self, task, out, status, error, t0, t1, wall, batch_size) -> dict:
         rec = self.make_record(task, out, status, error, t0, t1, wall, batch_size)
-        rec["_written"] = self.store.write_record(self.ctx["sweep"], self.kind_name, rec)
+        try:
+            rec["_written"], rec["_validator"] = self.store.put_record(
+                self.ctx["sweep"], self.kind_name, rec, retry_s=0.0 if getattr(self, "_store_down", False) else None)
+        except StoreUnavailable as e:
+            self._store_down = True
+            rec["_written"], rec["_store_error"] = False, str(e)
         rec["kind"] = self.kind_name
         return {k: v for k, v in rec.items() if k not in NOT_RETURNED}
 
