@@ -52,6 +52,24 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+# FP32 peaks without tensor cores (TFLOP/s), from the vendors' data sheets; training here runs in float32.
+KNOWN_PEAKS = {"H100 80GB HBM3": 67.0, "H100 SXM": 67.0, "H100 PCIe": 51.0, "H200": 67.0, "A100": 19.5}
+
+
+def flop_figures(args, work: int, seconds: float) -> dict:
+    """Matrix FLOPs per net-step (forward 2·N·(d·w + L·2·w·r + w), training ≈ 3× forward) and the rate reached."""
+    d = 1
+    fwd = 2 * args.n_train * (d * args.width + args.depth * 2 * args.width * args.rank + args.width)
+    per_step = 3 * fwd
+    tflops = per_step * work / seconds / 1e12
+    peak = args.peak_tflops
+    if peak is None and str(args.device).startswith("cuda") and torch.cuda.is_available():
+        name = torch.cuda.get_device_name()
+        peak = next((v for k, v in KNOWN_PEAKS.items() if k in name), None)
+    return {"flop_per_net_step": per_step, "batched_tflops": tflops, "peak_tflops": peak,
+            "fraction_of_peak": tflops / peak if peak else None}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -64,6 +82,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--reg", default="l1", help="l1 or block_path (default l1)")
     ap.add_argument("--threads", type=int, default=1,
                     help=f"torch intra-op threads (default 1; this process may use {usable_cpus()} CPUs)")
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="the device's peak FLOP/s in TFLOP/s for the dtype used, to report the fraction reached "
+                         "(default: a known card's FP32 non-tensor-core peak, e.g. H100 SXM 67, else none)")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
 
@@ -102,6 +123,10 @@ def main(argv: list[str] | None = None) -> dict:
     for name, t, c in (("sequential", t_seq, c_seq), ("batched", t_bat, c_bat)):
         print(f"{name:<12}{t:>9.2f}{work / t:>16.1f}{t_seq / t:>7.2f}{c:>9.2f}{work / c:>20.1f}{c_seq / c:>7.2f}")
     print(f"nets ok in both: {len(ok)}/{args.batch}; max |sup_error sequential - batched| = {diff:.2e}")
+    res.update(flop_figures(args, work, t_bat))
+    print(f"batched: {res['batched_tflops']:.3f} TFLOP/s of matrix work (≈{res['flop_per_net_step'] / 1e6:.1f} MFLOP "
+          f"per net-step)" + (f", {100 * res['fraction_of_peak']:.2f}% of the {res['peak_tflops']:g} TFLOP/s peak"
+                              if res["peak_tflops"] else ""))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
     return res

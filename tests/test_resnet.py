@@ -293,3 +293,32 @@ def test_student_of_a_resnet_teacher_reaches_a_norm_near_the_teachers():
         torch.set_num_threads(threads)
     assert res.status == "ok" and res.sup_error < 0.01
     assert t_norm / 5 <= res.norms["block_path"] <= t_norm * 1.5, (res.norms["block_path"], t_norm)
+
+
+# ------------------------------------------------------------------------------------------------ GPU (issue 4)
+# Run where CUDA exists (benchmarks/gpu_session.sh on a lent device); skipped on the CPU-only CI.
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+
+
+@needs_cuda
+def test_batched_equals_sequential_on_cuda():
+    configs = [TrainConfig(width=8, depth=2, rank=4, lam=lam, reg=reg, steps=150, lr=1e-2, seed=s, n_train=128,
+                           dtype="float64", device="cuda")
+               for s, (lam, reg) in enumerate([(1e-3, "l1"), (3e-3, "block_path"), (0.0, "l1")])]
+    targets = [sin2pi, cos2pi, sin2pi]
+    for t, c, b in zip(targets, configs, train_batch(targets, configs)):
+        alone = train_one(t, c)
+        assert b.status == alone.status == "ok" and b.device.startswith("cuda")
+        for k in PARAM_NAMES:
+            np.testing.assert_allclose(b.params[k], alone.params[k], rtol=1e-6, atol=1e-8)
+        assert b.sup_error == pytest.approx(alone.sup_error, rel=1e-6)
+
+
+@needs_cuda
+def test_cuda_training_matches_cpu_training():
+    base = dict(width=8, depth=2, rank=4, lam=1e-3, reg="block_path", steps=150, lr=1e-2, seed=4, n_train=128,
+                dtype="float64")
+    gpu, cpu = train_one(sin2pi, TrainConfig(**base, device="cuda")), train_one(sin2pi, TrainConfig(**base))
+    for k in PARAM_NAMES:
+        np.testing.assert_allclose(gpu.params[k], cpu.params[k], rtol=1e-6, atol=1e-8)
+    assert gpu.norms["block_path"] == pytest.approx(cpu.norms["block_path"], rel=1e-6)
