@@ -25,18 +25,17 @@ import json
 import random
 import re
 import sys
-import time
 from dataclasses import dataclass, field
 from datetime import date as Date
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
+from .service import TERMINAL, build_submission, run_sweep, wait_for_job
 from .spec import SweepSpec, expand
 from .store import LocalStore, StoreConfig, open_store
 
 SKIPPED = 3          # exit status of a night that was not run (policy or deadline); 1 is kept for regressions
-TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
 def _say(msg: str) -> None:
@@ -163,7 +162,6 @@ def run_night(spec: SweepSpec, *, date: str, now: datetime | None = None, addres
     from analysis.nightly import compare_nights, night_summary, regression_html
     from analysis.report import build_report
 
-    from .service import run_sweep
     from .tracking import log_report
 
     late = deadline_passed(spec, date, now)
@@ -250,7 +248,6 @@ def submit_night(spec: SweepSpec, spec_path: str, *, address: str, date: str, po
     Returns {"submission_id", "submitted", "status", "reason"}; reason says why nothing was submitted."""
     from ray.job_submission import JobSubmissionClient
 
-    from .service import build_submission
     policy = policy or spec.nightly.concurrency
     sid = night_id(spec, date)
     late = deadline_passed(spec, date, now)
@@ -280,23 +277,15 @@ def submit_night(spec: SweepSpec, spec_path: str, *, address: str, date: str, po
         for j in running:
             say(f"concurrency policy 'replace': stopping job {j} of an earlier night")
             client.stop_job(j)
-        t0 = time.monotonic()
-        while any(str(client.get_job_status(j).value) not in TERMINAL for j in running):
-            if time.monotonic() - t0 > stop_timeout_s:
-                raise TimeoutError(f"jobs {running} did not stop within {stop_timeout_s:g} s")
-            time.sleep(0.5)
+        for j in running:
+            wait_for_job(client, j, stop_timeout_s, poll_s=0.5)
     client.submit_job(entrypoint=entrypoint, submission_id=sid, runtime_env=runtime_env,
                       metadata={"htmc.sweep": spec.name, "htmc.spec_hash": spec.spec_hash, "htmc.nightly": date})
     say(f"submitted night {date} of '{spec.name}' as job {sid}: {entrypoint}")
     out = {"submission_id": sid, "submitted": True, "status": "PENDING", "reason": None,
            "replaced": running if policy == "replace" else []}
     if wait:
-        t0 = time.monotonic()
-        while (st := str(client.get_job_status(sid).value)) not in TERMINAL:
-            if time.monotonic() - t0 > timeout_s:
-                raise TimeoutError(f"job {sid} still {st} after {timeout_s:g} s")
-            time.sleep(1.0)
-        out["status"] = st
+        out["status"] = st = wait_for_job(client, sid, timeout_s)
         out["logs_tail"] = client.get_job_logs(sid)[-4000:]
         say(f"job {sid}: {st}")
     return out

@@ -162,7 +162,9 @@ def sweep_status(spec: SweepSpec) -> dict:
     from analysis.costs import cost_totals
     cost_columns = ["task_key", "status", "finished_at", "cpu_seconds", "gpu_seconds"]
     costs = cost_totals(store.load(spec.name, columns=cost_columns), **vars(spec.costs))
-    return {"sweep": spec.name, "results": store.describe(), "kinds": rows, "costs": costs}
+    # unusable record files (truncated, not Parquet, wrong key...) met while reading: counted as missing above
+    return {"sweep": spec.name, "results": store.describe(), "kinds": rows, "costs": costs,
+            "unusable_files": len(store.corrupt)}
 
 
 # ---------------------------------------------------------------------------------------------------- sync
@@ -308,15 +310,17 @@ def submit(spec: SweepSpec, spec_path: str, *, address: str, working_dir: str = 
     say(f"submitted job {sid}: {entrypoint}")
     out = {"submission_id": sid, "status": "PENDING", "submitted": True}
     if wait:
-        t0 = time.monotonic()
-        while True:
-            st = str(client.get_job_status(sid).value)
-            if st in TERMINAL:
-                break
-            if time.monotonic() - t0 > timeout_s:
-                raise TimeoutError(f"job {sid} still {st} after {timeout_s:g} s")
-            time.sleep(1.0)
-        out["status"] = st
+        out["status"] = st = wait_for_job(client, sid, timeout_s)
         out["logs_tail"] = client.get_job_logs(sid)[-4000:]
         say(f"job {sid}: {st}")
     return out
+
+
+def wait_for_job(client, sid: str, timeout_s: float, poll_s: float = 1.0) -> str:
+    """Poll a Ray job until it ends and return its final status; TimeoutError after timeout_s."""
+    t0 = time.monotonic()
+    while (st := str(client.get_job_status(sid).value)) not in TERMINAL:
+        if time.monotonic() - t0 > timeout_s:
+            raise TimeoutError(f"job {sid} still {st} after {timeout_s:g} s")
+        time.sleep(poll_s)
+    return st
