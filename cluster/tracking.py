@@ -25,6 +25,7 @@ import math
 import os
 import queue
 import re
+import socket
 import sys
 import threading
 import time
@@ -149,7 +150,9 @@ class Tracker:
             self._connect()
             from mlflow.entities import Param, RunTag
             all_tags = {"htmc.role": "parent", "htmc.sweep": self.spec.name, "htmc.spec_hash": self.spec.spec_hash,
-                        "htmc.children": self.children, **{k: str(v) for k, v in tags.items() if v is not None}}
+                        "htmc.children": self.children, "htmc.driver": _driver_id(),
+                        **{k: str(v) for k, v in tags.items() if v is not None}}
+            self._close_orphans()
             run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name)
             self.parent_id = run.info.run_id
             ps = [Param(k, v) for k, v in flatten_params({k: v for k, v in params.items() if v is not None}).items()]
@@ -162,6 +165,21 @@ class Tracker:
         self._thread = threading.Thread(target=self._loop, name="htmc-mlflow", daemon=True)
         self._thread.start()
         return self.parent_id
+
+    def _close_orphans(self) -> None:
+        """Mark KILLED the RUNNING parent runs of this sweep whose driver process on this host is gone (a driver
+        killed with SIGKILL cannot close its own run). Runs of drivers on other hosts are left alone: whether
+        they live cannot be told from here."""
+        host = socket.gethostname()
+        runs = self.client.search_runs(
+            [self.experiment_id], max_results=200,
+            filter_string=f"tags.`htmc.role` = 'parent' and tags.`htmc.sweep` = '{self.spec.name}' and "
+                          f"attributes.status = 'RUNNING'")
+        for r in runs:
+            h, _, pid = r.data.tags.get("htmc.driver", "").rpartition(":")
+            if h == host and pid.isdigit() and not _pid_alive(int(pid)):
+                self.client.set_tag(r.info.run_id, "htmc.closed_by", "a later execution (driver gone)")
+                self.client.set_terminated(r.info.run_id, "KILLED")
 
     def _connect(self) -> None:
         _mlflow_env_defaults()
@@ -343,6 +361,20 @@ def tracked_tasks(client, experiment_id: str) -> set[tuple[str, str]]:
         token = page.token
         if not token:
             return out
+
+
+def _driver_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:      # exists, owned by someone else
+        return True
+    return True
 
 
 def new_execution_id() -> str:

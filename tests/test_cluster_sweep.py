@@ -409,8 +409,9 @@ def test_sigkill_of_the_driver_then_resume_runs_only_what_is_missing(ray_connect
     assert sorted(json.loads(r["params_json"])["x"] for r in rows) == list(range(1, 17))
     assert sum(r["execution_id"] == s.execution_id for r in rows) == 16 - len(before)
     _, _, runs = mlflow_runs(mlflow_db["uri"], "htmc-sigkill")
-    statuses = sorted(r.info.status for r in runs)
-    assert statuses == ["FINISHED", "RUNNING"]   # the killed driver never closed its parent run
+    by_status = {r.info.status: r for r in runs}
+    assert sorted(by_status) == ["FINISHED", "KILLED"]   # the resume closed the killed driver's parent run
+    assert by_status["KILLED"].data.tags["htmc.closed_by"].startswith("a later execution")
 
 
 def test_submit_to_a_ray_head_runs_to_success(ray_connected, mlflow_db, tmp_path, capsys):
