@@ -3,7 +3,7 @@
 PY      := .venv/bin/python
 STAMP   := .venv/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: test demo install abc bench clean
+.PHONY: test demo install abc bench clean ui
 
 $(PY):
 	python3 -m venv .venv
@@ -25,6 +25,12 @@ test: install
 
 demo: install
 	$(PY) -m jobs.demo
+
+# The MLflow UI of the local runs, on this machine only (docs/SECURITY.md: MLflow has no authentication, so the
+# host is explicit: an MLFLOW_HOST in the environment that names all interfaces must not expose it).
+ui: $(STAMP)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db \
+		--host 127.0.0.1 --port 5000 --workers 1
 
 bench: install
 	$(PY) benchmarks/simulate.py

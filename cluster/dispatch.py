@@ -146,6 +146,7 @@ class Dispatcher:
         self._store_tries: dict = {}        # task key -> times its record could not be stored
         self.unrecorded: list = []          # (task key, reason): failed, and not even the failed record stored
         self._index: dict = {}              # relpath -> (kind, key, status, validator) of records written
+        self._store_down_at = -math.inf     # when the driver's last write to the store gave up
 
     # ------------------------------------------------------------------------------------------------ actors
     def _actor_class(self):
@@ -399,17 +400,18 @@ class Dispatcher:
         from .worker import build_record
         ctx = {**self.ctx, **vars(self.spec.resources_for(kind))}
         now = datetime.now(timezone.utc)
-        down = False
         for t in tasks:
             rec = build_record({"key": t.key, "params_json": t.params_json, "group": t.group,
                                 "kind_version": t.kind_version, "attempt": attempt}, {}, "failed", reason, now, now,
                                0.0, 1, ctx=ctx, worker=f"driver@{socket.gethostname()}", node="",
                                versions=versions())
-            try:   # after one give-up, one try each: the driver loop must not wait retry_s per task
+            # Within write_retry_s of a give-up, one try each: the driver loop must not wait retry_s per task.
+            recent = time.monotonic() - self._store_down_at < self.store_cfg.retry_s
+            try:
                 rec["_written"], rec["_validator"] = self._get_store().put_record(
-                    self.ctx["sweep"], kind, rec, retry_s=0.0 if down else None)
+                    self.ctx["sweep"], kind, rec, retry_s=0.0 if recent else None)
             except StoreUnavailable as e:
-                down = True
+                self._store_down_at = time.monotonic()
                 rec["_written"] = False
                 self.unrecorded.append((t.key, f"{reason}; the failed record was not stored either: {e}"))
                 self.counts.unrecorded += 1

@@ -18,6 +18,20 @@ def _set_local_env() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
+def probe_address(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, not minutes, on a host:port where nothing listens (ray.init retries a dead GCS for long)."""
+    import re
+    import socket
+    m = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)", address.strip())
+    if not m:
+        return   # "auto", "local" and the like: Ray resolves them itself
+    try:
+        socket.create_connection((m.group(1), int(m.group(2))), timeout=timeout_s).close()
+    except OSError as e:
+        raise ConnectionError(f"nothing answers at Ray address '{address}' ({e}); check --address / $RAY_ADDRESS, "
+                              f"or leave both unset to start a private local Ray") from None
+
+
 def init_ray(address: str | None = None, *, num_cpus: float | None = None, num_gpus: float | None = None,
              dashboard: bool = False) -> bool:
     """Connect or start Ray. Returns True when this process started a private local Ray (it cannot autoscale)."""
@@ -28,6 +42,7 @@ def init_ray(address: str | None = None, *, num_cpus: float | None = None, num_g
     if ray.is_initialized():
         return False
     if address:
+        probe_address(address)
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         return False
     ray.init(address="local", num_cpus=int(num_cpus) if num_cpus else os.cpu_count(),

@@ -184,13 +184,14 @@ def sync_mlflow(spec: SweepSpec, *, children: str | None = None, say: Callable[[
     except Exception as e:  # noqa: BLE001
         raise ValueError(f"MLflow at {redact_uri(spec.tracking.uri)} is not reachable: {e}") from None
     client = tracker.client
-    have = tracked_tasks(client, tracker.experiment_id)
+    incomplete: list = []
+    have = tracked_tasks(client, tracker.experiment_id, incomplete=incomplete)
     table = store.load(spec.name)
     drop = [c for c in ("attempts_json", "points_json", "fit_json", "extra_json") if c in table.column_names]
     records = table.drop_columns(drop).to_pylist() if table.num_rows else []
     missing = [r for r in records if (r["task_key"], r.get("status")) not in have]
     out = {"sweep": spec.name, "records": len(records), "already_tracked": len(records) - len(missing),
-           "added": 0, "parent_run_id": None}
+           "added": 0, "parent_run_id": None, "incomplete_replaced": 0}
     if not missing:
         say(f"sync-mlflow '{spec.name}': all {len(records)} records already have runs; nothing to add")
         return out
@@ -201,6 +202,13 @@ def sync_mlflow(spec: SweepSpec, *, children: str | None = None, say: Callable[[
     pid = parent.info.run_id
     out["parent_run_id"] = pid
     try:
+        # A run cut off mid-logging is replaced by a complete one (deleted: restorable, out of every search), so
+        # that each task ends with exactly one complete run.
+        want = {(r["task_key"], r.get("status")) for r in missing}
+        for rid, key, st in incomplete:
+            if (key, st) in want:
+                client.delete_run(rid)
+                out["incomplete_replaced"] += 1
         for r in missing:
             log_task_run(client, tracker.experiment_id, pid, spec.name, r)
             out["added"] += 1

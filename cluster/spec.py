@@ -73,8 +73,12 @@ from htmc.registry import did_you_mean
 SPEC_VERSION = "1"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 CHILDREN_MODES = ("task", "group", "off")
+TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks", "databricks-uc",
+                    "uc")
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_BATCH = {"resnet_train": 64}
+MAX_YAML_NODES = 1_000_000     # values in a spec, aliases expanded
+MAX_TASKS = 1_000_000          # parameter sets of a spec, before deduplication
 SECRET_RE = re.compile(r"(secret|password|passwd|token|credential|access_key|private_key|api_key)", re.I)
 
 
@@ -121,15 +125,47 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 
 def _load_yaml(text: str, source: str) -> tuple[Any, Any]:
     """(data, node): the document and its node tree (for line numbers in messages)."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)        # its reader already refuses control characters
+    except yaml.YAMLError as e:
+        raise SpecError(f"{source}: not valid YAML: {e}") from None
     try:
         node = loader.get_single_node()
+        size = _expanded_size(node, {}) if node is not None else 0
+        if size > MAX_YAML_NODES:   # a "billion laughs" of aliases, or simply far too big
+            raise SpecError(f"{source}: the YAML has {size:.3g} values once its aliases (*name) are expanded; "
+                            f"at most {MAX_YAML_NODES} are allowed")
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as e:
         raise SpecError(f"{source}: not valid YAML: {e}") from None
+    except RecursionError:
+        raise SpecError(f"{source}: the YAML is nested too deeply") from None
+    except _RecursiveAlias as e:
+        raise SpecError(f"{source}: line {e.args[0]}: an alias (*name) refers to a value that contains it; "
+                        f"recursive values are not allowed") from None
     finally:
         loader.dispose()
     return data, node
+
+
+def _expanded_size(node, memo: dict) -> int:
+    """Number of nodes with aliases expanded (memoized on the shared alias nodes, so linear in the text)."""
+    key = id(node)
+    if key in memo and memo[key] is None:
+        raise _RecursiveAlias(node.start_mark.line + 1)
+    if key not in memo:
+        memo[key] = None   # in progress: meeting it again below means an alias refers to its own parent
+        if isinstance(node, yaml.SequenceNode):
+            memo[key] = 1 + sum(_expanded_size(n, memo) for n in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            memo[key] = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+        else:
+            memo[key] = 1
+    return memo[key]
+
+
+class _RecursiveAlias(Exception):
+    pass
 
 
 def _line_of(node, path: tuple) -> int | None:
@@ -360,6 +396,12 @@ class _Checker:
                              "(or an instance role) in the environment")
                 self.fail(path + (k,), f"unknown key '{k}' in {what}: {did_you_mean(str(k), list(allowed))}{extra}")
 
+    def mapping(self, v, path: tuple) -> dict:
+        if not isinstance(v, dict):
+            shown = repr(v) if len(repr(v)) <= 200 else repr(v)[:197] + "..."
+            self.fail(path, f"must be a mapping, got {type(v).__name__} {shown}")
+        return v
+
     def value(self, checker, v, path):
         try:
             return checker(v)
@@ -397,7 +439,7 @@ def parse_spec(text: str, source: str = "<string>", *, results: str | None = Non
         ck.fail(("description",), "must be text")
 
     # --- results
-    res = dict(_mapping(data.get("results") or {}, ("results",)))
+    res = dict(ck.mapping(data.get("results") or {}, ("results",)))
     ck.keys(res, SECTIONS["results"], ("results",), "results")
     for k, chk in SECTIONS["results"].items():
         if k in res:
@@ -416,7 +458,7 @@ def parse_spec(text: str, source: str = "<string>", *, results: str | None = Non
     results_spec = ResultsSpec(**res)
 
     # --- tracking
-    trk = dict(_mapping(data.get("tracking") or {}, ("tracking",)))
+    trk = dict(ck.mapping(data.get("tracking") or {}, ("tracking",)))
     ck.keys(trk, SECTIONS["tracking"], ("tracking",), "tracking")
     for k, chk in SECTIONS["tracking"].items():
         if k in trk and chk is not None:
@@ -426,6 +468,10 @@ def parse_spec(text: str, source: str = "<string>", *, results: str | None = Non
     if tracking_uri is not None:
         trk["uri"] = tracking_uri
     trk.setdefault("uri", os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", trk["uri"])
+    if scheme and scheme.group(1).split("+")[0].lower() not in TRACKING_SCHEMES:
+        ck.fail(("tracking", "uri"), f"unknown MLflow tracking URI scheme '{scheme.group(1)}://': "
+                                     f"{did_you_mean(scheme.group(1), list(TRACKING_SCHEMES))}")
     if trk.get("experiment") is not None and not trk["experiment"].strip():
         ck.fail(("tracking", "experiment"), "must not be blank")
     tracking_spec = TrackingSpec(**trk)
@@ -443,7 +489,7 @@ def parse_spec(text: str, source: str = "<string>", *, results: str | None = Non
         ck.keys(g, GROUP_KEYS, path, "a task group")
         if "kind" not in g:
             ck.fail(path, "missing required key 'kind'")
-        if g["kind"] not in kinds:
+        if not isinstance(g["kind"], str) or g["kind"] not in kinds:
             ck.fail(path + ("kind",), f"unknown task kind '{g['kind']}': "
                                       f"{did_you_mean(str(g['kind']), [n for n in kinds.names() if n != 'noop'])}")
         kind = kinds.get(g["kind"])
@@ -453,8 +499,8 @@ def parse_spec(text: str, source: str = "<string>", *, results: str | None = Non
         if gname in names:
             ck.fail(path + ("name",), f"duplicate group name '{gname}'")
         names.add(gname)
-        params = _mapping(g.get("params") or {}, path + ("params",))
-        grid = _mapping(g.get("grid") or {}, path + ("grid",))
+        params = ck.mapping(g.get("params") or {}, path + ("params",))
+        grid = ck.mapping(g.get("grid") or {}, path + ("grid",))
         for sec, m in (("params", params), ("grid", grid)):
             for k in m:
                 if k not in kind.defaults:
@@ -467,16 +513,24 @@ def parse_spec(text: str, source: str = "<string>", *, results: str | None = Non
             if isinstance(v, list) and not v:
                 ck.fail(path + ("grid", k), "an empty list of alternatives gives no tasks; remove the key or give "
                                             "values (a list-valued parameter's alternatives are a list of lists)")
+        n_sets = _count_mapping(grid, {})
+        if n_sets == 0:
+            ck.fail(path + ("grid",), "expands to no tasks: an empty list of alternatives inside it (a list-valued "
+                                      "parameter's alternatives are a list of lists)")
+        n_total = n_sets + sum(_count_mapping(x.grid, {}) for x in groups)
+        if n_total > MAX_TASKS:
+            ck.fail(path + ("grid",), f"expands to {n_total:.3g} parameter sets (with the groups before it); "
+                                      f"at most {MAX_TASKS} are allowed: split the sweep")
         groups.append(GroupSpec(g["kind"], gname, params, grid))
     used = sorted({g.kind for g in groups})
 
     # --- resources
-    res_raw = _mapping(data.get("resources") or {}, ("resources",))
+    res_raw = ck.mapping(data.get("resources") or {}, ("resources",))
     resources = {}
     for k, v in res_raw.items():
         if k not in kinds:
             ck.fail(("resources", k), f"unknown task kind '{k}': {did_you_mean(str(k), kinds.names())}")
-        v = _mapping(v or {}, ("resources", k))
+        v = ck.mapping(v or {}, ("resources", k))
         ck.keys(v, ("num_cpus", "num_gpus"), ("resources", k), f"resources of {k}")
         r = {}
         for rk in ("num_cpus", "num_gpus"):
@@ -490,7 +544,7 @@ def parse_spec(text: str, source: str = "<string>", *, results: str | None = Non
             ck.fail(("resources", k), "num_cpus and num_gpus are both 0; an actor needs some resource")
 
     # --- dispatch
-    dsp = dict(_mapping(data.get("dispatch") or {}, ("dispatch",)))
+    dsp = dict(ck.mapping(data.get("dispatch") or {}, ("dispatch",)))
     ck.keys(dsp, SECTIONS["dispatch"], ("dispatch",), "dispatch")
     for k, chk in SECTIONS["dispatch"].items():
         if k in dsp and chk is not None:
@@ -500,7 +554,7 @@ def parse_spec(text: str, source: str = "<string>", *, results: str | None = Non
             v = dsp[k]
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 v = {kd: v for kd in used}
-            v = dict(_mapping(v, ("dispatch", k)))
+            v = dict(ck.mapping(v, ("dispatch", k)))
             for kd, n in v.items():
                 if kd not in kinds:
                     ck.fail(("dispatch", k, kd), f"unknown task kind '{kd}': {did_you_mean(str(kd), kinds.names())}")
@@ -513,7 +567,7 @@ def parse_spec(text: str, source: str = "<string>", *, results: str | None = Non
     # them did not change the hash (and the Ray submission ids) of existing specs
     optional = {}
     for sec in ("costs", "nightly"):
-        m = dict(_mapping(data.get(sec) or {}, (sec,)))
+        m = dict(ck.mapping(data.get(sec) or {}, (sec,)))
         ck.keys(m, SECTIONS[sec], (sec,), sec)
         optional[sec] = {k: ck.value(SECTIONS[sec][k], v, (sec, k)) for k, v in m.items()}
     costs, nightly = CostSpec(**optional["costs"]), NightlySpec(**optional["nightly"])
@@ -556,6 +610,22 @@ def _alternatives(value) -> list:
 def _expand_mapping(m: dict) -> list[dict]:
     keys = list(m)
     return [dict(zip(keys, combo)) for combo in itertools.product(*(_alternatives(m[k]) for k in keys))]
+
+
+def _count_alternatives(value, memo: dict) -> int:
+    if isinstance(value, list):
+        return sum(_count_mapping(alt, memo) if isinstance(alt, dict) else 1 for alt in value)
+    return _count_mapping(value, memo) if isinstance(value, dict) else 1
+
+
+def _count_mapping(m: dict, memo: dict) -> int:
+    """len(_expand_mapping(m)) without building it (memoized: YAML aliases share objects)."""
+    if id(m) not in memo:
+        n = 1
+        for v in m.values():
+            n *= _count_alternatives(v, memo)
+        memo[id(m)] = n
+    return memo[id(m)]
 
 
 def group_param_sets(group: GroupSpec) -> list[dict]:
@@ -616,7 +686,10 @@ def expand(spec: SweepSpec, *, _checker: _Checker | None = None) -> list[Task]:
                 key = task_key(g.kind, version, params)
             except (ValueError, KeyError, TypeError, RuntimeError) as e:
                 msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-                shown = canonical_json(raw)
+                try:
+                    shown = canonical_json(raw)
+                except (ValueError, TypeError):   # NaN / inf / odd types: the message must still be written
+                    shown = repr(raw)
                 shown = shown if len(shown) < 300 else shown[:297] + "..."
                 ck.fail(("groups", gi), f"task kind '{g.kind}' rejects parameters {shown}: {msg}")
             if g.kind == "resnet_train" and str(params.get("device", "cpu")).startswith("cuda") \

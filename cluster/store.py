@@ -19,12 +19,13 @@ a task_key that is not its file name, a status other than ok/failed) is never re
 missing, so the task runs again and its new record replaces the bad file, locally and on S3.
 
 Status index. Deciding what to run needs every record's status, and parsing 20,000 Parquet footers takes 10-20 s
-on two cores. So `<results>/_index/sweep=<name>.parquet` (ignored by dataset readers: '_' prefix) caches
-(kind, key, status) per record file together with a validator of the file: (inode, size, mtime_ns) locally, the
-ETag on S3. An entry is used only while the listed file still has that validator; any other file (new, replaced,
-planted) is parsed and checked as above. Writers report the validator of what they wrote, so a finished sweep's
-index is complete. The index is only a cache: lost, stale or unreadable, it costs time, never correctness
-(statuses(use_index=False) and verify() read every file).
+on two cores. So segments `<results>/_index/sweep=<name>/<id>.parquet` (ignored by dataset readers: '_' prefix)
+cache (kind, key, status) per record file together with a validator of the file: (inode, size, mtime_ns) locally,
+the ETag on S3. An entry is used only while the listed file still has that validator; any other file (new,
+replaced, planted) is parsed and checked as above. The driver appends a small segment per 2,000 records written
+(with the validators its workers report, so a finished sweep's index is complete; appending keeps its memory
+flat), and statuses() compacts the segments into one. The index is only a cache: lost, stale, unreadable or
+raced by two writers, it costs time, never correctness (statuses(use_index=False) and verify() read every file).
 
 Outages. S3 requests (reads, listings, writes) that fail for a transient reason (connection refused or reset,
 timeouts, 5xx, throttling) are retried with exponential backoff and jitter for up to `results.write_retry_s`
@@ -194,15 +195,15 @@ class Store:
         """task_key -> (kind, status) for every usable record of the sweep. A file is read (two columns) unless
         the status index holds it with the validator it has now; unusable files are reported and left out."""
         entries = self._entries(sweep, kind)
-        index = self._load_index(sweep) if use_index else {}
+        index, segments = self._load_index(sweep) if use_index else ({}, [])
         out: dict[str, tuple[str, str]] = {}
-        fresh: dict[str, tuple] = {}
+        fresh: dict[tuple, tuple] = {}
         todo = []
         for rp, (k, key, v) in entries.items():
-            hit = index.get(rp)
-            if hit is not None and v is not None and hit[3] == v:
+            hit = index.get((rp, v)) if v is not None else None
+            if hit is not None:
                 out[key] = (k, hit[2])
-                fresh[rp] = hit
+                fresh[(rp, v)] = hit
             else:
                 todo.append((rp, k, key, v))
 
@@ -215,43 +216,65 @@ class Store:
                 if st is not None:
                     out[key] = (k, st)
                     if v is not None:
-                        fresh[rp] = (k, key, st, v)
-        if use_index and kind is None and (todo or len(fresh) != len(index)):
-            self._save_index(sweep, fresh)
+                        fresh[(rp, v)] = (k, key, st, v)
+        if use_index and kind is None and (todo or len(segments) > 1 or len(fresh) != len(index)):
+            if self._save_index(sweep, fresh.values()):
+                self._drop_segments(segments)
         return out
 
     # --- the status index (a cache; see the module docstring)
-    def _index_relpath(self, sweep: str) -> str:
-        return f"_index/sweep={sweep}.parquet"
+    def _index_dir(self, sweep: str) -> str:
+        return f"_index/sweep={sweep}/"
 
-    def _load_index(self, sweep: str) -> dict[str, tuple]:
-        """relpath -> (kind, key, status, validator); empty when missing or unreadable (it is only a cache)."""
+    def _load_index(self, sweep: str) -> tuple[dict[tuple, tuple], list[str]]:
+        """({(relpath, validator): (kind, key, status, validator)}, segments read). Unreadable parts are skipped:
+        the index is only a cache."""
+        index: dict[tuple, tuple] = {}
+        segments = []
         try:
-            data = self._get_bytes(self._index_relpath(sweep), retry_s=0.0)
-            if data is None:
-                return {}
-            t = pq.read_table(pa.BufferReader(data))
-            cols = [t.column(c).to_pylist() for c in ("kind", "task_key", "status", "validator")]
-        except Exception:  # noqa: BLE001  a broken cache is rebuilt, not reported
-            return {}
-        return {_record_relpath(sweep, k, key): (k, key, st, v) for k, key, st, v in zip(*cols)
-                if st in STATUSES and isinstance(key, str) and KEY_RE.fullmatch(key)}
+            names = self._list_dir(self._index_dir(sweep))
+        except Exception:  # noqa: BLE001
+            return index, segments
+        for rel in names:
+            try:
+                data = self._get_bytes(rel, retry_s=0.0)
+                if data is None:
+                    continue
+                t = pq.read_table(pa.BufferReader(data))
+                cols = [t.column(c).to_pylist() for c in ("kind", "task_key", "status", "validator")]
+            except Exception:  # noqa: BLE001  a broken segment is dropped at the next compaction
+                segments.append(rel)
+                continue
+            segments.append(rel)
+            for k, key, st, v in zip(*cols):
+                if st in STATUSES and isinstance(key, str) and KEY_RE.fullmatch(key) and isinstance(k, str) and v:
+                    index[(_record_relpath(sweep, k, key), v)] = (k, key, st, v)
+        return index, segments
 
-    def _save_index(self, sweep: str, entries: dict[str, tuple]) -> None:
-        rows = list(entries.values())
+    def _save_index(self, sweep: str, rows) -> bool:
+        """Write one new segment; False if it could not be written (e.g. a read-only user of the store)."""
+        rows = list(rows)
         t = pa.table({c: pa.array([r[i] for r in rows], pa.string())
                       for i, c in enumerate(("kind", "task_key", "status", "validator"))})
+        name = f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}.parquet"
         try:
-            self._put_bytes(self._index_relpath(sweep), _to_bytes(t))
-        except Exception:  # noqa: BLE001  e.g. a read-only user of the store: the index is only a cache
-            pass
+            self._put_bytes(self._index_dir(sweep) + name, _to_bytes(t))
+            return True
+        except Exception:  # noqa: BLE001
+            return False
 
-    def merge_index(self, sweep: str, written: dict[str, tuple]) -> None:
-        """Add entries (relpath -> (kind, key, status, validator)) of records this process saw written."""
+    def _drop_segments(self, segments: list[str]) -> None:
+        for rel in segments:
+            try:
+                self._delete(rel)
+            except Exception:  # noqa: BLE001  another process compacted it first
+                pass
+
+    def merge_index(self, sweep: str, written: dict) -> None:
+        """Append entries (anything -> (kind, key, status, validator)) of records this process saw written: one
+        small segment, without reading the index (constant memory however large the sweep)."""
         if written:
-            index = self._load_index(sweep)
-            index.update(written)
-            self._save_index(sweep, index)
+            self._save_index(sweep, written.values())
 
     def _entries(self, sweep: str, kind: str | None) -> dict[str, tuple[str, str, str | None]]:
         """relpath -> (kind, key, validator) of every record file of the sweep, from one listing."""
@@ -262,6 +285,13 @@ class Store:
 
     def _put_bytes(self, relpath: str, data: bytes) -> None:
         """Unconditional atomic write (the index only)."""
+        raise NotImplementedError
+
+    def _list_dir(self, reldir: str) -> list[str]:
+        """relpaths of the files directly in reldir (the index only; one try)."""
+        raise NotImplementedError
+
+    def _delete(self, relpath: str) -> None:
         raise NotImplementedError
 
     def read_records(self, sweep: str, kind: str, keys) -> dict[str, dict]:
@@ -429,6 +459,15 @@ class LocalStore(Store):
         tmp = self.root / "_tmp" / f"{final.stem}-{uuid.uuid4().hex}.parquet"
         tmp.write_bytes(data)
         os.replace(tmp, final)
+
+    def _list_dir(self, reldir: str) -> list[str]:
+        d = self.root / reldir
+        if not d.is_dir():
+            return []
+        return [f"{reldir}{e.name}" for e in os.scandir(d) if e.is_file() and e.name.endswith(".parquet")]
+
+    def _delete(self, relpath: str) -> None:
+        (self.root / relpath).unlink(missing_ok=True)
 
     def list_keys(self, sweep: str, kind: str | None = None) -> dict[str, list[str]]:
         base = self.root / f"sweep={sweep}"
@@ -671,6 +710,19 @@ class S3Store(Store):
     def _put_bytes(self, relpath: str, data: bytes) -> None:
         key = self._key(relpath)
         self._call(f"PUT {key}", lambda: self.s3.put_object(Bucket=self.bucket, Key=key, Body=data), 0.0)
+
+    def _list_dir(self, reldir: str) -> list[str]:
+        prefix, cut = self._key(reldir), len(self._key(""))
+
+        def listing():
+            return [o["Key"][cut:] for page in self.s3.get_paginator("list_objects_v2").paginate(
+                        Bucket=self.bucket, Prefix=prefix, Delimiter="/")
+                    for o in page.get("Contents", []) or [] if o["Key"].endswith(".parquet")]
+        return self._call(f"LIST s3://{self.bucket}/{prefix}", listing, 0.0)
+
+    def _delete(self, relpath: str) -> None:
+        key = self._key(relpath)
+        self._call(f"DELETE {key}", lambda: self.s3.delete_object(Bucket=self.bucket, Key=key), 0.0)
 
     def _entries(self, sweep: str, kind: str | None) -> dict[str, tuple[str, str, str | None]]:
         # boto3, not pyarrow, lists here: the ETag (the validator of the status index) is only in S3's listing

@@ -47,6 +47,8 @@ def _mlflow_env_defaults() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    # MLflow prints "View run at <URI>" on stdout: it breaks --json output and would show a URI's password.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 
 def _ms(ts) -> int | None:
@@ -186,7 +188,9 @@ class Tracker:
         if self.uri.startswith(("http://", "https://")):
             import urllib.request
             try:
-                urllib.request.urlopen(self.uri.rstrip("/") + "/health", timeout=5).read()
+                # urllib cannot take user:password@ in a URL (MLflow's requests can); /health needs no auth
+                bare = re.sub(r"^(https?://)[^/@]*@", r"\1", self.uri.rstrip("/"))
+                urllib.request.urlopen(bare + "/health", timeout=5).read()
             except Exception as e:  # noqa: BLE001
                 raise TrackingUnavailable(f"{type(e).__name__}: {e}") from None
         from mlflow import MlflowClient
@@ -348,8 +352,10 @@ def log_task_run(client, experiment_id: str, parent_id: str, sweep: str, record:
     return rid
 
 
-def tracked_tasks(client, experiment_id: str) -> set[tuple[str, str]]:
-    """(task_key, status) of every task child run in the experiment (paginated search)."""
+def tracked_tasks(client, experiment_id: str, *, incomplete: list | None = None) -> set[tuple[str, str]]:
+    """(task_key, status) of every task child run in the experiment (paginated search). With `incomplete` (a list),
+    a run never terminated is not counted and (run_id, task_key, status) is appended to it instead: log_task_run
+    terminates last, so such a run was cut off mid-logging (e.g. MLflow went down) and may lack params/metrics."""
     out, token = set(), None
     while True:
         page = client.search_runs([experiment_id], filter_string="tags.`htmc.role` = 'task'", max_results=5000,
@@ -357,7 +363,11 @@ def tracked_tasks(client, experiment_id: str) -> set[tuple[str, str]]:
         for r in page:
             k = r.data.tags.get("htmc.task_key")
             if k:
-                out.add((k, r.data.tags.get("htmc.status", "")))
+                st = r.data.tags.get("htmc.status", "")
+                if incomplete is not None and r.info.status == "RUNNING":
+                    incomplete.append((r.info.run_id, k, st))
+                else:
+                    out.add((k, st))
         token = page.token
         if not token:
             return out

@@ -21,15 +21,30 @@ class Ladder:
         return np.array([r.best.gates if r.best else np.nan for r in self.results], dtype=float)
 
 
+def check_ladder(target, eps0: float, steps: int, *, domain: str = "box", bits: int | None = None) -> None:
+    """Raise ValueError, before any search runs, for a ladder that cannot complete: too few rungs, eps0 not a
+    finite number > 0, or a last rung eps0·2^-(steps-1) that needs more input bits than circuit search handles
+    (feasibility only gets harder as eps shrinks, so checking the last rung covers them all)."""
+    from .search import MAX_ABC_INPUTS, _resolutions
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 2:
+        raise ValueError(f"a ladder needs --steps >= 2 to fit a rate, got {steps}")
+    if not (isinstance(eps0, (int, float, np.integer, np.floating)) and np.isfinite(eps0) and eps0 > 0):
+        raise ValueError(f"eps0 must be > 0 and finite, got {eps0}")
+    last = eps0 * 2.0 ** -(steps - 1)
+    if domain == "box" and bits is None:
+        try:
+            _resolutions(target, last, domain, None, MAX_ABC_INPUTS)
+        except ValueError as e:
+            raise ValueError(f"the ladder's last rung (eps={last:.3g}, step {steps - 1}) cannot be searched: {e}; "
+                             f"use fewer steps or a larger eps0") from None
+
+
 def run_ladder(target, eps0: float, steps: int, *, domain: str = "box", methods=DEFAULT_METHODS,
                budget_s: float = 60, gammas=(2, 3, 4), bits: int | None = None, thorough: bool = True,
                progress: Callable[[int, SearchResult], None] | None = None) -> Ladder:
     """Search every rung, then fit the sizes. Rungs with no verified circuit or with 0 gates (a constant or a
     wire, below the power-law regime) do not enter the fits."""
-    if steps < 2:
-        raise ValueError(f"a ladder needs --steps >= 2 to fit a rate, got {steps}")
-    if eps0 <= 0:
-        raise ValueError(f"eps0 must be > 0, got {eps0}")
+    check_ladder(target, eps0, steps, domain=domain, bits=bits)
     eps = [eps0 * 2.0 ** -j for j in range(steps)]
     results = []
     for j, e in enumerate(eps):

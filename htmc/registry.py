@@ -86,6 +86,8 @@ def load_plugin(path: str | Path) -> Any:
     Plugins load only from a path the user names (never from results, specs or MLflow).
     """
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"plugin '{path}' is a directory; give the path of a Python file (e.g. myfuncs.py)")
     if not p.is_file():
         raise FileNotFoundError(f"plugin file '{path}' does not exist")
     mod_name = f"htmc_plugin_{p.stem}"

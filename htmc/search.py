@@ -212,8 +212,8 @@ def search(target, eps: float, domain: str = "box", methods=DEFAULT_METHODS, bud
 
     thorough=False tries one resolution and the coarsest output step (4x fewer syntheses; for quick looks).
     """
-    if eps < 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
+    if not eps >= 0 or eps == float("inf"):   # also NaN and inf
+        raise ValueError(f"eps must be >= 0 and finite, got {eps}")
     if domain not in ("box", "grid"):
         raise ValueError(f"unknown domain '{domain}': {did_you_mean(domain, ['box', 'grid'])}")
     methods = check_methods(list(methods))

@@ -48,6 +48,9 @@ PROX_METRICS = ("adam", "plain")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 # Adam's defaults (Kingma & Ba 2015; torch.optim.Adam).
 BETA1, BETA2, ADAM_EPS = 0.9, 0.999, 1e-8
+# Bad-input guards (far above any sweep here): beyond these one net does not fit a GPU's memory.
+MAX_PARAMS = 10 ** 9
+MAX_ACTIVATIONS = 10 ** 10
 
 Target = Callable[[np.ndarray], np.ndarray]
 
@@ -88,6 +91,13 @@ class TrainConfig:
         _check_int("seed", self.seed, allow_zero=True)
         _check_real("lam", self.lam, allow_zero=True)
         _check_real("lr", self.lr)
+        n_params = self.width * (self.d + 2) + self.depth * self.rank * (2 * self.width + 1) + 1
+        if n_params > MAX_PARAMS:
+            raise ValueError(f"width={self.width}, depth={self.depth}, rank={self.rank} give about {n_params:.3g} "
+                             f"parameters per net; at most {MAX_PARAMS:.0e} are allowed")
+        if self.n_train * self.depth * (self.width + self.rank) > MAX_ACTIVATIONS:
+            raise ValueError(f"n_train={self.n_train} with depth={self.depth}, width={self.width}, rank={self.rank} "
+                             f"needs more than {MAX_ACTIVATIONS:.0e} stored activations per net; use fewer points")
         if self.reg not in REGS:
             raise UnknownNameError(f"unknown reg '{self.reg}': {did_you_mean(str(self.reg), list(REGS))}")
         if self.prox not in PROX_METRICS:

@@ -60,10 +60,14 @@ def analyze(spec_path: str, results: str | None = None, out: str | None = None,
     from analysis.report import build_report
     from cluster.spec import load_spec
     spec = load_spec(spec_path, results=results, tracking_uri=tracking_uri, validate_tasks=False)
+    if not spec.results.is_s3 and not Path(spec.results.uri).exists():
+        raise FileNotFoundError(f"results location '{spec.results.uri}' does not exist: nothing has run there "
+                                f"(or a typo in --results / results.uri)")
     records = _load_records(spec)
     out_dir = Path(out) if out else Path("reports") / spec.name
+    from cluster.spec import redact_uri   # a password inside a URI of the description stays out of the report
     result = build_report(records, out_dir, title=f"htmc sweep '{spec.name}'"
-                          + (f" — {spec.description}" if spec.description else ""), prices=vars(spec.costs))
+                          + (f" — {redact_uri(spec.description)}" if spec.description else ""), prices=vars(spec.costs))
     result.mlflow_run_id = _log_report(spec, result, tracking_uri) if log else None
     return result
 
@@ -76,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tracking-uri", help="MLflow tracking URI; default: the spec's")
     ap.add_argument("--no-mlflow", action="store_true", help="do not log the report to MLflow")
     args = ap.parse_args(argv)
+    import os
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")   # no URI (or its password) on stdout
     try:
         res = analyze(args.spec, args.results, args.out, args.tracking_uri, log=not args.no_mlflow)
     except USER_ERRORS as e:

@@ -59,7 +59,11 @@ def parse_params(items: list[str] | None) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--param '{item}' must look like key=value, e.g. --param s=0.5")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)   # safe: tags such as !!python/object are refused
+        except yaml.YAMLError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"--param '{item}': the value is not a YAML scalar or list ({first})") from None
     return out
 
 
@@ -69,6 +73,13 @@ def _target(args):
     for plugin in args.plugin or []:
         load_plugin(plugin)
     return make_function(args.function, **parse_params(args.param))
+
+
+def _check_bits(args, target) -> None:
+    from htmc.search import MAX_ABC_INPUTS
+    if args.bits is not None and target.d * args.bits > MAX_ABC_INPUTS:
+        raise ValueError(f"--bits {args.bits} gives d*k = {target.d * args.bits} input bits for '{target.name}' "
+                         f"(d={target.d}); circuit search handles at most {MAX_ABC_INPUTS}")
 
 
 def _methods(text: str) -> list[str]:
@@ -109,6 +120,7 @@ def cmd_circuit_search(args) -> int:
     from htmc.blif import write_blif
     from htmc.search import search
     target = _target(args)
+    _check_bits(args, target)
     result = search(target, args.eps, args.domain or target.domain_default, _methods(args.methods),
                     args.budget_s, args.bits, thorough=not args.quick)
     if args.save and result.best:
@@ -123,6 +135,9 @@ def cmd_circuit_search(args) -> int:
 def cmd_circuit_ladder(args) -> int:
     from htmc.ladder import run_ladder
     target = _target(args)
+    from htmc.ladder import check_ladder
+    _check_bits(args, target)
+    check_ladder(target, args.eps0, args.steps, domain=args.domain or target.domain_default, bits=args.bits)
     from tqdm import tqdm
     bar = tqdm(total=args.steps, desc=f"ladder {target.name}", unit="ε", disable=args.json, file=sys.stderr)
 
@@ -190,7 +205,7 @@ def _add_table_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="htmc", description="Measure circuit-size rates and ResNet norms (Jacot, arXiv 2511.20888).")
     sub = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
 
@@ -263,10 +278,88 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error convention: one line `htmc: error: ...` (with a did-you-mean for a
+    mistyped command or choice), exit status 2, instead of the usage block. Subparsers inherit the class."""
+
+    def error(self, message):
+        import re
+        from htmc.registry import did_you_mean
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if m:
+            choices = re.findall(r"'([^']*)'", m.group(2))
+            message = message[:m.start()] + f"invalid choice '{m.group(1)}': {did_you_mean(m.group(1), choices)}"
+        command = self.prog.split(" ", 1)[1] + " " if " " in self.prog else ""
+        self.exit(2, f"htmc: error: {message} (see `htmc {command}--help`)\n")
+
+
+MAX_LADDER_STEPS = 40   # eps0·2^-39 is far below what any input resolution reaches
+
+
+def _finite(args, name: str, *, lo: float, strict: bool, flag: str | None = None) -> None:
+    import math
+    v = getattr(args, name, None)
+    if v is None:
+        return
+    flag = flag or "--" + name.replace("_", "-")
+    if not math.isfinite(v) or (v <= lo if strict else v < lo):
+        raise ValueError(f"{flag} must be {'>' if strict else '>='} {lo:g} and finite, got {v!r}")
+
+
+def _out_path(args, name: str, flag: str) -> None:
+    v = getattr(args, name, None)
+    if not v:
+        return
+    p = Path(v)
+    if p.is_dir():
+        raise ValueError(f"{flag} '{v}' is a directory; give a file name")
+    if not p.resolve().parent.is_dir():
+        raise FileNotFoundError(f"{flag} '{v}': the directory '{p.parent}' does not exist")
+
+
+def check_args(args) -> None:
+    """Range and path checks for every command, before any work starts (and so before anything is written)."""
+    group, action = getattr(args, "group", None), getattr(args, "action", None)
+    for name, lo, strict in (("budget_s", 0, True), ("deepsyn_s", 0, False), ("eps", 0, False),
+                             ("eps0", 0, True), ("compile_budget_s", 0, True), ("num_cpus", 0, True),
+                             ("num_gpus", 0, False), ("timeout_s", 0, True)):
+        _finite(args, name, lo=lo, strict=strict)
+    if getattr(args, "bits", None) is not None and args.bits < 1:
+        raise ValueError(f"--bits must be >= 1 (input bits per coordinate), got {args.bits}")
+    if group == "circuit" and action == "ladder" and not 2 <= args.steps <= MAX_LADDER_STEPS:
+        raise ValueError(f"a ladder needs --steps >= 2 to fit a rate and at most {MAX_LADDER_STEPS}, "
+                         f"got {args.steps}")
+    if getattr(args, "methods", None) is not None and not [m for m in args.methods.split(",") if m.strip()]:
+        raise ValueError("--methods is empty: give at least one of table, abc, abc_round, arith, exact")
+    _out_path(args, "save", "--save")
+    _out_path(args, "plot", "--plot")
+    wd = getattr(args, "working_dir", None)
+    if group == "sweep" and wd is not None and not Path(wd).is_dir():
+        raise FileNotFoundError(f"--working-dir '{wd}' is not an existing directory")
+    if group == "sweep" and action == "run":
+        import os
+        address = args.address or os.environ.get("RAY_ADDRESS")
+        if address:
+            from cluster.raysetup import probe_address
+            try:
+                probe_address(address)
+            except ConnectionError as e:
+                raise ValueError(f"cannot connect to Ray: {e}") from None
+    results = getattr(args, "results", None)
+    readonly = group == "analyze" or (group == "sweep" and action in ("status", "sync-mlflow"))
+    if readonly and results and "://" not in results and not Path(results).exists():
+        raise FileNotFoundError(f"--results '{results}' does not exist (nothing has run there, or a typo)")
+
+
 def main(argv: list[str] | None = None) -> int:
+    import os
+    # MLflow prints "View run ... at: <tracking URI>" on stdout: it would break --json output, and show a password
+    # that a tracking URI carries. Our own messages show the URI redacted.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_args(args)
         return args.func(args)
     except USER_ERRORS as e:
         return user_error(e)

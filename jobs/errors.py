@@ -11,5 +11,6 @@ USER_ERRORS = (ValueError, KeyError, FileNotFoundError, AbcNotFoundError, AbcErr
 
 def user_error(e: BaseException) -> int:
     msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)  # KeyError would quote the message
+    msg = " ".join(part.strip() for part in str(msg).splitlines() if part.strip())  # one line (YAML, ABC output)
     print(f"htmc: error: {msg}", file=sys.stderr)
     return 2

@@ -103,6 +103,9 @@ def cmd_status(args) -> int:
     print(f"{'kind':<16} {'total':>7} {'ok':>7} {'failed':>7} {'missing':>8} {'other':>7}")
     for kind, r in sorted(out["kinds"].items()):
         print(f"{kind:<16} {r['total']:>7} {r['ok']:>7} {r['failed']:>7} {r['missing']:>8} {r['other']:>7}")
+    if out.get("unusable_files"):
+        print(f"{out['unusable_files']} unusable record files (see the warnings above): counted as missing; the next "
+              f"run reruns those tasks and replaces the files")
     from analysis.costs import format_costs
     print()
     print(format_costs(out["costs"]))

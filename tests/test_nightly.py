@@ -338,3 +338,38 @@ def test_deploy_examples_parse_and_run_commands_of_our_cli():
         for flag in re.findall(r"--[\w-]+", opt):
             assert flag in ray_help, flag
     assert "--submission-id" in args and "--submission-id" in ray_help
+
+
+# -------------------------------------------------------------------------------------------------- bad input
+DEMO = str(REPO / "sweeps" / "demo.yaml")
+
+
+@pytest.mark.parametrize("argv,needle", [
+    ([DEMO, "--here", "--date", "2026-02-30"], "--date must be a calendar date YYYY-MM-DD, got '2026-02-30'"),
+    ([DEMO, "--here", "--date", "27.11.2026"], "--date must be a calendar date YYYY-MM-DD"),
+    (["no/such/spec.yaml", "--here"], "sweep spec 'no/such/spec.yaml' does not exist"),
+    ([DEMO], "give the Ray job server to submit the night to (--address http://HEAD:8265)"),
+    ([DEMO, "--address", "127.0.0.1:8265"], "or run the night in this process with --here"),
+    ([DEMO, "--policy", "forbidd"], "forbidd"),
+])
+def test_bad_nightly_input_is_one_clear_line_and_writes_nothing(argv, needle, tmp_path, monkeypatch, capsys):
+    from jobs.cli import main
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
+    try:
+        rc = main(["nightly", *argv])
+    except SystemExit as e:          # argparse's own errors (an invalid --policy choice)
+        rc = e.code
+    err = capsys.readouterr().err
+    assert rc == 2 and needle in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_nightly_section_fails_before_anything_runs(tmp_path, capsys):
+    from jobs.cli import main
+    p = tmp_path / "spec.yaml"
+    p.write_text(SPEC + f"results: {{uri: '{tmp_path / 'results'}'}}\nnightly: {{concurrency: replaced}}\n")
+    assert main(["nightly", str(p), "--here"]) == 2
+    err = capsys.readouterr().err
+    assert "nightly.concurrency" in err and "did you mean 'replace'" in err
+    assert not (tmp_path / "results").exists()
