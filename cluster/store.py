@@ -470,18 +470,10 @@ class LocalStore(Store):
         (self.root / relpath).unlink(missing_ok=True)
 
     def list_keys(self, sweep: str, kind: str | None = None) -> dict[str, list[str]]:
-        base = self.root / f"sweep={sweep}"
         out: dict[str, list[str]] = {}
-        if not base.is_dir():
-            return out
-        for d in sorted(base.glob("kind=*")):
-            k = d.name[len("kind="):]
-            if kind is not None and k != kind:
-                continue
-            keys = [p.stem for p in d.glob("*.parquet") if KEY_RE.fullmatch(p.stem)]
-            if keys:
-                out[k] = sorted(keys)
-        return out
+        for k, key, _ in self._entries(sweep, kind).values():
+            out.setdefault(k, []).append(key)
+        return {k: sorted(v) for k, v in sorted(out.items())}
 
     def sweeps(self) -> list[str]:
         return sorted(d.name[len("sweep="):] for d in self.root.glob("sweep=*") if d.is_dir())

@@ -19,6 +19,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+# Imported here, on the main thread, before the background MLflow boot and moto's server thread import it too:
+# two threads importing requests' circular modules at once can see a partially initialized `requests.adapters`
+# ("cannot import name 'HTTPAdapter'"), which once failed the S3 fixtures here.
+import requests.adapters  # noqa: F401
 
 # Read by Ray at import time: keep every Ray in this process tree on 127.0.0.1 and make auth explicit.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
