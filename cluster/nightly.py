@@ -33,7 +33,7 @@ from typing import Callable
 
 from .service import TERMINAL, build_submission, run_sweep, wait_for_job
 from .spec import SweepSpec, expand
-from .store import LocalStore, StoreConfig, open_store
+from .store import StoreConfig, open_store
 
 SKIPPED = 3          # exit status of a night that was not run (policy or deadline); 1 is kept for regressions
 
@@ -85,37 +85,17 @@ def _doc_relpath(sweep: str, date: str) -> str:
 
 
 def put_night(store, sweep: str, date: str, doc: dict) -> None:
-    data = json.dumps(doc, sort_keys=True, indent=1, allow_nan=False).encode()
-    rel = _doc_relpath(sweep, date)
-    if isinstance(store, LocalStore):
-        final = store.root / rel
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(final)                            # atomic: a night is either summarized or not
-    else:
-        store.s3.put_object(Bucket=store.bucket, Key=store._key(rel), Body=data)
+    store._put_bytes(_doc_relpath(sweep, date), json.dumps(doc, sort_keys=True, indent=1, allow_nan=False).encode())
 
 
 def get_night(store, sweep: str, date: str) -> dict | None:
-    rel = _doc_relpath(sweep, date)
-    if isinstance(store, LocalStore):
-        p = store.root / rel
-        return json.loads(p.read_text()) if p.is_file() else None
-    try:
-        return json.loads(store.s3.get_object(Bucket=store.bucket, Key=store._key(rel))["Body"].read())
-    except store.s3.exceptions.NoSuchKey:
-        return None
+    data = store._get_bytes(_doc_relpath(sweep, date))
+    return None if data is None else json.loads(data)
 
 
 def night_dates(store, sweep: str) -> list[str]:
-    rel = _doc_relpath(sweep, "x").rsplit("/", 1)[0]
-    if isinstance(store, LocalStore):
-        names = [p.name for p in (store.root / rel).glob("*.json")]
-    else:
-        pages = store.s3.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=store._key(rel) + "/")
-        names = [o["Key"].rsplit("/", 1)[-1] for page in pages for o in page.get("Contents", [])]
-    return sorted(n[:-5] for n in names if re.fullmatch(r"\d{4}-\d{2}-\d{2}\.json", n))
+    names = store._list_dir(_doc_relpath(sweep, "x").rsplit("/", 1)[0] + "/", suffix=".json")
+    return sorted(n.rsplit("/", 1)[-1][:-5] for n in names if re.fullmatch(r".*/\d{4}-\d{2}-\d{2}\.json", n))
 
 
 def previous_night(store, sweep: str, date: str) -> tuple[str | None, dict | None]:

@@ -284,11 +284,12 @@ class Store:
         raise NotImplementedError
 
     def _put_bytes(self, relpath: str, data: bytes) -> None:
-        """Unconditional atomic write (the index only)."""
+        """Unconditional atomic write, for files outside the dataset ('_' prefixes: the status index, the nightly
+        summaries of cluster/nightly.py)."""
         raise NotImplementedError
 
-    def _list_dir(self, reldir: str) -> list[str]:
-        """relpaths of the files directly in reldir (the index only; one try)."""
+    def _list_dir(self, reldir: str, suffix: str = ".parquet") -> list[str]:
+        """relpaths of the files directly in reldir (ending with '/') whose names end with suffix (one try)."""
         raise NotImplementedError
 
     def _delete(self, relpath: str) -> None:
@@ -460,11 +461,11 @@ class LocalStore(Store):
         tmp.write_bytes(data)
         os.replace(tmp, final)
 
-    def _list_dir(self, reldir: str) -> list[str]:
+    def _list_dir(self, reldir: str, suffix: str = ".parquet") -> list[str]:
         d = self.root / reldir
         if not d.is_dir():
             return []
-        return [f"{reldir}{e.name}" for e in os.scandir(d) if e.is_file() and e.name.endswith(".parquet")]
+        return [f"{reldir}{e.name}" for e in os.scandir(d) if e.is_file() and e.name.endswith(suffix)]
 
     def _delete(self, relpath: str) -> None:
         (self.root / relpath).unlink(missing_ok=True)
@@ -703,13 +704,13 @@ class S3Store(Store):
         key = self._key(relpath)
         self._call(f"PUT {key}", lambda: self.s3.put_object(Bucket=self.bucket, Key=key, Body=data), 0.0)
 
-    def _list_dir(self, reldir: str) -> list[str]:
+    def _list_dir(self, reldir: str, suffix: str = ".parquet") -> list[str]:
         prefix, cut = self._key(reldir), len(self._key(""))
 
         def listing():
             return [o["Key"][cut:] for page in self.s3.get_paginator("list_objects_v2").paginate(
                         Bucket=self.bucket, Prefix=prefix, Delimiter="/")
-                    for o in page.get("Contents", []) or [] if o["Key"].endswith(".parquet")]
+                    for o in page.get("Contents", []) or [] if o["Key"].endswith(suffix)]
         return self._call(f"LIST s3://{self.bucket}/{prefix}", listing, 0.0)
 
     def _delete(self, relpath: str) -> None:
