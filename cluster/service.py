@@ -70,6 +70,9 @@ def run_sweep(spec: SweepSpec, *, retry_failed: bool = False, address: str | Non
     """`keys`: run only these of the spec's tasks; `tags`: extra tags of the MLflow parent run."""
     from .tracking import Tracker, new_execution_id
     t_start = time.monotonic()
+    if address or os.environ.get("RAY_ADDRESS"):
+        from .raysetup import probe_address
+        probe_address(address or os.environ["RAY_ADDRESS"])   # a dead address fails before the store is touched
     tasks, todo, existing = plan(spec, retry_failed=retry_failed, keys=keys)
     n_ok = sum(1 for t in tasks if existing.get(t.key, (0, None))[1] == "ok")
     n_failed = sum(1 for t in tasks if existing.get(t.key, (0, None))[1] == "failed")

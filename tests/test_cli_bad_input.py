@@ -219,3 +219,16 @@ def test_ladder_rejects_an_infeasible_last_rung_before_any_search():
     with pytest.raises(ValueError, match="last rung"):
         run_ladder(make_function("sin"), 0.1, 30, methods=["abc"])
     assert time.monotonic() - t0 < 10
+
+
+def test_ray_job_entry_point_with_a_dead_address_writes_nothing(tmp_path):
+    """`python -m jobs.sweep` (what `ray job submit` runs) checks the Ray address before it touches the store."""
+    spec = write_spec(tmp_path)
+    port = free_port()
+    before = snapshot(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    p = subprocess.run([sys.executable, "-m", "jobs.sweep", str(spec), "--address", f"127.0.0.1:{port}"],
+                       cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120)
+    assert_clear_error(p, ["cannot connect to Ray", f"127.0.0.1:{port}"])
+    assert snapshot(tmp_path) == before, snapshot(tmp_path) - before
