@@ -47,7 +47,8 @@ def _mlflow_env_defaults() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    # MLflow prints "View run at <URI>" on stdout: it breaks --json output and would show a URI's password.
+    # MLflow prints "View run at <URI>" on stdout: it breaks --json output and would show a URI's password. Every
+    # MlflowClient of the project is made after this (Tracker._connect), so the entry points need not set it.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 

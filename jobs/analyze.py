@@ -80,8 +80,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tracking-uri", help="MLflow tracking URI; default: the spec's")
     ap.add_argument("--no-mlflow", action="store_true", help="do not log the report to MLflow")
     args = ap.parse_args(argv)
-    import os
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")   # no URI (or its password) on stdout
     try:
         res = analyze(args.spec, args.results, args.out, args.tracking_uri, log=not args.no_mlflow)
     except USER_ERRORS as e:

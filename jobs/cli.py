@@ -352,10 +352,6 @@ def check_args(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
-    # MLflow prints "View run ... at: <tracking URI>" on stdout: it would break --json output, and show a password
-    # that a tracking URI carries. Our own messages show the URI redacted.
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
