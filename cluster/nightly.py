@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from .service import TERMINAL, build_submission, run_sweep, wait_for_job
+from .service import TERMINAL, build_submission, job_status, run_sweep, wait_for_job
 from .spec import SweepSpec, expand
 from .store import StoreConfig, open_store
 
@@ -214,11 +214,6 @@ def run_night(spec: SweepSpec, *, date: str, now: datetime | None = None, addres
 
 
 # ------------------------------------------------------------------------------------------------ submission
-def _status(job) -> str:
-    st = job.status
-    return str(st.value if hasattr(st, "value") else st)
-
-
 def submit_night(spec: SweepSpec, spec_path: str, *, address: str, date: str, policy: str | None = None,
                  now: datetime | None = None, working_dir: str = ".", results: str | None = None,
                  tracking_uri: str | None = None, forward_credentials: bool = False, wait: bool = False,
@@ -244,12 +239,12 @@ def submit_night(spec: SweepSpec, spec_path: str, *, address: str, date: str, po
     except Exception as e:  # noqa: BLE001  unreachable or not a Ray dashboard
         raise ValueError(f"cannot reach the Ray job server at {address}: {e}") from None
     if sid in jobs:
-        st = _status(jobs[sid])
+        st = job_status(jobs[sid])
         say(f"night {date} of '{spec.name}' was already submitted as job {sid} ({st}); nothing to do")
         return {"submission_id": sid, "submitted": False, "status": st, "reason": "exists"}
-    running = sorted(j for j, job in jobs.items() if _status(job) not in TERMINAL)
+    running = sorted(j for j, job in jobs.items() if job_status(job) not in TERMINAL)
     if running and policy == "forbid":
-        say(f"job {running[-1]} of an earlier night is still {_status(jobs[running[-1]])}; concurrency policy "
+        say(f"job {running[-1]} of an earlier night is still {job_status(jobs[running[-1]])}; concurrency policy "
             f"'forbid': not submitting {sid} (use --policy replace to stop it, or allow to run both)")
         return {"submission_id": sid, "submitted": False, "status": None, "reason": "forbid",
                 "running": running}

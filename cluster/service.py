@@ -307,7 +307,7 @@ def submit(spec: SweepSpec, spec_path: str, *, address: str, working_dir: str = 
             (j.submission_id == base or j.submission_id.startswith(base + "-r"))}
     sid, n = base, 1
     while sid in jobs:
-        st = str(jobs[sid].status.value if hasattr(jobs[sid].status, "value") else jobs[sid].status)
+        st = job_status(jobs[sid])
         if st not in TERMINAL:
             say(f"job {sid} is already {st}; not submitting it again")
             return {"submission_id": sid, "status": st, "submitted": False}
@@ -325,6 +325,12 @@ def submit(spec: SweepSpec, spec_path: str, *, address: str, working_dir: str = 
         out["logs_tail"] = client.get_job_logs(sid)[-4000:]
         say(f"job {sid}: {st}")
     return out
+
+
+def job_status(job) -> str:
+    """A listed Ray job's status as text (JobDetails.status is an enum, or a string in some Ray versions)."""
+    st = job.status
+    return str(st.value if hasattr(st, "value") else st)
 
 
 def wait_for_job(client, sid: str, timeout_s: float, poll_s: float = 1.0) -> str:
