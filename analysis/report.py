@@ -98,12 +98,14 @@ def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=A.DEFAUL
         else:
             missing.append(f"plot '{name}' not drawn: {res.note}")
     extra = []
-    try:
-        extra = list(sections(summary) if callable(sections) else sections or [])
-        extra.append(("costs", "Costs", costs_html(cost_totals(records, **(prices or {})))))
-    except Exception as e:  # noqa: BLE001
-        traceback.print_exc()
-        missing.append(f"a report section could not be computed: {type(e).__name__}: {e}")
+    parts = (lambda: sections(summary) if callable(sections) else sections or [],
+             lambda: [("costs", "Costs", costs_html(cost_totals(records, **(prices or {}))))])
+    for part in parts:           # apart, so that a failing nightly section does not cost the cost table
+        try:
+            extra += list(part())
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            missing.append(f"a report section could not be computed: {type(e).__name__}: {e}")
     report = out / "report.html"
     report.write_text(render_html(title, summary, plots, missing, paths, out, extra), encoding="utf-8")
     paths["report"] = report
