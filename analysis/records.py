@@ -4,8 +4,10 @@ analysis/ is handed tables (a pyarrow Table or a pandas DataFrame of records, th
 common columns, `sweep` and `kind`, then per-kind columns) and never reads a store itself (DESIGN §3). Everything
 here tolerates missing columns and empty tables: a column that is absent reads as all-null.
 
-Function identity. A target is its family name, its canonical parameters and its error domain:
-`function_key = "<name>|<canonical function_params JSON>|<domain>"`. Name and parameters come from `params_json`
+Function identity. A target is its family name, its version, its canonical parameters and its error domain:
+`function_key = "<name>@<version>|<canonical function_params JSON>|<domain>"` (DESIGN §4: records of two versions
+never merge into one C̄). The version is the record's `function_version` column, else the one in `params_json`;
+records that name none (hand-made tables) key as "<name>|...". Name and parameters come from `params_json`
 (the canonical JSON the task key was made from, present in failed records too), found with vectorised RE2
 regexes (~2 s for a million records on a loaded 2-core machine); each distinct target is then canonicalised once
 in Python, and rows the regexes cannot read (deeper nesting, hand-made tables) fall back to json.loads.
@@ -136,13 +138,15 @@ def frame(t: pa.Table, columns: Iterable[str], *, pattern: str | None = None) ->
 _FLAT_FP_RE = r'"function_params":(?P<fp>\{[^{}]*\})'
 _NESTED_FP_RE = r'"function_params":(?P<fp>\{(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*\})'
 _FN_RE = r'"function":"(?P<fn>[^"\\]*)"'
+_VERSION_RE = r'"function_version":"(?P<v>[^"\\]*)"'
 _NO_FP = "\x00"
+_VERSION_SEP = "\x01"  # between name and version inside the raw key (a mixture's version holds '@' and '+')
 CIRCUIT_KINDS = ("circuit_ladder", "circuit_search")
-CATALOGUE_COLUMNS = ["function", "function_params", "domain", "function_key", "label"]
+CATALOGUE_COLUMNS = ["function", "function_version", "function_params", "domain", "function_key", "label"]
 
 
-def _key(name: str, params: str, domain: str) -> str:
-    return f"{name}|{params}|{domain}"
+def _key(name: str, version: str, params: str, domain: str) -> str:
+    return f"{name}@{version}|{params}|{domain}" if version else f"{name}|{params}|{domain}"
 
 
 def split_key(key: str) -> tuple[str, str, str]:
@@ -167,6 +171,8 @@ def function_ids(t: pa.Table) -> tuple[np.ndarray, pd.DataFrame]:
     fp = pc.struct_field(pc.extract_regex(pj, _FLAT_FP_RE), [0]) if pj.null_count < n else pa.nulls(n, pa.string())
     fp = _refill(fp, pj, _NESTED_FP_RE)
     fn = _refill(fn, pj, _FN_RE)      # failed records have no function column value: read it from params_json
+    fv = _refill(column(t, "function_version", pa.string()).combine_chunks(), pj, _VERSION_RE)
+    fn = pc.binary_join_element_wise(pc.fill_null(fn, _NO_FP), pc.fill_null(fv, ""), _VERSION_SEP)
     fp = pc.fill_null(fp, _NO_FP)
     # Domain: a parameter of circuit kinds only; read it where it can be.
     kind = column(t, "kind", pa.string()).combine_chunks()
@@ -176,17 +182,18 @@ def function_ids(t: pa.Table) -> tuple[np.ndarray, pd.DataFrame]:
         idx = pa.array(np.flatnonzero(circ.to_numpy(zero_copy_only=False)))
         d = pc.struct_field(pc.extract_regex(pj.take(idx), r'"domain":"(?P<d>[^"\\]*)"'), [0])
         dom = pc.replace_with_mask(dom, circ, pc.fill_null(d, "box"))
-    raw = pc.binary_join_element_wise(pc.fill_null(fn, _NO_FP), fp, dom, "|")
+    raw = pc.binary_join_element_wise(fn, fp, dom, "|")
     enc = raw.dictionary_encode()
     codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     uniq = enc.dictionary.to_pylist()
 
     cat: dict[str, int] = {}
-    rows: list[tuple[str, str, str]] = []
+    rows: list[tuple[str, str, str, str]] = []
     raw_to_fid = np.full(len(uniq), -1, dtype=np.int64)
     todo: list[int] = []
     for i, r in enumerate(uniq):
         name, params, domain = split_key(r)
+        name, version = name.split(_VERSION_SEP, 1)
         if params == _NO_FP or name == _NO_FP:
             todo.append(i)
             continue
@@ -195,7 +202,7 @@ def function_ids(t: pa.Table) -> tuple[np.ndarray, pd.DataFrame]:
         except ValueError:
             todo.append(i)
             continue
-        raw_to_fid[i] = _intern(cat, rows, name, params, domain)
+        raw_to_fid[i] = _intern(cat, rows, name, version, params, domain)
     fid = raw_to_fid[codes]
     if todo:
         # Rows the regex could not read (no params_json, deeper nesting, hand-made tables): parse each fully.
@@ -209,15 +216,26 @@ def function_ids(t: pa.Table) -> tuple[np.ndarray, pd.DataFrame]:
                 params = {}
             if not isinstance(params, dict):
                 params = {}
-            name = params.get("function") or split_key(uniq[codes[i]])[0]
+            raw_name, raw_version = split_key(uniq[codes[i]])[0].split(_VERSION_SEP, 1)
+            name = params.get("function") or raw_name
             if name == _NO_FP:
                 continue
-            fid[i] = _intern(cat, rows, name, canonical(params.get("function_params") or {}),
+            version = raw_version or str(params.get("function_version") or "")
+            fid[i] = _intern(cat, rows, name, version, canonical(params.get("function_params") or {}),
                              params.get("domain") or d)
-    catalogue = pd.DataFrame(rows, columns=["function", "function_params", "domain"])
+    catalogue = pd.DataFrame(rows, columns=["function", "function_version", "function_params", "domain"])
     catalogue["function_key"] = [_key(*r) for r in rows]
-    catalogue["label"] = [label(r[0], r[1]) for r in rows]
+    catalogue["label"] = _labels(rows)
     return fid, catalogue
+
+
+def _labels(rows: list[tuple[str, str, str, str]]) -> list[str]:
+    """label() per target, with its version appended where one target appears in several versions."""
+    versions: dict[tuple, set] = {}
+    for name, version, params, domain in rows:
+        versions.setdefault((name, params, domain), set()).add(version)
+    return [label(name, params) + (f" v{version}" if len(versions[(name, params, domain)]) > 1 else "")
+            for name, version, params, domain in rows]
 
 
 def _refill(values: pa.Array, pj: pa.Array, pattern: str) -> pa.Array:
@@ -230,11 +248,11 @@ def _refill(values: pa.Array, pj: pa.Array, pattern: str) -> pa.Array:
     return pc.replace_with_mask(values, mask, found.cast(values.type))
 
 
-def _intern(cat: dict, rows: list, name: str, params: str, domain: str) -> int:
-    key = _key(name, params, domain)
+def _intern(cat: dict, rows: list, name: str, version: str, params: str, domain: str) -> int:
+    key = _key(name, version, params, domain)
     if key not in cat:
         cat[key] = len(rows)
-        rows.append((name, params, domain))
+        rows.append((name, version, params, domain))
     return cat[key]
 
 

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 SCHEMA_VERSION = "1"
 
@@ -61,9 +62,12 @@ COMMON_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("extra_json", STR),        # record values this module does not declare (see module docstring)
 ]
 
+# optimal_in_format: a minimum within the format (k, bits_out, shift, offset) stored beside it (issue 12). Files
+# written before it hold `optimal`, with the same meaning but no format; readers rename it (legacy_columns).
 _CIRCUIT_POINT = [("function", STR), ("function_version", STR), ("eps", F64), ("method", STR),
                   ("method_version", STR), ("gates", I64), ("aig_nodes", I64), ("max_error", F64),
-                  ("bits_in", I64), ("bits_out", I64), ("optimal", BOOL), ("verified", BOOL),
+                  ("k", I64), ("bits_in", I64), ("bits_out", I64), ("shift", I64), ("offset", F64),
+                  ("optimal_in_format", BOOL), ("exact_rounded", BOOL), ("verified", BOOL),
                   ("search_seconds", F64)]
 
 KIND_COLUMNS: dict[str, list[tuple[str, pa.DataType]]] = {
@@ -177,8 +181,21 @@ def to_table(kind: str, records: Iterable[dict]) -> pa.Table:
                                                           metadata={"htmc.schema_version": SCHEMA_VERSION}))
 
 
+# Columns renamed since files were first written, per kind: old name -> declared name (same meaning).
+LEGACY_COLUMNS: dict[str, dict[str, str]] = {"circuit_search": {"optimal": "optimal_in_format"}}
+
+
 def conform(kind: str, table: pa.Table) -> pa.Table:
-    """Cast declared columns of a table read back from the store to their declared types (nulls promote)."""
+    """Cast declared columns of a table read back from the store to their declared types (nulls promote), and
+    give columns of older files their current names."""
+    for old, new in LEGACY_COLUMNS.get(kind, {}).items():
+        if old not in table.column_names:
+            continue
+        if new in table.column_names:  # old and new files concatenated: one column, old values where new is null
+            merged = pc.coalesce(table.column(new), table.column(old).cast(table.column(new).type))
+            table = table.set_column(table.column_names.index(new), new, merged).drop_columns([old])
+        else:
+            table = table.rename_columns([new if n == old else n for n in table.column_names])
     cols = []
     for i, name in enumerate(table.column_names):
         col = table.column(i)

@@ -6,6 +6,7 @@ Methods live in one registry; each gets a `Problem` (table, ε, code space) and 
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -40,6 +41,13 @@ class Problem:
 
 @dataclass
 class Attempt:
+    """One method's circuit in one format: input resolution k, m = bits_out output bits, step 2^-shift, offset.
+
+    `optimal_in_format` is an exact minimum only among circuits of this format (DESIGN §2.3 'Exact minima'):
+    another k, m, step or offset may need fewer gates. `exact_rounded` (grid domain only) says that every cell
+    accepts exactly one code in this format, so the circuit computes the exactly rounded table: the rung has
+    saturated (DESIGN §2.3 'Saturation').
+    """
     method: str
     method_version: str
     strategy: str
@@ -52,9 +60,10 @@ class Attempt:
     aig_nodes: int | None
     max_error: float | None
     verified: bool
-    optimal: bool
+    optimal_in_format: bool
     seconds: float
     note: str = ""
+    exact_rounded: bool = False
     circuit: Circuit | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
@@ -64,27 +73,40 @@ class Attempt:
 
 
 METHODS: Registry[Callable[[Problem], list[Attempt]]] = Registry("search method")
+# Version 2 of every method (issue 12): the accepted codes are decided exactly (no float slack, so no attempt is
+# 5.7e-14 over eps), with the offset rebased to the lowest accepted code; exact also tries m+1 output bits.
 
 
 def _attempt(problem: Problem, method: str, strategy: str, circuit: Circuit | None, seconds: float,
-             aig: int | None = None, optimal: bool = False, note: str = "", own_decoder: bool = False) -> Attempt:
+             aig: int | None = None, optimal: bool = False, note: str = "", own_decoder: bool = False,
+             space: codes.CodeSpace | None = None) -> Attempt:
     """Verify (the only way an attempt gets gates) and wrap a method's circuit.
 
-    Circuits get the problem's decoder unless the method chose its own output format (own_decoder).
+    Circuits get the format's decoder (`space`, by default the problem's) unless the method chose its own output
+    format (own_decoder). The method's circuit object is not changed.
     """
-    t, sp = problem.table, problem.space
+    t, sp = problem.table, space or problem.space
     if circuit is not None and not own_decoder:
-        circuit.decoder = sp.decoder
+        circuit = dataclasses.replace(circuit, decoder=sp.decoder)
     dec = circuit.decoder if circuit is not None else sp.decoder
     m = len(circuit.outputs) if circuit is not None else sp.m
     base = dict(method=method, method_version=METHODS.version(method), strategy=strategy, k=t.k,
                 bits_in=t.n_inputs, bits_out=m, shift=dec.shift, offset=dec.offset, seconds=seconds)
     if circuit is None:
-        return Attempt(**base, gates=None, aig_nodes=None, max_error=None, verified=False, optimal=False,
-                       note=note)
+        return Attempt(**base, gates=None, aig_nodes=None, max_error=None, verified=False,
+                       optimal_in_format=False, note=note)
     v = require(circuit, t, problem.eps)
     return Attempt(**base, gates=circuit.size, aig_nodes=aig if aig is not None else circuit.aig_nodes,
-                   max_error=v.max_error, verified=True, optimal=optimal, note=note, circuit=circuit)
+                   max_error=v.max_error, verified=True, optimal_in_format=optimal, note=note,
+                   exact_rounded=_exact_rounded(t, problem.eps, dec, m), circuit=circuit)
+
+
+def _exact_rounded(table: IntervalTable, eps: float, decoder, m: int) -> bool:
+    """True on the grid domain when every cell accepts exactly one m-bit code under `decoder`."""
+    if table.domain != "grid":
+        return False
+    uL, uH = codes.accepted_codes(table, eps, decoder)
+    return bool(np.all(np.maximum(uL, 0) == np.minimum(uH, (1 << m) - 1)))
 
 
 def _strategy_codes(problem: Problem, names: list[str]) -> list[tuple[str, np.ndarray]]:
@@ -96,7 +118,7 @@ def _strategy_codes(problem: Problem, names: list[str]) -> list[tuple[str, np.nd
     return out
 
 
-@METHODS.register("table", "1")
+@METHODS.register("table", "2")
 def table_method(problem: Problem) -> list[Attempt]:
     """Multiplexer tree over the input bits from the chosen codes: the baseline every method must beat."""
     from .arith import CircuitBuilder
@@ -131,31 +153,40 @@ def _abc(problem: Problem, strategies: list[str], method: str) -> list[Attempt]:
     return out
 
 
-@METHODS.register("abc_round", "1")
+@METHODS.register("abc_round", "2")
 def abc_round_method(problem: Problem) -> list[Attempt]:
     """ABC on the plainly rounded table: same script, no slack. The reference the slack methods must beat."""
     return _abc(problem, ["round"], "abc_round")
 
 
-@METHODS.register("abc", "1")
+@METHODS.register("abc", "2")
 def abc_method(problem: Problem) -> list[Attempt]:
     """ABC on tables whose codes exploit the interval slack (trailing zeros, MSB-first don't-cares)."""
     return _abc(problem, ["msb_dc", "trailing_zeros"], "abc")
 
 
-@METHODS.register("exact", "1")
+@METHODS.register("exact", "2")
 def exact_method(problem: Problem) -> list[Attempt]:
-    """SAT exact synthesis under the ε relation itself (every out-of-interval word forbidden): optimal=true."""
-    t, sp = problem.table, problem.space
-    if t.n_inputs > MAX_EXACT_ROWS_INPUTS or problem.time_left() <= 0:
+    """SAT exact synthesis under the ε relation itself (every out-of-interval word forbidden), at the problem's m
+    output bits and at m+1 (one more bit can lower the minimum: codes.code_space). Each attempt is optimal in
+    its own format only."""
+    t = problem.table
+    if t.n_inputs > MAX_EXACT_ROWS_INPUTS:
         return []
-    allowed = [np.arange(lo, hi + 1) for lo, hi in zip(sp.uL, sp.uH)]
-    res = exact_synthesis(t.n_inputs, allowed, sp.m, budget_s=max(1.0, problem.time_left()))
-    note = "" if res.circuit is not None else f"budget ran out; no circuit below {res.lower_bound} gates"
-    return [_attempt(problem, "exact", "relation", res.circuit, res.seconds, optimal=res.optimal, note=note)]
+    out = []
+    wider = codes.code_space(t, problem.eps, problem.space.decoder.shift, extra_bits=1)
+    for sp in (problem.space, wider):
+        if problem.time_left() <= 0:
+            break
+        allowed = [np.arange(lo, hi + 1) for lo, hi in zip(sp.uL, sp.uH)]
+        res = exact_synthesis(t.n_inputs, allowed, sp.m, budget_s=max(1.0, problem.time_left()))
+        note = "" if res.circuit is not None else f"budget ran out; no circuit below {res.lower_bound} gates"
+        out.append(_attempt(problem, "exact", f"relation_m{sp.m}", res.circuit, res.seconds,
+                            optimal=res.optimal, note=note, space=sp))
+    return out
 
 
-@METHODS.register("arith", "1")
+@METHODS.register("arith", "2")
 def arith_method(problem: Problem) -> list[Attempt]:
     """Fixed-point piecewise polynomials from gate-level adders and multipliers (1-D smooth functions)."""
     from .piecewise import arith_circuit
@@ -205,6 +236,11 @@ class SearchResult:
     attempts: list[Attempt]
     seconds: float
 
+    @property
+    def exact_rounded(self) -> bool:
+        """The best circuit computes the exactly rounded grid table (the rung has saturated, DESIGN §2.3)."""
+        return bool(self.best and self.best.exact_rounded)
+
 
 def search(target, eps: float, domain: str = "box", methods=DEFAULT_METHODS, budget_s: float = 60,
            bits: int | None = None, max_inputs: int = MAX_ABC_INPUTS, thorough: bool = True) -> SearchResult:
@@ -236,5 +272,5 @@ def search(target, eps: float, domain: str = "box", methods=DEFAULT_METHODS, bud
                     break
                 attempts += METHODS.get(name)(problem)
     ok = [a for a in attempts if a.verified]
-    best = min(ok, key=lambda a: (a.gates, a.bits_in, a.seconds)) if ok else None
+    best = min(ok, key=lambda a: (a.gates, a.bits_in, a.bits_out, a.seconds)) if ok else None
     return SearchResult(best, attempts, time.monotonic() - start)

@@ -14,9 +14,20 @@ import numpy as np
 
 DOMAINS = ("box", "grid")
 
-# Ranges are floats; dyadic decoded values are exact, but range bounds of transcendental targets carry ~1 ulp of
-# rounding. Comparisons against eps allow this much, and no more.
-FLOAT_SLACK = 1e-12
+
+def sub_up(a, b) -> np.ndarray:
+    """The smallest float >= a - b, exactly (elementwise): float subtraction rounds to nearest, so `a - b <= eps`
+    in floats can accept a true difference up to half an ulp above eps.
+
+    TwoSum (Knuth, TAOCP 2 §4.2.2, Theorem B) gives s = fl(a - b) and the exact rounding error e with
+    a - b = s + e; when e > 0 the true difference lies strictly between s and the next float up. This is what
+    makes "within eps" exact (DESIGN §2.2): ceil(t) <= eps if and only if t <= eps, for a float eps.
+    """
+    a, b = np.asarray(a, dtype=np.float64), -np.asarray(b, dtype=np.float64)
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    return np.where(e > 0, np.nextafter(s, np.inf), s)
 
 
 def cell_index_grid(d: int, k: int) -> np.ndarray:
@@ -70,13 +81,16 @@ class IntervalTable:
         return self.hi - eps, self.lo + eps
 
     def feasible(self, eps: float) -> bool:
-        """False when some cell oscillates by more than 2 eps, i.e. k is too small for eps."""
-        a, b = self.accepted(eps)
-        return bool(np.all(a <= b + FLOAT_SLACK))
+        """False when some cell oscillates by more than 2 eps, i.e. k is too small for eps (exact: 2 eps is a
+        float, so hi - lo <= 2 eps is decided on the exact difference)."""
+        if eps < 0:
+            raise ValueError(f"eps must be >= 0, got {eps!r}")
+        return bool(np.all(sub_up(self.hi, self.lo) <= 2.0 * eps))
 
     def errors(self, y: np.ndarray) -> np.ndarray:
-        """sup over each cell of |f - y| given the cell's range: max(hi - y, y - lo)."""
-        return np.maximum(self.hi - y, y - self.lo)
+        """sup over each cell of |f - y| given the cell's range, max(hi - y, y - lo), rounded UP to a float:
+        `errors(y) <= eps` holds exactly when the true error is within eps, with no tolerance."""
+        return np.maximum(sub_up(self.hi, y), sub_up(y, self.lo))
 
     @classmethod
     def exact(cls, values: np.ndarray, d: int, k: int) -> "IntervalTable":

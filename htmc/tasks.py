@@ -39,14 +39,24 @@ def _function(params: dict):
     return make_function(params["function"], **(params.get("function_params") or {}))
 
 
+def _pin_version(p: dict, key: str, registered, what: str):
+    """Put the registered version into the validated params, so that it is part of the task key (DESIGN §4): a
+    version bump schedules new work and never merges old records into new C̄. A version given in the spec must
+    match the registered one, since no other version can run."""
+    given = p.get(key)
+    if given is not None and given != registered:
+        raise ValueError(f"{key} {given!r} does not match {what}: {registered!r} is what this code runs")
+    p[key] = registered
+
+
 # --- circuit_search -----------------------------------------------------------------------------------------------
-SEARCH_DEFAULTS = {"function": None, "function_params": {}, "eps": None, "domain": None,
-                   "methods": ["table", "abc", "arith", "exact"], "budget_s": 60.0, "bits": None,
-                   "thorough": True}
+SEARCH_DEFAULTS = {"function": None, "function_params": {}, "function_version": None, "eps": None,
+                   "domain": None, "methods": ["table", "abc", "arith", "exact"], "method_versions": None,
+                   "budget_s": 60.0, "bits": None, "thorough": True}
 
 
 def _validate_search(params: dict) -> dict:
-    from .search import check_methods
+    from .search import METHODS, check_methods
     p = _merge("circuit_search", params, SEARCH_DEFAULTS)
     if p["function"] is None:
         raise ValueError("circuit_search needs 'function'")
@@ -58,16 +68,21 @@ def _validate_search(params: dict) -> dict:
         raise ValueError("eps must be > 0 on the box domain; use domain: grid for eps = 0")
     check_methods(p["methods"])
     p["function_params"] = target.params
+    _pin_version(p, "function_version", target.version, f"the registered version of '{target.name}'")
+    _pin_version(p, "method_versions", {m: METHODS.version(m) for m in p["methods"]},
+                 "the registered versions of the methods")
     return p
 
 
-def _search_record(target, eps: float, result) -> dict:
+def search_record(target, eps: float, result) -> dict:
+    """The per-kind columns of one search. The format (k, bits_out, shift, offset) stands beside
+    optimal_in_format because the minimum holds within that format only."""
     b = result.best
+    get = lambda name: getattr(b, name) if b else None
     return {"function": target.name, "function_version": target.version, "eps": float(eps),
-            "method": b.method if b else None, "method_version": b.method_version if b else None,
-            "gates": b.gates if b else None, "aig_nodes": b.aig_nodes if b else None,
-            "max_error": b.max_error if b else None, "bits_in": b.bits_in if b else None,
-            "bits_out": b.bits_out if b else None, "optimal": bool(b and b.optimal),
+            **{name: get(name) for name in ("method", "method_version", "gates", "aig_nodes", "max_error",
+                                            "k", "bits_in", "bits_out", "shift", "offset")},
+            "optimal_in_format": bool(b and b.optimal_in_format), "exact_rounded": result.exact_rounded,
             "verified": bool(b and b.verified), "search_seconds": result.seconds,
             "attempts_json": json.dumps([a.to_json() for a in result.attempts])}
 
@@ -76,7 +91,7 @@ def _run_search(p: dict) -> dict:
     from .search import search
     target = _function(p)
     r = search(target, p["eps"], p["domain"], p["methods"], p["budget_s"], p["bits"], thorough=p["thorough"])
-    return _search_record(target, p["eps"], r)
+    return search_record(target, p["eps"], r)
 
 
 # --- circuit_ladder -----------------------------------------------------------------------------------------------
@@ -101,7 +116,7 @@ def _run_ladder(p: dict) -> dict:
     lad = run_ladder(target, p["eps0"], p["steps"], domain=p["domain"], methods=p["methods"],
                      budget_s=p["budget_s"], gammas=p["gammas"], bits=p["bits"], thorough=p["thorough"])
     fit = lad.fit.to_json() if lad.fit else {}
-    points = [_search_record(target, e, r) for e, r in zip(lad.eps, lad.results)]
+    points = [search_record(target, e, r) for e, r in zip(lad.eps, lad.results)]
     for pt in points:
         pt.pop("attempts_json")
     return {"function": target.name, "function_version": target.version, "eps0": p["eps0"],
@@ -112,8 +127,9 @@ def _run_ladder(p: dict) -> dict:
 
 
 # --- resnet_train -------------------------------------------------------------------------------------------------
-TRAIN_DEFAULTS = {"function": "sin", "function_params": {}, "width": 16, "depth": 2, "rank": 16, "lam": 1e-3,
-                  "reg": "l1", "steps": 500, "lr": 1e-2, "seed": 0, "n_train": 1000, "device": "cpu"}
+TRAIN_DEFAULTS = {"function": "sin", "function_params": {}, "function_version": None, "width": 16, "depth": 2,
+                  "rank": 16, "lam": 1e-3, "reg": "l1", "steps": 500, "lr": 1e-2, "seed": 0, "n_train": 1000,
+                  "device": "cpu"}
 
 
 def _config(p: dict):
@@ -127,6 +143,7 @@ def _validate_train(params: dict) -> dict:
     p = _merge("resnet_train", params, TRAIN_DEFAULTS)
     target, _ = _config(p)  # TrainConfig raises with the bad value named
     p["function_params"] = target.params
+    _pin_version(p, "function_version", target.version, f"the registered version of '{target.name}'")
     return p
 
 

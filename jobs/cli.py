@@ -88,13 +88,10 @@ def _methods(text: str) -> list[str]:
 
 
 def _point_json(args, target, eps: float, result) -> dict:
-    b = result.best
-    return {"function": target.name, "function_version": target.version, "params": target.params,
-            "eps": eps, "gates": b.gates if b else None, "aig_nodes": b.aig_nodes if b else None,
-            "max_error": b.max_error if b else None, "bits_in": b.bits_in if b else None,
-            "bits_out": b.bits_out if b else None, "method": b.method if b else None,
-            "verified": bool(b and b.verified), "optimal": bool(b and b.optimal), "seconds": result.seconds,
-            "attempts": [a.to_json() for a in result.attempts]}
+    from htmc.tasks import search_record
+    rec = search_record(target, eps, result)
+    attempts = json.loads(rec.pop("attempts_json"))
+    return {**rec, "params": target.params, "seconds": rec.pop("search_seconds"), "attempts": attempts}
 
 
 def cmd_functions_list(args) -> int:
@@ -233,9 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = csub.add_parser("search", help="smallest verified circuit approximating a function within eps",
                         description="C̄(f, eps): search input resolutions, output formats and methods for the "
-                                    "smallest circuit whose verified sup error is <= eps. JSON keys: function, "
-                                    "params, eps, gates, aig_nodes, max_error, bits_in, bits_out, method, "
-                                    "verified, seconds (plus attempts: every method tried).")
+                                    "smallest circuit whose verified sup error is <= eps (exactly: max_error is "
+                                    "rounded up). JSON keys: function, function_version, params, eps, gates, "
+                                    "aig_nodes, max_error, the format (k, bits_in, bits_out, shift, offset), "
+                                    "method, method_version, optimal_in_format (an exact minimum within that "
+                                    "format only), exact_rounded, verified, seconds (plus attempts: every "
+                                    "method tried).")
     _add_function_args(p)
     p.add_argument("--eps", type=float, required=True, help="sup-norm error bound (>= 0; > 0 on box)")
     p.add_argument("--save", metavar="OUT.blif", help="write the best circuit as BLIF")
