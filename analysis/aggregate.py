@@ -6,8 +6,12 @@ returns a `Summary` of tidy pandas tables:
 functions     one row per target function (family, canonical parameters, domain): C̄(f, ε) merged over every
               ok circuit_ladder rung and circuit_search record of that function (the smallest verified circuit at
               each ε, over methods, resolutions and records, DESIGN §2.3), then fitted with htmc.rates.fit_ladder:
-              γ̂ with its interval, ĉ, the polylog fit, the preferred model (AIC), saturated points, and the HTMC
-              norm estimates max_j ε_j C̄_j^{1/γ} (upper estimates over the ladder's ε range) for each γ asked.
+              γ̂ with its interval (gamma_lo, gamma_hi: the spread of the fit over fixed rungs, not sampling error;
+              null with ≤ 3 fitted rungs, ci_note says why), ĉ, the polylog fit, ΔAIC = AIC(polylog) − AIC(power)
+              and the preferred model ("inconclusive" when |ΔAIC| < 2), saturated points (rungs at the exactly
+              rounded circuit, grid domain), and for each γ asked two HTMC norm estimates:
+                htmc_norm_at_rungs_{γ}    max_j ε_j C̄_j^{1/γ}, at the rungs only;
+                htmc_norm_over_range_{γ}  an upper estimate of ε C(f, ε)^{1/γ} over all of [eps_min, eps_max].
               When a function's C̄ points are exactly one ladder's own rungs, that ladder's stored fit (same
               estimator, same points, same seed, same FIT_VERSION) is used instead of refitting: fit_source says
               which ("stored" or "refit"); reuse_stored_fits=False refits everything.
@@ -16,7 +20,8 @@ nets          one row per ok resnet_train record: its norms, errors and compiled
               function's C̄ at the net's achieved error (sup_error):
                 cbar_at_error      min C̄_j over the rungs with ε_j <= error: a verified upper bound on C(f, error),
                                    since C is non-increasing in ε. Null when the net is finer than every rung.
-                cbar_fit_at_error  the function's preferred fit evaluated at the error; cbar_extrapolated says
+                cbar_fit_at_error  the function's preferred fit evaluated at the error (the power law unless polylog
+                                   is preferred); cbar_extrapolated says
                                    whether the error lies outside the ladder's ε range.
 norm_ranking  per ResNet norm and circuit-size measure (compiled_gates, cbar_at_error): Spearman rank correlation
               over nets with a bootstrap interval (Fisher z for more than BOOT_MAX_N nets), and the log-log slope of
@@ -42,7 +47,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 from scipy import stats
 
-from htmc.rates import FIT_VERSION, fit_ladder, fit_power, json_safe
+from htmc.rates import FIT_VERSION, fit_ladder, fit_power, json_safe, read_norms
 
 from . import records as R
 
@@ -56,7 +61,7 @@ MAX_LISTED = 10            # per-function lines in `missing` before they are sum
 
 _POINT_TYPE = pa.struct([("eps", pa.float64()), ("gates", pa.int64()), ("method", pa.string()),
                          ("optimal", pa.bool_()), ("max_error", pa.float64()), ("bits_in", pa.int64()),
-                         ("bits_out", pa.int64())])
+                         ("bits_out", pa.int64()), ("exact_rounded", pa.bool_())])
 
 
 @dataclass
@@ -81,7 +86,8 @@ class Summary:
 # Points: C̄(f, ε) from ladders and searches
 # ----------------------------------------------------------------------------------------------------------------
 
-_POINT_COLS = ["fid", "eps", "gates", "method", "optimal", "max_error", "bits_in", "bits_out", "task_key", "source"]
+_POINT_COLS = ["fid", "eps", "gates", "method", "optimal", "max_error", "bits_in", "bits_out", "exact_rounded",
+               "task_key", "source"]
 
 
 def _explode_points(points_json: pa.ChunkedArray) -> pd.DataFrame:
@@ -136,7 +142,8 @@ def circuit_points(ladders: pa.Table, lad_fid: np.ndarray, searches: pa.Table, s
         pts["source"] = "circuit_ladder"
         frames.append(pts)
     if len(searches):
-        df = R.frame(searches, ["task_key", "eps", "gates", "method", "optimal", "max_error", "bits_in", "bits_out"])
+        df = R.frame(searches, ["task_key", "eps", "gates", "method", "optimal", "max_error", "bits_in", "bits_out",
+                                "exact_rounded"])
         df["fid"] = srch_fid
         df["source"] = "circuit_search"
         frames.append(df)
@@ -151,7 +158,9 @@ def circuit_points(ladders: pa.Table, lad_fid: np.ndarray, searches: pa.Table, s
 def cbar_table(obs: pd.DataFrame) -> pd.DataFrame:
     """C̄(f, ε): per (fid, eps), the observation with the fewest verified gates (ties: the first seen, so a
     ladder's own rung wins over an equal search). Rungs with no circuit or 0 gates (a constant or a wire) are
-    left out, as htmc.ladder leaves them out of its fits. n_obs counts the observations at that (fid, eps)."""
+    left out, as htmc.ladder leaves them out of its fits. n_obs counts the observations at that (fid, eps).
+    exact_rounded: some observation with the least gates is the exactly rounded circuit, so C̄ there is the
+    exact circuit's size (DESIGN §2.3 'Saturation'); a smaller circuit elsewhere means it is not."""
     e, g, f = obs["eps"].to_numpy(float), obs["gates"].to_numpy(float), obs["fid"].to_numpy(np.int64)
     good = np.flatnonzero(np.isfinite(e) & (e > 0) & np.isfinite(g) & (g > 0) & (f >= 0))
     order = good[np.lexsort((np.arange(len(good)), g[good], -e[good], f[good]))]
@@ -162,16 +171,33 @@ def cbar_table(obs: pd.DataFrame) -> pd.DataFrame:
     n_obs = np.diff(np.append(starts, len(order)))
     best = obs.iloc[order[first]].rename(columns={"gates": "cbar"}).reset_index(drop=True)
     best["n_obs"] = n_obs
+    if len(order):
+        best["exact_rounded"] = _exact_at_min(obs, order, starts)
     return best
+
+
+def _flag(df: pd.DataFrame, col: str) -> np.ndarray:
+    """A boolean column as a numpy array; absent or null (records from before the column existed): False."""
+    if col not in df:
+        return np.zeros(len(df), dtype=bool)
+    return pd.array(df[col].to_numpy(object), dtype="boolean").fillna(False).to_numpy(bool)
+
+
+def _exact_at_min(obs: pd.DataFrame, order: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per (fid, eps) group of `order` (sorted by gates within a group): any exact_rounded among the least."""
+    flag = _flag(obs, "exact_rounded")[order]
+    g = obs["gates"].to_numpy(float)[order]
+    at_min = g == np.repeat(g[starts], np.diff(np.append(starts, len(order))))
+    return np.logical_or.reduceat(flag & at_min, starts)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Per-function fits
 # ----------------------------------------------------------------------------------------------------------------
 
-def _fit_one(eps: np.ndarray, cbar: np.ndarray, gammas) -> tuple[dict, str | None]:
+def _fit_one(eps: np.ndarray, cbar: np.ndarray, exact: np.ndarray, gammas) -> tuple[dict, str | None]:
     try:
-        return fit_ladder(eps, cbar, gammas).to_json(), None
+        return fit_ladder(eps, cbar, gammas, exact_rounded=exact).to_json(), None
     except ValueError as e:
         return {}, str(e)
 
@@ -179,8 +205,10 @@ def _fit_one(eps: np.ndarray, cbar: np.ndarray, gammas) -> tuple[dict, str | Non
 def _stored_fits(ladders: pa.Table, points: pd.DataFrame, cbar: pd.DataFrame, gammas) -> dict[int, dict]:
     """fid -> the fit stored in a ladder record, where refitting would repeat it exactly: the function's C̄
     points are all that one ladder's own usable rungs (no other record changed or added a point), and the stored
-    fit has this FIT_VERSION and the HTMC norms for exactly `gammas`. htmc.ladder fits those same points with the
-    same estimator and seed, so the stored fit is the refit, without its cost (bootstrap: ms per function)."""
+    fit has this FIT_VERSION and the HTMC norms for exactly `gammas`. htmc.ladder fits those same points (and
+    their exact_rounded flags) with the same estimator and seed, so the stored fit is the refit, without its cost
+    (bootstrap: ms per function). Fits of an older FIT_VERSION (e.g. one `htmc_norm`, saturation guessed from
+    plateaus) are refitted."""
     if len(cbar) == 0 or len(ladders) == 0:
         return {}
     src = cbar["source"].to_numpy(object)
@@ -209,7 +237,7 @@ def _stored_fits(ladders: pa.Table, points: pd.DataFrame, cbar: pd.DataFrame, ga
             fit = json.loads(fit_json[pos[tk]].as_py() or "{}")
         except (TypeError, ValueError):
             continue
-        if (fit.get("version") == FIT_VERSION and set((fit.get("htmc_norm") or {})) == want
+        if (fit.get("version") == FIT_VERSION and all(set(n) == want for n in read_norms(fit))
                 and len(fit.get("kept") or []) == n_pts[f] and fit.get("gamma") is not None):
             out[int(f)] = fit
     return out
@@ -217,11 +245,16 @@ def _stored_fits(ladders: pa.Table, points: pd.DataFrame, cbar: pd.DataFrame, ga
 
 _FN_COLS = ["function_key", "function", "function_params", "domain", "label", "gamma_theory", "n_records",
             "n_failed", "n_points", "n_used", "n_saturated", "eps_min", "eps_max", "cbar_min", "cbar_max", "gamma",
-            "gamma_lo", "gamma_hi", "c", "polylog_a", "polylog_b", "preferred_model", "aic_power", "aic_polylog",
-            "residual_power", "residual_polylog"]
+            "gamma_lo", "gamma_hi", "ci_note", "c", "polylog_a", "polylog_b", "preferred_model", "delta_aic",
+            "aic_power", "aic_polylog", "residual_power", "residual_polylog"]
 _FN_TAIL = ["local_slopes", "fit_source", "fit_version", "fit_error"]
-_FN_TEXT = {"function_key", "function", "function_params", "domain", "label", "preferred_model", "local_slopes",
-            "fit_source", "fit_version", "fit_error"}
+_FN_TEXT = {"function_key", "function", "function_params", "domain", "label", "ci_note", "preferred_model",
+            "local_slopes", "fit_source", "fit_version", "fit_error"}
+NORM_KINDS = ("at_rungs", "over_range")   # columns htmc_norm_{kind}_{γ}, see the module docstring
+
+
+def _norm_cols(gammas) -> list[str]:
+    return [f"htmc_norm_{k}_{g:g}" for k in NORM_KINDS for g in gammas]
 
 
 def fit_functions(cbar: pd.DataFrame, meta: pd.DataFrame, catalogue: pd.DataFrame, gammas=DEFAULT_GAMMAS,
@@ -234,6 +267,7 @@ def fit_functions(cbar: pd.DataFrame, meta: pd.DataFrame, catalogue: pd.DataFram
     kept_all = np.zeros(len(cbar), dtype=bool)
     fid_all = cbar["fid"].to_numpy(np.int64)
     eps_all, cb_all = cbar["eps"].to_numpy(float), cbar["cbar"].to_numpy(float)
+    exact_all = _flag(cbar, "exact_rounded")
     order = np.lexsort((-eps_all, fid_all))          # by function, coarse to fine
     bounds = np.searchsorted(fid_all[order], meta.index.to_numpy(np.int64), side="left"), \
         np.searchsorted(fid_all[order], meta.index.to_numpy(np.int64), side="right")
@@ -256,25 +290,24 @@ def fit_functions(cbar: pd.DataFrame, meta: pd.DataFrame, catalogue: pd.DataFram
         elif int(f) in stored:
             fit, err, source = stored[int(f)], None, "stored"
         else:
-            (fit, err), source = _fit_one(eps, cb, gammas), "refit"
+            (fit, err), source = _fit_one(eps, cb, exact_all[idx], gammas), "refit"
         if fit.get("kept") is not None:
             kept_all[idx] = np.asarray(fit["kept"], dtype=bool)
-        ci = fit.get("gamma_ci") or [None, None]
+        ci = fit.get("gamma_ci") or [None, None]     # None: not meaningful with <= 3 fitted rungs (ci_note)
         poly = fit.get("polylog") or [None, None]
-        norms = fit.get("htmc_norm") or {}
         row.update({
-            "gamma": fit.get("gamma"), "gamma_lo": ci[0], "gamma_hi": ci[1], "c": fit.get("c"),
-            "polylog_a": poly[0], "polylog_b": poly[1], "preferred_model": fit.get("preferred_model"),
+            "gamma": fit.get("gamma"), "gamma_lo": ci[0], "gamma_hi": ci[1], "ci_note": fit.get("ci_note"),
+            "c": fit.get("c"), "polylog_a": poly[0], "polylog_b": poly[1],
+            "preferred_model": fit.get("preferred_model"), "delta_aic": fit.get("delta_aic"),
             "aic_power": fit.get("aic_power"), "aic_polylog": fit.get("aic_polylog"),
             "residual_power": fit.get("residual_power"), "residual_polylog": fit.get("residual_polylog"),
             "n_used": fit.get("n_used", 0), "n_saturated": (len(idx) - fit["n_used"]) if fit else 0,
             "local_slopes": json.dumps(fit.get("local_slopes")) if fit else None,
             "fit_source": source if fit else None, "fit_version": fit.get("version") if fit else None,
             "fit_error": err})
-        for g in gammas:
-            row[f"htmc_norm_{g:g}"] = norms.get(f"{g:g}")
+        row.update(_norm_values(fit, gammas))
         rows.append(row)
-    cols = _FN_COLS + [f"htmc_norm_{g:g}" for g in gammas] + _FN_TAIL
+    cols = _FN_COLS + _norm_cols(gammas) + _FN_TAIL
     functions = pd.DataFrame(rows, columns=cols)
     for col in cols:
         if col in ("n_records", "n_failed", "n_points", "n_used", "n_saturated"):
@@ -286,12 +319,21 @@ def fit_functions(cbar: pd.DataFrame, meta: pd.DataFrame, catalogue: pd.DataFram
     return functions, cbar.assign(kept=kept_all)
 
 
+def _norm_values(fit: dict, gammas) -> dict:
+    """htmc_norm_{at_rungs, over_range}_{γ} of one fit (an older fit's single htmc_norm is the at-rungs value)."""
+    out = {}
+    for kind, norms in zip(NORM_KINDS, read_norms(fit)):
+        out.update({f"htmc_norm_{kind}_{g:g}": norms.get(f"{g:g}") for g in gammas})
+    return out
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Nets: C̄ at the achieved error, compiled gates
 # ----------------------------------------------------------------------------------------------------------------
 
 def _fit_eval(fit: tuple, err: np.ndarray) -> np.ndarray:
-    """The preferred model of a function's fit (preferred, a, b, gamma, c) at eps = err (power unless polylog)."""
+    """The preferred model of a function's fit (preferred, a, b, gamma, c) at eps = err: the power law unless
+    polylog is preferred (so also when the choice is inconclusive or was not made)."""
     pm, a, b, g, c = fit
     with np.errstate(all="ignore"):
         if pm == "polylog" and pd.notna(a) and pd.notna(b):
@@ -618,7 +660,7 @@ def summarize(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT, reuse_stor
     is_lad, is_srch, is_net = (R.kind_mask(t, k) for k in ("circuit_ladder", "circuit_search", "resnet_train"))
     ladders = R.select(t, is_lad & ok, ["task_key", "points_json", "fit_json"])
     searches = R.select(t, is_srch & ok, ["task_key", "eps", "gates", "method", "optimal", "max_error", "bits_in",
-                                          "bits_out"])
+                                          "bits_out", "exact_rounded"])
     nets = R.select(t, is_net & ok, ["task_key", "group", "extra_json"] + R.NET_COLS + R.COMPILED_COLS,
                     prefixes=("norm_",))
     lad_fid, srch_fid, net_fid = fid[is_lad & ok], fid[is_srch & ok], fid[is_net & ok]

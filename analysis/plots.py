@@ -77,6 +77,25 @@ def _fmt_ci(lo, hi) -> str:
     return f"[{lo:.2f}, {hi:.2f}]"
 
 
+def _fmt_gamma_ci(lo, hi) -> str:
+    """A ladder fit's γ interval: null means it was not reported, with <= 3 fitted rungs (DESIGN §2.3)."""
+    if lo is None or hi is None or (isinstance(lo, float) and math.isnan(lo)) or \
+            (isinstance(hi, float) and math.isnan(hi)):
+        return "n/a (≤3 rungs)"
+    return _fmt_ci(lo, hi)
+
+
+def _model_label(fit: dict) -> str:
+    """The model choice of a fit, with ΔAIC = AIC(polylog) − AIC(power) (negative favours polylog)."""
+    pm, d = fit.get("preferred_model"), fit.get("delta_aic")
+    dtxt = f"ΔAIC = {d:.1f}" if _finite(d) else ""
+    if pm == "inconclusive":
+        return f"model choice inconclusive ({dtxt})" if dtxt else "model choice inconclusive"
+    if isinstance(pm, str):
+        return f"preferred: {pm}" + (f" ({dtxt})" if dtxt else "")
+    return "no model choice (2 points, or ε ≥ 1)"
+
+
 def _finite(v) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v)) and np.isfinite(v)
 
@@ -91,12 +110,12 @@ def _draw_ladder(ax, eps, sizes, kept, fit: dict | None, *, legend_size: int = 8
     kept = np.asarray(kept, bool) if kept is not None else np.ones(eps.size, bool)
     ax.loglog(inv[kept], sizes[kept], "o", color="C0", label="C̄(f, ε), fitted")
     if (~kept).any():
-        ax.loglog(inv[~kept], sizes[~kept], "x", color="0.4", ms=8, mew=2, label="saturated (not fitted)")
+        ax.loglog(inv[~kept], sizes[~kept], "x", color="0.4", ms=8, mew=2, label="at the exact circuit (not fitted)")
     if fit and _finite(fit.get("gamma")):
         xs = np.geomspace(inv.min(), inv.max(), 100)
         ci = fit.get("gamma_ci") or [None, None]
         ax.loglog(xs, fit["c"] * xs ** fit["gamma"], "-", color="C1",
-                  label=f"power: γ̂ = {fit['gamma']:.2f} {_fmt_ci(*ci)}")
+                  label=f"power: γ̂ = {fit['gamma']:.2f} {_fmt_gamma_ci(*ci)}")
         if fit.get("polylog") and all(_finite(v) for v in fit["polylog"]) and np.all(xs > 1):
             a, b = fit["polylog"]
             ax.loglog(xs, a * np.log2(xs) ** b, "--", color="C2", label=f"polylog: {a:.3g}·log2(1/ε)^{b:.2f}")
@@ -112,7 +131,7 @@ def plot_ladder(eps, sizes, fit: dict | None, title: str, path: str | Path) -> P
     _draw_ladder(ax, eps, sizes, fit["kept"] if fit else None, fit)
     ax.set_xlabel("1/ε (inverse sup-norm error)")
     ax.set_ylabel("circuit size (B2 gates)")
-    pref = f" — preferred: {fit['preferred_model']}" if fit and fit.get("preferred_model") else ""
+    pref = f" — {_model_label(fit)}" if fit and _finite(fit.get("gamma")) else ""
     ax.set_title(f"{title}{pref}", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
@@ -123,16 +142,18 @@ def _fit_dict(f: pd.Series) -> dict | None:
         return None
     return {"gamma": f["gamma"], "c": f["c"], "gamma_ci": [f["gamma_lo"], f["gamma_hi"]],
             "polylog": [f["polylog_a"], f["polylog_b"]] if _finite(f.get("polylog_a")) else None,
-            "preferred_model": f.get("preferred_model")}
+            "preferred_model": f.get("preferred_model"), "delta_aic": f.get("delta_aic")}
 
 
 def plot_ladders(functions: pd.DataFrame, points: pd.DataFrame, path, *, max_panels: int = 16) -> PlotResult:
     """Plot 1: one log-log panel per function (up to max_panels), C̄ against 1/ε with both fits."""
     name = "ladders"
     text = ("Circuit-size upper bound C̄(f, ε) (smallest verified circuit over methods and records) against 1/ε, "
-            "one panel per target function, log-log. Orange: fitted power law C̄ = ĉ ε^-γ̂ with its 95% interval; "
-            "green dashed: polylog fit a·log2(1/ε)^b; grey crosses: saturated points excluded from the fits. "
-            "The panel title names the model AIC prefers.")
+            "one panel per target function, log-log. Orange: fitted power law C̄ = ĉ ε^-γ̂ with its interval (the "
+            "spread of the fit over fixed rungs, not sampling error; n/a with ≤3 fitted rungs); green dashed: "
+            "polylog fit a·log2(1/ε)^b; grey crosses: rungs at the exactly rounded circuit (grid domain), "
+            "excluded from the fits. The panel title gives the model choice by ΔAIC = AIC(polylog) − AIC(power) "
+            "(negative favours polylog; inconclusive when |ΔAIC| < 2).")
     have = functions[functions["n_points"] > 0] if len(functions) else functions
     if have.empty:
         return PlotResult(name, None, 0, 0, text, "no verified circuit sizes: nothing to draw")
@@ -148,8 +169,7 @@ def plot_ladders(functions: pd.DataFrame, points: pd.DataFrame, path, *, max_pan
         p = points.iloc[groups[f["function_key"]]].sort_values("eps", ascending=False)
         n_pts += _draw_ladder(ax, p["eps"], p["cbar"], p["kept"], _fit_dict(f), legend_size=7)
         th = f" · theory γ = {f['gamma_theory']:.2g}" if _finite(f.get("gamma_theory")) else ""
-        pref = f"preferred: {f['preferred_model']}" if isinstance(f.get("preferred_model"), str) else (
-            "no preferred model (2 points)" if _finite(f.get("gamma")) else f"no fit: {f.get('fit_error') or ''}")
+        pref = _model_label(f) if _finite(f.get("gamma")) else f"no fit: {f.get('fit_error') or ''}"
         ax.set_title(f"{f['label']}\n{pref}{th}", fontsize=8)
         ax.set_xlabel("1/ε (1 / sup-norm error)", fontsize=8)
         ax.set_ylabel("C̄ (B2 gates)", fontsize=8)
@@ -183,7 +203,8 @@ def plot_phase(phase: pd.DataFrame, path) -> PlotResult:
                           "no ladders of the family: nothing to draw")
     fam, xn, yn = phase["family"].iloc[0], phase["x_name"].iloc[0], phase["y_name"].iloc[0]
     text = (f"Fitted rate γ̂ of C̄(f, ε) for {fam} over its parameters {xn} (x) and {yn} (y); each cell is the median "
-            f"over the family's other parameters (seeds), with the median 95% interval and the theory's γ. Colours "
+            f"over the family's other parameters (seeds), with the median interval (the spread of the fit, not "
+            f"sampling error; n/a where fits have ≤3 rungs) and the theory's γ. Colours "
             f"diverge at γ = 2: red cells are in the HTMC regime (γ̂ > 2). Solid black: the γ̂ = 2 contour; dashed: "
             f"the theory's γ = 2 contour. Hatched cells have records but no fit (failed or too few points).")
     xs, ys = np.unique(phase["x"].to_numpy(float)), np.unique(phase["y"].to_numpy(float))
@@ -206,7 +227,7 @@ def plot_phase(phase: pd.DataFrame, path) -> PlotResult:
             i, j = np.searchsorted(ys, r["y"]), np.searchsorted(xs, r["x"])
             ax.fill_between([xe[j], xe[j + 1]], ye[i], ye[i + 1], facecolor="none", hatch="//", edgecolor="0.5")
         th = f"theory {r['gamma_theory']:.2f}" if _finite(r["gamma_theory"]) else "theory —"
-        val = (f"γ̂ = {r['gamma']:.2f}\n{_fmt_ci(r['gamma_lo'], r['gamma_hi'])}" if _finite(r["gamma"])
+        val = (f"γ̂ = {r['gamma']:.2f}\n{_fmt_gamma_ci(r['gamma_lo'], r['gamma_hi'])}" if _finite(r["gamma"])
                else f"no fit\n({int(r['n_failed'])} failed)")
         ax.text(r["x"], r["y"], f"{val}\n{th}\nfitted {int(r['n_fitted'])} of {int(r['n_functions'])}",
                 ha="center", va="center", fontsize=8,
@@ -414,10 +435,12 @@ def plot_pareto(nets: pd.DataFrame, path, *, norm: str | None = None, max_panels
 def plot_convexity(conv: pd.DataFrame, path) -> PlotResult:
     """Plot 5: γ̂ of mixtures against their number of parts m, one series per parts' theoretical γ."""
     name = "convexity"
-    text = ("Convexity test: fitted rate γ̂ (with 95% interval) of mixtures Σ w_i f_i of m random parts against m, "
+    text = ("Convexity test: fitted rate γ̂ (with the spread of its fit) of mixtures Σ w_i f_i of m random parts "
+            "against m, "
             "one series per parts' theoretical rate γ (dotted line of the same colour). Theory (DESIGN §1): "
             "for parts with γ > 2 (the HTMC regime, above the dashed γ = 2 line) the mixture keeps the parts' "
-            "rate; for parts below 2 the rate may drift toward 2 as m grows. Hollow markers: unbounded interval.")
+            "rate; for parts below 2 the rate may drift toward 2 as m grows. Hollow markers: no interval (n/a with "
+            "≤3 fitted rungs, or unbounded).")
     if conv.empty:
         return PlotResult(name, None, 0, 0, text, "no mixture ladders: nothing to draw")
     fitted = conv[conv["gamma"].notna()]

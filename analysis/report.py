@@ -164,6 +164,42 @@ def _rel(path: Path, base: Path) -> str:
         return str(path)
 
 
+FITS_TEXT = (
+    "One row per target function: C̄(f, ε) merged over every ok ladder rung and search, refit with "
+    "htmc.rates.fit_ladder (DESIGN §2.3). <b>Interval</b>: the ladder is fixed, not sampled, so the residuals are "
+    "model misfit, not noise; the interval describes the spread of the fit (how well one power law describes "
+    "these rungs), not sampling error, and with ≤3 fitted rungs it is not meaningful and shown as n/a. "
+    "<b>ΔAIC</b> = AIC(polylog) − AIC(power): negative favours polylog; the choice is inconclusive when "
+    "|ΔAIC| < 2, and absent when the polylog model cannot be fitted (some ε ≥ 1) or there are only 2 points. "
+    "<b>Fitted</b> excludes only rungs whose circuit is the exactly rounded one (grid domain), after the first "
+    "of their plateau. <b>HTMC norms</b>, both upper estimates (C̄ ≥ C): “at rungs” is max_j ε_j C̄_j^{1/γ}, "
+    "the value at the rungs only; “over range” is max_j ε_j min_{i≥j+1} C̄_i^{1/γ}, which bounds ε C(f, ε)^{1/γ} "
+    "for every ε in [ε min, ε max], between the rungs too.")
+
+
+def _with_interval(df: pd.DataFrame) -> pd.DataFrame:
+    """A text column gamma_interval: "[lo, hi]", "n/a (≤3 rungs)" for a fit without one, "—" without a fit."""
+    if df.empty or "gamma" not in df:
+        return df
+
+    def one(g, lo, hi) -> str:
+        if pd.isna(g):
+            return "—"
+        return "n/a (≤3 rungs)" if pd.isna(lo) or pd.isna(hi) else f"[{lo:.4g}, {hi:.4g}]"
+    return df.assign(gamma_interval=[one(*r) for r in zip(df["gamma"], df["gamma_lo"], df["gamma_hi"])])
+
+
+def _functions_section(functions: pd.DataFrame) -> str:
+    norm_cols = [c for c in functions.columns if c.startswith(("htmc_norm_at_rungs_", "htmc_norm_over_range_"))]
+    heads = [f"‖f‖ H^{c.rsplit('_', 1)[1]} {'at rungs' if '_at_rungs_' in c else 'over range'}" for c in norm_cols]
+    table = _table(_with_interval(functions),
+                   ["label", "domain", "n_records", "n_failed", "n_points", "n_used", "eps_min", "eps_max", "gamma",
+                    "gamma_interval", "gamma_theory", "preferred_model", "delta_aic"] + norm_cols + ["fit_error"],
+                   ["function", "domain", "records", "failed", "points", "fitted", "ε min", "ε max", "γ̂",
+                    "interval (spread of fit)", "theory γ", "preferred", "ΔAIC"] + heads + ["fit error"])
+    return f"<h2 id='functions'>Per-function fits</h2><p>{FITS_TEXT}</p>{table}"
+
+
 def render_html(title: str, summary: A.Summary, plots: dict, missing: list[str], paths: dict, out: Path,
                 sections: list[tuple[str, str, str]] = ()) -> str:
     c = summary.counts
@@ -208,19 +244,11 @@ def render_html(title: str, summary: A.Summary, plots: dict, missing: list[str],
                                 ["circuit size", "rank", "norm", "nets", "ρ", "ρ low", "ρ high", "interval", "slope",
                                  "slope low", "slope high"]))
         if name == "convexity" and not summary.convexity.empty:
-            parts.append(_table(summary.convexity, ["label", "m", "part_gamma_theory", "gamma", "gamma_lo",
-                                                    "gamma_hi", "preferred_model", "n_used"],
-                                ["mixture", "m", "parts' γ (theory)", "γ̂", "low", "high", "preferred", "points"]))
-    parts.append("<h2 id='functions'>Per-function fits</h2><p>One row per target function: C̄(f, ε) merged over "
-                 "every ok ladder rung and search, refit with htmc.rates.fit_ladder. The HTMC norm columns are upper "
-                 "estimates max_j ε_j C̄_j^{1/γ} over the ladder's ε range.</p>")
-    norm_cols = [c for c in summary.functions.columns if c.startswith("htmc_norm_")]
-    parts.append(_table(summary.functions, ["label", "domain", "n_records", "n_failed", "n_points", "n_used",
-                                            "eps_min", "eps_max", "gamma", "gamma_lo", "gamma_hi", "gamma_theory",
-                                            "preferred_model"] + norm_cols + ["fit_error"],
-                        ["function", "domain", "records", "failed", "points", "fitted", "ε min", "ε max", "γ̂", "low",
-                         "high", "theory γ", "preferred"] + [f"‖f‖ H^{c[len('htmc_norm_'):]}" for c in norm_cols]
-                        + ["fit error"]))
+            parts.append(_table(_with_interval(summary.convexity), ["label", "m", "part_gamma_theory", "gamma",
+                                                                    "gamma_interval", "preferred_model", "n_used"],
+                                ["mixture", "m", "parts' γ (theory)", "γ̂", "interval (spread of fit)", "preferred",
+                                 "points"]))
+    parts.append(_functions_section(summary.functions))
     if not summary.failed.empty:
         parts.append("<h2 id='failed'>Failed tasks</h2>")
         parts.append(_table(summary.failed, ["task_key", "kind", "group", "function", "error"], max_rows=50))

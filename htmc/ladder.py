@@ -20,6 +20,10 @@ class Ladder:
     def sizes(self) -> np.ndarray:
         return np.array([r.best.gates if r.best else np.nan for r in self.results], dtype=float)
 
+    def exact_rounded(self) -> np.ndarray:
+        """Per rung: is its best circuit the exactly rounded one (SearchResult.exact_rounded; False if absent)."""
+        return np.array([bool(getattr(r, "exact_rounded", False)) for r in self.results], dtype=bool)
+
 
 def check_ladder(target, eps0: float, steps: int, *, domain: str = "box", bits: int | None = None) -> None:
     """Raise ValueError, before any search runs, for a ladder that cannot complete: too few rungs, eps0 not a
@@ -43,7 +47,8 @@ def run_ladder(target, eps0: float, steps: int, *, domain: str = "box", methods=
                budget_s: float = 60, gammas=(2, 3, 4), bits: int | None = None, thorough: bool = True,
                progress: Callable[[int, SearchResult], None] | None = None) -> Ladder:
     """Search every rung, then fit the sizes. Rungs with no verified circuit or with 0 gates (a constant or a
-    wire, below the power-law regime) do not enter the fits."""
+    wire, below the power-law regime) do not enter the fits. Each rung's `exact_rounded` (its circuit is the
+    exactly rounded one, grid domain only) tells the fit which rungs can be saturated (DESIGN §2.3)."""
     check_ladder(target, eps0, steps, domain=domain, bits=bits)
     eps = [eps0 * 2.0 ** -j for j in range(steps)]
     results = []
@@ -55,7 +60,7 @@ def run_ladder(target, eps0: float, steps: int, *, domain: str = "box", methods=
     sizes = ladder.sizes()
     use = np.isfinite(sizes) & (sizes > 0)
     try:
-        ladder.fit = fit_ladder(np.array(eps)[use], sizes[use], gammas)
+        ladder.fit = fit_ladder(np.array(eps)[use], sizes[use], gammas, exact_rounded=ladder.exact_rounded()[use])
     except ValueError as e:
         ladder.fit_error = str(e)
     return ladder

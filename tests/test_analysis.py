@@ -65,8 +65,8 @@ def golden_values(summary: A.Summary, plots: dict) -> dict:
     for _, r in f.iterrows():
         fn[r["label"]] = {k: (None if pd.isna(r[k]) else (r[k] if isinstance(r[k], str) else float(r[k])))
                           for k in ("n_records", "n_failed", "n_points", "n_used", "gamma", "gamma_lo", "gamma_hi",
-                                    "c", "polylog_a", "polylog_b", "preferred_model", "gamma_theory",
-                                    "htmc_norm_2", "htmc_norm_3", "htmc_norm_4")}
+                                    "ci_note", "c", "polylog_a", "polylog_b", "preferred_model", "delta_aic",
+                                    "gamma_theory", *A._norm_cols(A.DEFAULT_GAMMAS))}
     rank = {f"{r['size']}/{r['norm']}": {"rank": int(r["rank"]), "n_nets": int(r["n_nets"]),
                                          "spearman": r["spearman"], "spearman_lo": r["spearman_lo"],
                                          "spearman_hi": r["spearman_hi"], "slope": r["slope"]}
@@ -136,14 +136,34 @@ def test_counts_and_cbar_merge(table, summary):
     assert len(summary.failed) == 2 and summary.failed["error"].str.contains("more than 16 input bits").all()
 
 
+def _with_current_fits(table: pa.Table) -> pa.Table:
+    """The fixture as htmc.ladder would store it today: each ok ladder's fit_json refitted from its own usable
+    rungs (the fixture's fits are FIT_VERSION 1)."""
+    from htmc.rates import fit_ladder
+    fits = []
+    for kind, status, pj, fj in zip(*(table[c].to_pylist() for c in ("kind", "status", "points_json", "fit_json"))):
+        if kind == "circuit_ladder" and status == "ok":
+            pts = [q for q in json.loads(pj) if q["gates"] and q["gates"] > 0]
+            fj = json.dumps(fit_ladder([q["eps"] for q in pts], [q["gates"] for q in pts], A.DEFAULT_GAMMAS,
+                                       exact_rounded=[bool(q.get("exact_rounded")) for q in pts]).to_json())
+        fits.append(fj)
+    return table.set_column(table.column_names.index("fit_json"), "fit_json", pa.array(fits, pa.string()))
+
+
 def test_refit_equals_stored_fit_and_ladder_records(table, summary):
-    """A function with one ladder reuses the ladder's fit; refitting with htmc.rates gives the same numbers, and
-    they equal the gamma column of that ladder record."""
-    refit = A.summarize(table, reuse_stored_fits=False).functions.set_index("function_key")
-    f = summary.functions.set_index("function_key")
+    """Stored fits of an older FIT_VERSION are refitted. A function with one ladder whose fit is current reuses
+    it; refitting with htmc.rates gives the same numbers, and they equal the gamma column of that ladder record."""
+    assert (summary.functions["fit_source"].dropna() == "refit").all()      # the fixture's fits are version 1
+    fresh = _with_current_fits(table)
+    refit = A.summarize(fresh, reuse_stored_fits=False).functions.set_index("function_key")
+    f = A.summarize(fresh).functions.set_index("function_key")
     assert (f["fit_source"].dropna() == "stored").sum() == 11 and (f["fit_source"] == "refit").sum() == 1
-    for col in ("gamma", "gamma_lo", "gamma_hi", "c", "polylog_b", "htmc_norm_3"):
+    for col in ("gamma", "gamma_lo", "gamma_hi", "c", "polylog_b", "delta_aic", "htmc_norm_at_rungs_3",
+                "htmc_norm_over_range_3"):
         np.testing.assert_allclose(f[col].to_numpy(float), refit.loc[f.index, col].to_numpy(float), rtol=1e-12)
+    np.testing.assert_allclose(f["gamma"].to_numpy(float),
+                               summary.functions.set_index("function_key").loc[f.index, "gamma"].to_numpy(float),
+                               rtol=1e-12)
     lad = table.filter(pc.and_(pc.equal(table["kind"], "circuit_ladder"), pc.equal(table["status"], "ok")))
     fid, cat = R.function_ids(lad)
     for key, g in zip(cat["function_key"].to_numpy()[fid], lad["gamma"].to_pylist()):
@@ -243,30 +263,98 @@ def test_report_links_every_plot_and_says_how_many_records(report):
     assert "What is missing" in text and "Failed tasks" in text and "more than 16 input bits" in text
 
 
+def test_report_says_what_each_fit_number_is(report):
+    """Issue 12: the report names both norm estimates, the sign of ΔAIC, what the interval is, and shows the
+    interval of a fit with <= 3 rungs as n/a."""
+    text = report.paths["report"].read_text(encoding="utf-8")
+    assert "‖f‖ H^2 at rungs" in text and "‖f‖ H^2 over range" in text
+    assert "ΔAIC</b> = AIC(polylog) − AIC(power)" in text and "inconclusive when |ΔAIC| &lt; 2" in text
+    assert "not sampling error" in text and "n/a (≤3 rungs)" in text
+    assert "'>inconclusive</td>" in text       # two mixtures of the fixture have |ΔAIC| < 2
+
+
 def test_summary_files(report, summary):
     out = report.paths["report"].parent
     t = pq.read_table(out / "summary.parquet")
-    assert t.num_rows == len(summary.functions) and {"gamma", "gamma_lo", "gamma_hi", "preferred_model",
-                                                    "htmc_norm_2"} <= set(t.column_names)
+    assert t.num_rows == len(summary.functions) and {"gamma", "gamma_lo", "gamma_hi", "ci_note", "preferred_model",
+                                                    "delta_aic", "htmc_norm_at_rungs_2",
+                                                    "htmc_norm_over_range_2"} <= set(t.column_names)
     doc = json.loads((out / "summary.json").read_text())
     assert len(doc["tables"]["functions"]) == len(summary.functions)
     assert doc["counts"]["records"] == 27 and doc["missing"] == report.missing
     assert pq.read_table(out / "nets.parquet").num_rows == 12
 
 
-def test_saturated_points_are_marked(tmp_path):
-    eps = 0.2 * 2.0 ** -np.arange(6)
-    sizes = np.array([10, 40, 160, 640, 700, 700], float)   # fine-end plateau: the last two are saturated
-    points = pd.DataFrame({"fid": 0, "eps": eps, "cbar": sizes, "source": "circuit_ladder",
+def _toy(domain: str, sizes, exact=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    eps = 0.2 * 2.0 ** -np.arange(len(sizes))
+    points = pd.DataFrame({"fid": 0, "eps": eps, "cbar": np.asarray(sizes, float), "source": "circuit_ladder",
                            "task_key": "0" * 16})
+    if exact is not None:
+        points["exact_rounded"] = exact
     meta = pd.DataFrame({"gamma_theory": [2.0], "n_ok": [1], "n_failed": [0]}, index=pd.Index([0]))
-    cat = pd.DataFrame({"function": ["toy"], "function_params": ["{}"], "domain": ["box"],
-                        "function_key": ["toy|{}|box"], "label": ["toy"]})
+    known = {"function": "toy", "function_params": "{}", "domain": domain, "function_key": f"toy|{{}}|{domain}",
+             "label": "toy"}
+    cat = pd.DataFrame({c: [known.get(c, "")] for c in R.CATALOGUE_COLUMNS})
+    return points, meta, cat
+
+
+def test_saturated_points_are_marked(tmp_path):
+    # grid: the last three rungs are the exactly rounded circuit; the plateau's first point is kept
+    points, meta, cat = _toy("grid", [10, 40, 160, 640, 640, 640], [False, False, False, True, True, True])
     functions, pts = A.fit_functions(points, meta, cat)
     assert functions["n_saturated"].iloc[0] == 2 and list(pts["kept"]) == [True] * 4 + [False] * 2
     assert functions["gamma"].iloc[0] == pytest.approx(2.0)
-    r = P.plot_ladders(functions, pts.assign(function_key="toy|{}|box"), tmp_path / "l.png")
+    r = P.plot_ladders(functions, pts.assign(function_key="toy|{}|grid"), tmp_path / "l.png")
     assert r.n_points == 6 and r.path.is_file()
+
+
+def test_box_plateau_is_fitted_and_thin_intervals_are_null(tmp_path):
+    """Box: no exact circuit, so a plateau is data. With <= 3 fitted rungs the interval is null and every
+    downstream table and plot says so instead of crashing."""
+    points, meta, cat = _toy("box", [10, 40, 160, 640, 640, 640])
+    functions, pts = A.fit_functions(points, meta, cat)
+    assert functions["n_saturated"].iloc[0] == 0 and pts["kept"].all()
+    assert functions["gamma_lo"].notna().all() and "misfit" in functions["ci_note"].iloc[0]
+    points, meta, cat = _toy("box", [10, 40, 160])
+    functions, pts = A.fit_functions(points, meta, cat)
+    f = functions.iloc[0]
+    assert pd.isna(f["gamma_lo"]) and pd.isna(f["gamma_hi"]) and f["ci_note"] == "not meaningful with 3 fitted rungs"
+    # norms: ε_j C̄_{j+1}^{1/2}: 0.2*sqrt(40)=1.265, 0.1*sqrt(160)=1.265, 0.05*sqrt(160)=0.632
+    assert f["htmc_norm_over_range_2"] == pytest.approx(0.2 * 40 ** 0.5)
+    assert f["htmc_norm_at_rungs_2"] == pytest.approx(max(0.2 * 10 ** 0.5, 0.1 * 40 ** 0.5, 0.05 * 160 ** 0.5))
+    r = P.plot_ladders(functions, pts.assign(function_key="toy|{}|box"), tmp_path / "l.png")
+    assert r.path.is_file()
+    fake = functions.assign(function="holder_random", function_params=json.dumps({"s": 1, "d": 1}))
+    ph = A.phase_table(fake)
+    assert ph["gamma"].notna().all() and ph["gamma_lo"].isna().all()
+    assert P.plot_phase(ph, tmp_path / "p.png").path.is_file()
+    assert P._fmt_gamma_ci(None, None) == P._fmt_gamma_ci(math.nan, math.nan) == "n/a (≤3 rungs)"
+    assert P._fmt_gamma_ci(-math.inf, math.inf) == "[unbounded]" and P._fmt_gamma_ci(1.0, 2.0) == "[1.00, 2.00]"
+
+
+def test_cbar_exact_rounded_merge():
+    """C̄ at (f, ε) is exact only where an observation with the least gates is the exactly rounded circuit."""
+    obs = pd.DataFrame({"fid": [0, 0, 0, 0, 0], "eps": [0.1, 0.1, 0.05, 0.05, 0.02], "gates": [9, 7, 12, 12, 20],
+                        "exact_rounded": [True, None, None, True, None], "source": "circuit_ladder",
+                        "task_key": "k"})
+    cb = A.cbar_table(obs).set_index("eps")
+    assert cb.loc[0.1, "cbar"] == 7 and not cb.loc[0.1, "exact_rounded"]    # a smaller inexact circuit wins
+    assert cb.loc[0.05, "exact_rounded"] and not cb.loc[0.02, "exact_rounded"]
+
+
+def test_old_stored_fit_json_is_read_and_refitted(table):
+    """A ladder record whose fit_json has the old single `htmc_norm` (version 1) still summarizes: it is refit,
+    and its norms are read as the at-rungs values where they are used."""
+    from htmc.rates import read_norms
+    s = A.summarize(table)
+    f = s.functions[s.functions["n_points"] > 0]
+    assert f["htmc_norm_at_rungs_2"].notna().all() and f["htmc_norm_over_range_2"].notna().all()
+    old = json.loads(table.filter(pc.equal(table["kind"], "circuit_ladder"))["fit_json"][0].as_py())
+    assert "htmc_norm" in old and old["version"] == "1"
+    at, over = read_norms(old)
+    assert at == old["htmc_norm"] and over == {}
+    assert A._norm_values(old, (2,)) == {"htmc_norm_at_rungs_2": old["htmc_norm"]["2"],
+                                         "htmc_norm_over_range_2": None}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ How the ranges were chosen (seed 0, the family's default; holder_random version 
   d = 1, s = 1: eps0 = 1/16, k = 8..12. d = 1, s = 1/2: eps0 = 1/4 (the ladder first measured for the issue,
   without its 16-input rung), k = 7, 9, 11, 14 (1/32 lies within 1% of the k = 12 threshold).
   d = 2, s = 1: eps0 = 1/4 would give k = 5, 6, 8, 8 (1/8 sits on a threshold), so eps0 = 3/16: k = 6, 7, 8.
-The fits use 5, 4 and 3 rungs; with 3 rungs the t-interval has one degree of freedom and is wide.
+The fits use 5, 4 and 3 rungs. With 3 rungs the interval is not reported (DESIGN §2.3: a t-interval with one
+degree of freedom could hardly fail to contain d/s), so that case checks gamma_hat only.
 Seeds 1-3 (not run here) gave gamma_hat 0.98-1.08, 1.93-2.18 and (seed 1, d = 2) 2.18, all CIs containing d/s.
 """
 import numpy as np
@@ -54,7 +55,10 @@ def test_holder_random_rate_matches_theory(d, s, eps0, steps):
     fit = ladder.fit
     assert fit is not None, f"no fit ({ladder.fit_error}); {report}"
     assert fit.n_used == steps, f"rungs were excluded as saturated: kept={fit.kept}; {report}"
-    lo, hi = fit.gamma_ci
-    report += f" gamma_hat={fit.gamma:.3f} CI=[{lo:.3f}, {hi:.3f}] local slopes={np.round(fit.local_slopes, 2)}"
+    report += f" gamma_hat={fit.gamma:.3f} CI={fit.gamma_ci} ({fit.ci_note}) slopes={np.round(fit.local_slopes, 2)}"
     assert abs(fit.gamma - theory) <= TOLERANCE, f"gamma_hat is not within {TOLERANCE} of {theory}; {report}"
+    if steps <= 3:
+        assert fit.gamma_ci is None and fit.ci_note == f"not meaningful with {steps} fitted rungs", report
+        return
+    lo, hi = fit.gamma_ci
     assert lo <= theory <= hi, f"the CI does not contain the theory's rate {theory}; {report}"
