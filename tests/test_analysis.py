@@ -342,6 +342,23 @@ def test_cbar_exact_rounded_merge():
     assert cb.loc[0.05, "exact_rounded"] and not cb.loc[0.02, "exact_rounded"]
 
 
+def test_exact_rounded_from_points_json_reaches_the_refit():
+    """summarize reads each rung's exact_rounded from points_json (absent in older records: False)."""
+    sizes, exact = [4, 8, 12, 12, 12], [False, False, True, True, True]
+    pts = [{"eps": 0.5 * 2.0 ** -j, "gates": g, "exact_rounded": x} for j, (g, x) in enumerate(zip(sizes, exact))]
+    rows = [{"task_key": f"{i:016x}", "kind": "circuit_ladder", "status": "ok", "function": "toy", "fit_json": "{}",
+             "params_json": json.dumps({"domain": dom, "function": "toy", "function_params": {}}),
+             "points_json": json.dumps([{k: v for k, v in q.items() if dom == "grid" or k != "exact_rounded"}
+                                        for q in pts])}
+            for i, dom in enumerate(("grid", "box"))]
+    s = A.summarize(pa.Table.from_pylist(rows))
+    domain = s.points["fid"].map(s.functions.set_index("fid")["domain"])
+    kept = {d: list(g.sort_values("eps", ascending=False)["kept"]) for d, g in s.points.groupby(domain)}
+    assert kept == {"grid": [True, True, True, False, False], "box": [True] * 5}
+    f = s.functions.set_index("domain")
+    assert f.loc["grid", "n_saturated"] == 2 and f.loc["box", "n_saturated"] == 0
+
+
 def test_old_stored_fit_json_is_read_and_refitted(table):
     """A ladder record whose fit_json has the old single `htmc_norm` (version 1) still summarizes: it is refit,
     and its norms are read as the at-rungs values where they are used."""
