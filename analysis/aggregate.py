@@ -59,9 +59,10 @@ SIZE_TARGETS = ("compiled_gates", "cbar_at_error")
 PHASE_DEFAULT = ("holder_random", "s", "d")
 MAX_LISTED = 10            # per-function lines in `missing` before they are summarised
 
+# `optimal` is what points written before issue 12 call optimal_in_format (same meaning, no format stored)
 _POINT_TYPE = pa.struct([("eps", pa.float64()), ("gates", pa.int64()), ("method", pa.string()),
-                         ("optimal", pa.bool_()), ("max_error", pa.float64()), ("bits_in", pa.int64()),
-                         ("bits_out", pa.int64()), ("exact_rounded", pa.bool_())])
+                         ("optimal_in_format", pa.bool_()), ("optimal", pa.bool_()), ("max_error", pa.float64()),
+                         ("bits_in", pa.int64()), ("bits_out", pa.int64()), ("exact_rounded", pa.bool_())])
 
 
 @dataclass
@@ -86,7 +87,7 @@ class Summary:
 # Points: C̄(f, ε) from ladders and searches
 # ----------------------------------------------------------------------------------------------------------------
 
-_POINT_COLS = ["fid", "eps", "gates", "method", "optimal", "max_error", "bits_in", "bits_out", "exact_rounded",
+_POINT_COLS = ["fid", "eps", "gates", "method", "optimal_in_format", "max_error", "bits_in", "bits_out", "exact_rounded",
                "task_key", "source"]
 
 
@@ -140,10 +141,11 @@ def circuit_points(ladders: pa.Table, lad_fid: np.ndarray, searches: pa.Table, s
         pts["fid"] = lad_fid[row]
         pts["task_key"] = task[row]
         pts["source"] = "circuit_ladder"
+        pts["optimal_in_format"] = pts["optimal_in_format"].where(pts["optimal_in_format"].notna(), pts["optimal"])
         frames.append(pts)
     if len(searches):
-        df = R.frame(searches, ["task_key", "eps", "gates", "method", "optimal", "max_error", "bits_in", "bits_out",
-                                "exact_rounded"])
+        df = R.frame(searches, ["task_key", "eps", "gates", "method", "optimal_in_format", "max_error", "bits_in",
+                                "bits_out", "exact_rounded"])
         df["fid"] = srch_fid
         df["source"] = "circuit_search"
         frames.append(df)
@@ -659,8 +661,8 @@ def summarize(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT, reuse_stor
     ok = R.ok_mask(t)
     is_lad, is_srch, is_net = (R.kind_mask(t, k) for k in ("circuit_ladder", "circuit_search", "resnet_train"))
     ladders = R.select(t, is_lad & ok, ["task_key", "points_json", "fit_json"])
-    searches = R.select(t, is_srch & ok, ["task_key", "eps", "gates", "method", "optimal", "max_error", "bits_in",
-                                          "bits_out", "exact_rounded"])
+    searches = R.select(t, is_srch & ok, ["task_key", "eps", "gates", "method", "optimal_in_format", "max_error",
+                                          "bits_in", "bits_out", "exact_rounded"])
     nets = R.select(t, is_net & ok, ["task_key", "group", "extra_json"] + R.NET_COLS + R.COMPILED_COLS,
                     prefixes=("norm_",))
     lad_fid, srch_fid, net_fid = fid[is_lad & ok], fid[is_srch & ok], fid[is_net & ok]

@@ -30,7 +30,7 @@ COMMON = ["task_key", "sweep", "kind", "status", "error", "params_json", "group"
 LADDER_COLS = ["function", "function_version", "eps0", "steps", "gamma", "gamma_lo", "gamma_hi", "c",
                "preferred_model", "gamma_theory", "fit_json", "points_json", "fit_error"]
 SEARCH_COLS = ["function", "function_version", "eps", "method", "gates", "aig_nodes", "max_error", "bits_in",
-               "bits_out", "optimal", "verified"]
+               "bits_out", "optimal_in_format", "verified"]
 NET_COLS = ["function", "function_version", "width", "depth", "rank", "lam", "reg", "steps", "lr", "seed",
             "n_train", "d", "sup_error", "rms_error", "train_mse", "nnz", "n_params", "seconds"]
 # Compiled-circuit outcomes of a trained net (DESIGN §2.4); a column, or a key of extra_json until declared.

@@ -90,7 +90,7 @@ def synthetic_records(n: int = 1_000_000, *, scenario: str = "typical", steps: i
         sizes = np.maximum(1, np.round(5 * (eps0 / eps) ** gamma_true[fi] * rng.lognormal(0, 0.15, steps)))
         pts.append(json.dumps([{"function": name, "function_version": "1", "eps": float(e), "method": "abc",
                                 "method_version": "1", "gates": int(c), "aig_nodes": int(c), "max_error": float(e) * .9,
-                                "bits_in": 8 + j, "bits_out": 3 + j, "optimal": False, "verified": True,
+                                "bits_in": 8 + j, "bits_out": 3 + j, "optimal_in_format": False, "verified": True,
                                 "search_seconds": 1.0} for j, (e, c) in enumerate(zip(eps, sizes))]))
         fit = fit_ladder(eps, sizes, (2, 3, 4)).to_json()
         fits.append(json.dumps(fit))
@@ -116,7 +116,7 @@ def synthetic_records(n: int = 1_000_000, *, scenario: str = "typical", steps: i
                         for ei, fi in zip(e.tolist(), f)],
         "eps": e, "method": ["arith"] * n_srch, "method_version": ["1"] * n_srch, "gates": gates, "aig_nodes": gates,
         "max_error": e * 0.9, "bits_in": np.full(n_srch, 10, np.int64), "bits_out": np.full(n_srch, 5, np.int64),
-        "optimal": np.zeros(n_srch, bool), "verified": np.ones(n_srch, bool), "search_seconds": np.ones(n_srch),
+        "optimal_in_format": np.zeros(n_srch, bool), "verified": np.ones(n_srch, bool), "search_seconds": np.ones(n_srch),
         "attempts_json": ["[]"] * n_srch})
     tables.append(pa.table(cols))
 

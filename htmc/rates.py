@@ -306,12 +306,7 @@ class LadderFit:
         return json_safe(d)
 
     def __getitem__(self, key: str):
-        # "htmc_norm" (before FIT_VERSION 2) was the value at the rungs; kept for callers not yet updated
-        # (jobs/cli.py), which should ask for htmc_norm_at_rungs / htmc_norm_over_range by name.
-        return self.to_json()[_LEGACY_KEYS.get(key, key)]
-
-
-_LEGACY_KEYS = {"htmc_norm": "htmc_norm_at_rungs"}
+        return self.to_json()[key]
 
 
 def json_safe(v, leaf=None):

@@ -147,13 +147,11 @@ def cmd_circuit_ladder(args) -> int:
                         thorough=not args.quick, progress=progress)
     bar.close()
     fit = ladder.fit.to_json() if ladder.fit else None
+    fit_keys = ("gamma", "gamma_ci", "ci_note", "c", "polylog", "preferred_model", "delta_aic", "local_slopes",
+                "htmc_norm_at_rungs", "htmc_norm_over_range")
     payload = {"function": target.name, "params": target.params,
                "points": [_point_json(args, target, e, r) for e, r in zip(ladder.eps, ladder.results)],
-               "gamma": fit["gamma"] if fit else None, "gamma_ci": fit["gamma_ci"] if fit else None,
-               "c": fit["c"] if fit else None, "polylog": fit["polylog"] if fit else None,
-               "preferred_model": fit["preferred_model"] if fit else None,
-               "local_slopes": fit["local_slopes"] if fit else None,
-               "htmc_norm": fit["htmc_norm"] if fit else None, "fit_error": ladder.fit_error or None}
+               **{key: fit[key] if fit else None for key in fit_keys}, "fit_error": ladder.fit_error or None}
     if args.plot:
         from analysis.plots import plot_ladder
         use = [p["gates"] is not None and p["gates"] > 0 for p in payload["points"]]
@@ -166,8 +164,10 @@ def cmd_circuit_ladder(args) -> int:
         for p in payload["points"]:
             print(f"eps={p['eps']:<10.4g} gates={p['gates']!s:<7} method={p['method']!s:<6} "
                   f"max_error={p['max_error']!s:.8}")
-        print(f"gamma={payload['gamma']} CI={payload['gamma_ci']} preferred={payload['preferred_model']} "
-              f"htmc_norm={payload['htmc_norm']}" + (f" ({ladder.fit_error})" if ladder.fit_error else ""))
+        print(f"gamma={payload['gamma']} CI={payload['gamma_ci']} ({payload['ci_note']}) "
+              f"preferred={payload['preferred_model']} (ΔAIC={payload['delta_aic']}) "
+              f"htmc_norm at the rungs={payload['htmc_norm_at_rungs']}, over the range="
+              f"{payload['htmc_norm_over_range']}" + (f" ({ladder.fit_error})" if ladder.fit_error else ""))
     return 0
 
 
@@ -243,9 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = csub.add_parser("ladder", help="C̄ over eps_j = eps0 2^-j, with the rate fits",
                         description="Search every rung of the ladder and fit log2 C̄ = log2 c + γ log2(1/ε) "
-                                    "(bootstrap CI), the polylog model a·log2(1/ε)^b, AIC and the HTMC norm "
-                                    "estimate. JSON keys: points, gamma, gamma_ci, c, polylog, "
-                                    "preferred_model, htmc_norm.")
+                                    "(interval: the spread of the fit; none with <= 3 rungs), the polylog model "
+                                    "a·log2(1/ε)^b, ΔAIC (inconclusive below 2) and the HTMC norm estimate at the "
+                                    "rungs and over the ladder's range. JSON keys: points, gamma, gamma_ci, "
+                                    "ci_note, c, polylog, preferred_model, delta_aic, local_slopes, "
+                                    "htmc_norm_at_rungs, htmc_norm_over_range, fit_error.")
     _add_function_args(p)
     p.add_argument("--eps0", type=float, required=True, help="largest eps of the ladder")
     p.add_argument("--steps", type=int, required=True, help="number of rungs (each halves eps)")

@@ -66,10 +66,11 @@ def test_ladder_json_contract_and_plot(tmp_path):
              "--methods", "abc", "--budget-s", "30", "--quick", "--plot", str(png), "--json")
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
-    assert {"points", "gamma", "gamma_ci", "c", "polylog", "preferred_model", "htmc_norm"} <= set(d)
+    assert {"points", "gamma", "gamma_ci", "ci_note", "c", "polylog", "preferred_model", "delta_aic",
+            "htmc_norm_at_rungs", "htmc_norm_over_range"} <= set(d)
     assert len(d["points"]) == 3 and all(SEARCH_KEYS <= set(pt) for pt in d["points"])
     assert all(pt["max_error"] <= pt["eps"] for pt in d["points"])
-    assert d["gamma"] > 0 and set(d["htmc_norm"]) == {"2", "3", "4"}
+    assert d["gamma"] > 0 and set(d["htmc_norm_at_rungs"]) == set(d["htmc_norm_over_range"]) == {"2", "3", "4"}
     assert png.stat().st_size > 10_000
 
 

@@ -16,7 +16,7 @@ How the ranges were chosen (seed 0, the family's default; holder_random version 
   d = 2, s = 1: eps0 = 1/4 would give k = 5, 6, 8, 8 (1/8 sits on a threshold), so eps0 = 3/16: k = 6, 7, 8.
 The fits use 5, 4 and 3 rungs. With 3 rungs the interval is not reported (DESIGN §2.3: a t-interval with one
 degree of freedom could hardly fail to contain d/s), so that case checks gamma_hat only.
-Seeds 1-3 (not run here) gave gamma_hat 0.98-1.08, 1.93-2.18 and (seed 1, d = 2) 2.18, all CIs containing d/s.
+Seeds 1-3 (not run here, before issue 12) gave gamma_hat 0.98-1.08, 1.93-2.18 and (seed 1, d = 2) 2.18.
 """
 import numpy as np
 import pytest
@@ -60,5 +60,8 @@ def test_holder_random_rate_matches_theory(d, s, eps0, steps):
     if steps <= 3:
         assert fit.gamma_ci is None and fit.ci_note == f"not meaningful with {steps} fitted rungs", report
         return
+    # With 4+ rungs the interval is reported, but on a fixed ladder it is the spread of the fit, not a confidence
+    # interval for the true rate (DESIGN §2.3): whether it contains d/s is not a test of the theory. The rate
+    # check is the tolerance above.
     lo, hi = fit.gamma_ci
-    assert lo <= theory <= hi, f"the CI does not contain the theory's rate {theory}; {report}"
+    assert lo <= fit.gamma <= hi and fit.ci_note.startswith("spread of the fit"), report
