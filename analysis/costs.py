@@ -1,6 +1,6 @@
 """Cost accounting (issue 7): resource-seconds per record, turned into dollars by a price table.
 
-Every record stores cpu_seconds = num_cpus x wall_s and gpu_seconds = num_gpus x wall_s (cluster/schema.py): what
+Every record stores cpu_seconds = num_cpus x wall_s and gpu_seconds = num_gpus x wall_s (cluster/store/schema.py): what
 the task's actor reserved, not what it used, because reserved resources are what a cluster bills. Totals are
 sums over records, grouped per kind, per night (the UTC date the record finished) and per sweep.
 

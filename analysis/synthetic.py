@@ -1,8 +1,8 @@
-"""Synthetic sweep records with the store's schema (cluster/schema.py), for benchmarks and scale tests.
+"""Synthetic sweep records with the store's schema (cluster/store/schema.py), for benchmarks and scale tests.
 
 The numbers follow the models the analysis expects (C̄ = c ε^-γ with noise, norms that grow as the error falls),
 but they are made up: never mix them with results. `synthetic_records(...)` returns a pyarrow Table like
-cluster.store's Store.load: the common columns, `sweep` and `kind`, and the per-kind columns of circuit_ladder
+cluster.store.core's Store.load: the common columns, `sweep` and `kind`, and the per-kind columns of circuit_ladder
 (with a real htmc.rates fit in fit_json), circuit_search and resnet_train (compiled_gates on half of the nets).
 
 Two shapes of a million-record sweep (benchmarks/analysis.py times both):

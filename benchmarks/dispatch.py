@@ -64,7 +64,7 @@ def machine() -> str:
 
 def ours(name: str, groups_yaml: str, workdir: Path, uri: str, children: str, batch: dict) -> dict:
     from cluster.service import run_sweep
-    from cluster.spec import parse_spec
+    from cluster.spec.parse import parse_spec
     text = f"""
 name: {name}
 results: {{uri: "{workdir / 'results'}"}}
@@ -128,7 +128,7 @@ def main() -> int:
 
     import ray
 
-    from cluster.raysetup import init_ray
+    from cluster.dispatch.raysetup import init_ray
     work = Path(tempfile.mkdtemp(prefix="htmc-bench-"))
     uri = f"sqlite:///{work / 'mlflow.db'}"
     info = machine()

@@ -64,10 +64,10 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
 
-    from cluster.raysetup import init_ray
+    from cluster.dispatch.raysetup import init_ray
     from cluster.service import run_sweep
-    from cluster.spec import parse_spec
-    from cluster.store import StoreConfig, open_store
+    from cluster.spec.parse import parse_spec
+    from cluster.store.core import StoreConfig, open_store
 
     workdir = Path(tempfile.mkdtemp(prefix="htmc-scale-"))
     spec_path = workdir / "scale.yaml"

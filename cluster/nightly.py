@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Callable
 
 from .service import TERMINAL, build_submission, job_status, run_sweep, wait_for_job
-from .spec import SweepSpec, expand
-from .store import StoreConfig, open_store
+from .spec.grid import expand
+from .spec.model import SweepSpec
+from .store.core import StoreConfig, open_store
 
 SKIPPED = 3          # exit status of a night that was not run (policy or deadline); 1 is kept for regressions
 
@@ -142,7 +143,7 @@ def run_night(spec: SweepSpec, *, date: str, now: datetime | None = None, addres
     from analysis.nightly import compare_nights, night_summary, regression_html
     from analysis.report import build_report
 
-    from .tracking import log_report
+    from .tracking.report import log_report
 
     late = deadline_passed(spec, date, now)
     if late:

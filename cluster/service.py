@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Callable
 
 from .provenance import git_sha, versions
-from .spec import SweepSpec, Task, expand, redact_uri
-from .store import StoreConfig, open_store
+from .spec.grid import expand
+from .spec.model import SweepSpec, Task
+from .spec.redact import redact_uri
+from .store.core import StoreConfig, open_store
 
 
 def _say(msg: str) -> None:
@@ -68,10 +70,11 @@ def run_sweep(spec: SweepSpec, *, retry_failed: bool = False, address: str | Non
               say: Callable[[str], None] = _say, on_dispatcher=None, keys=None,
               tags: dict | None = None) -> RunSummary:
     """`keys`: run only these of the spec's tasks; `tags`: extra tags of the MLflow parent run."""
-    from .tracking import Tracker, new_execution_id
+    from .tracking.runs import new_execution_id
+    from .tracking.tracker import Tracker
     t_start = time.monotonic()
     if address or os.environ.get("RAY_ADDRESS"):
-        from .raysetup import probe_address
+        from .dispatch.raysetup import probe_address
         probe_address(address or os.environ["RAY_ADDRESS"])   # a dead address fails before the store is touched
     tasks, todo, existing = plan(spec, retry_failed=retry_failed, keys=keys)
     n_ok = sum(1 for t in tasks if existing.get(t.key, (0, None))[1] == "ok")
@@ -91,8 +94,8 @@ def run_sweep(spec: SweepSpec, *, retry_failed: bool = False, address: str | Non
     sha = git_sha()
     ver = versions()
     context = {"sweep": spec.name, "execution_id": execution_id, "spec_hash": spec.spec_hash, "git_sha": sha}
-    from .dispatch import Dispatcher
-    from .raysetup import init_ray
+    from .dispatch.pool import Dispatcher
+    from .dispatch.raysetup import init_ray
     local = init_ray(address, num_cpus=num_cpus, num_gpus=num_gpus, dashboard=dashboard)  # before MLflow
     tracker = Tracker(spec)
     parent = tracker.start(
@@ -174,7 +177,8 @@ def sweep_status(spec: SweepSpec) -> dict:
 def sync_mlflow(spec: SweepSpec, *, children: str | None = None, say: Callable[[str], None] = _say) -> dict:
     """Create the MLflow child runs that are missing for records in the store (matched by task_key and status
     tags), under one new parent run tagged htmc.sync. Running it twice adds nothing the second time."""
-    from .tracking import Tracker, log_task_run, new_execution_id, tracked_tasks
+    from .tracking.runs import log_task_run, new_execution_id, tracked_tasks
+    from .tracking.tracker import Tracker
     mode = children or spec.tracking.children
     if mode != "task":
         raise ValueError(f"sync-mlflow backfills one run per task, but tracking.children is '{mode}' for sweep "

@@ -15,32 +15,16 @@ from pathlib import Path
 from jobs.errors import USER_ERRORS, user_error
 
 
-
 def _load_records(spec):
     """The sweep's records as one pyarrow Table (every kind, ok and failed)."""
-    from cluster import store
-    if hasattr(store, "load_records"):
-        return store.load_records(spec.results, spec.name)
-    # TODO(cluster): replace with cluster.store.load_records(results, sweep) -> pa.Table once it exists; this
-    # fallback uses the Store API that exists today and is equivalent for local and S3 results.
-    st = store.open_store(store.StoreConfig.from_spec(spec.results))
-    return st.load(spec.name)
+    from cluster.store.core import load_records
+    return load_records(spec.results, spec.name)
 
 
 def _log_report(spec, result, tracking_uri: str | None) -> str | None:
     """Log every file of the report as artifacts of the sweep's MLflow parent run; returns the run id or None."""
-    from cluster import tracking
-    if hasattr(tracking, "log_report"):
-        return tracking.log_report(spec, result.paths, metrics=_report_metrics(result),
-                                   tracking_uri=tracking_uri)
-    # TODO(cluster): cluster.tracking.log_report(spec, paths, *, metrics, tracking_uri) -> run_id | None is
-    # needed: find the sweep's latest parent run (tags htmc.role=parent, htmc.sweep=<name>; create one tagged
-    # htmc.role=analysis if none exists), log each path under artifact_path "report/" (report.html, the PNGs,
-    # summary.json/.parquet, nets/points/norm_ranking.parquet), log `metrics` on that run, and warn (never raise)
-    # when MLflow is unreachable, like Tracker does.
-    print("htmc: warning: cluster.tracking.log_report is not available yet; the report was not logged to MLflow",
-          file=sys.stderr)
-    return None
+    from cluster.tracking.report import log_report
+    return log_report(spec, result.paths, metrics=_report_metrics(result), tracking_uri=tracking_uri)
 
 
 def _report_metrics(result) -> dict[str, float]:
@@ -58,14 +42,14 @@ def analyze(spec_path: str, results: str | None = None, out: str | None = None,
     """Load the sweep's records, build the report into `out` (default ./reports/<sweep>), log it to MLflow.
     Returns analysis.report.ReportResult (with .mlflow_run_id set when it was logged)."""
     from analysis.report import build_report
-    from cluster.spec import load_spec
+    from cluster.spec.parse import load_spec
     spec = load_spec(spec_path, results=results, tracking_uri=tracking_uri, validate_tasks=False)
     if not spec.results.is_s3 and not Path(spec.results.uri).exists():
         raise FileNotFoundError(f"results location '{spec.results.uri}' does not exist: nothing has run there "
                                 f"(or a typo in --results / results.uri)")
     records = _load_records(spec)
     out_dir = Path(out) if out else Path("reports") / spec.name
-    from cluster.spec import redact_uri   # a password inside a URI of the description stays out of the report
+    from cluster.spec.redact import redact_uri   # a password inside a URI of the description stays out of the report
     result = build_report(records, out_dir, title=f"htmc sweep '{spec.name}'"
                           + (f" — {redact_uri(spec.description)}" if spec.description else ""), prices=vars(spec.costs))
     result.mlflow_run_id = _log_report(spec, result, tracking_uri) if log else None

@@ -342,7 +342,7 @@ def check_args(args) -> None:
         import os
         address = args.address or os.environ.get("RAY_ADDRESS")
         if address:
-            from cluster.raysetup import probe_address
+            from cluster.dispatch.raysetup import probe_address
             try:
                 probe_address(address)
             except ConnectionError as e:

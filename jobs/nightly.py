@@ -22,7 +22,7 @@ EPILOG = """examples:
   htmc nightly sweeps/demo.yaml --address http://127.0.0.1:8265   # submit tonight's Ray job
   htmc nightly sweeps/demo.yaml --address http://127.0.0.1:8265 --date 2026-11-27 --policy replace
 Settings (replicates, concurrency, schedule, starting_deadline_s, slower_factor) live in the spec's `nightly:`
-section and prices in `costs:` (cluster/spec.py). Deployment examples: cluster/deploy/."""
+section and prices in `costs:` (cluster/spec/__init__.py). Deployment examples: cluster/deploy/."""
 
 
 def add_nightly_args(p: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ import sys
 
 
 def _load(args):
-    from cluster.spec import load_spec, parse_spec
+    from cluster.spec.parse import load_spec, parse_spec
     overrides = {"results": getattr(args, "results", None), "tracking_uri": getattr(args, "tracking_uri", None)}
     env_var = getattr(args, "spec_from_env", None)
     if env_var:
@@ -123,7 +123,7 @@ def cmd_sync(args) -> int:
 def add_sweep_commands(subparsers) -> argparse.ArgumentParser:
     """Add the `sweep` command group to the `htmc` parser's subparsers."""
     sweep = subparsers.add_parser("sweep", help="run sweeps on Ray with resume, a Parquet store and MLflow",
-                                  description="Sweep specs (see sweeps/demo.yaml and cluster/spec.py) expand into "
+                                  description="Sweep specs (see sweeps/demo.yaml and cluster/spec/__init__.py) expand into "
                                               "tasks keyed by sha256(kind, version, params); only keys without "
                                               "an ok record run.")
     ssub = sweep.add_subparsers(dest="action", metavar="ACTION", required=True)

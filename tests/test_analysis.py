@@ -461,7 +461,7 @@ def _spec(tmp_path: Path, results: Path, tracking: str) -> Path:
 
 
 def test_jobs_analyze_from_a_store(table, tmp_path):
-    from cluster.store import StoreConfig, open_store
+    from cluster.store.core import StoreConfig, open_store
     from jobs.analyze import analyze
     store = open_store(StoreConfig(str(tmp_path / "results")))
     part = table.filter(pc.equal(table["group"], "convexity"))
@@ -473,14 +473,10 @@ def test_jobs_analyze_from_a_store(table, tmp_path):
     assert res.summary.counts["records"] == part.num_rows == 6
 
 
-def test_jobs_analyze_logs_artifacts_to_mlflow(table, tmp_path, request):
-    from cluster import tracking
-    if not hasattr(tracking, "log_report"):
-        pytest.skip("cluster.tracking.log_report is not there yet (jobs/analyze.py says what it needs)")
-    mlflow_db = request.getfixturevalue("mlflow_db")       # only booted when the test can run
+def test_jobs_analyze_logs_artifacts_to_mlflow(table, tmp_path, mlflow_db):
     from mlflow import MlflowClient
 
-    from cluster.store import StoreConfig, open_store
+    from cluster.store.core import StoreConfig, open_store
     from jobs.analyze import analyze
     store = open_store(StoreConfig(str(tmp_path / "results")))
     for rec in table.filter(pc.equal(table["group"], "convexity")).to_pylist():

@@ -5,8 +5,11 @@ import textwrap
 
 import pytest
 
-from cluster.spec import (SpecError, canonical_json, expand, group_param_sets, load_spec, parse_spec, redact,
-                          redact_uri, task_key)
+from cluster.spec.grid import expand, group_param_sets
+from cluster.spec.keys import canonical_json, task_key
+from cluster.spec.model import SpecError
+from cluster.spec.parse import load_spec, parse_spec
+from cluster.spec.redact import redact, redact_uri
 
 
 def spec(text: str, **kw):

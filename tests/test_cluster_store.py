@@ -8,8 +8,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from cluster import schema
-from cluster.store import S3Store, StoreConfig, open_store
+from cluster.store import schema
+from cluster.store.core import StoreConfig, open_store
+from cluster.store.s3 import S3Store
 
 
 def rec(key, status="ok", **extra):

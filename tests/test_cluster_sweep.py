@@ -20,8 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from cluster.service import run_sweep, submission_base, sweep_status, sync_mlflow
-from cluster.spec import expand, load_spec
-from cluster.store import StoreConfig, open_store
+from cluster.spec.grid import expand
+from cluster.spec.parse import load_spec
+from cluster.store.core import StoreConfig, open_store
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -112,7 +113,7 @@ def test_end_to_end_on_s3_with_mlflow(ray_connected, s3_endpoint, s3_bucket, mlf
     assert "s3cr3t-never-logged" not in everything and os.environ["AWS_SECRET_ACCESS_KEY"] not in everything
 
     # a report's files attach to the execution's parent run (jobs/analyze.py uses this)
-    from cluster.tracking import log_report
+    from cluster.tracking.report import log_report
     (tmp_path / "report.html").write_text("<html></html>")
     rid = log_report(spec, {"report": tmp_path / "report.html"}, metrics={"analysis_records": 12})
     assert rid == p.info.run_id

@@ -1,8 +1,9 @@
 """MLflow request batching, parameter flattening and secret masking (no server needed)."""
 from mlflow.entities import Metric, Param, RunTag
 
-from cluster.spec import parse_spec
-from cluster.tracking import batches, default_artifact_location, flatten_params, record_metrics
+from cluster.spec.parse import parse_spec
+from cluster.tracking.entities import batches, flatten_params, record_metrics
+from cluster.tracking.tracker import default_artifact_location
 
 
 def test_batches_respect_mlflow_limits():

@@ -20,8 +20,9 @@ import yaml
 from analysis.costs import cost_table, cost_totals
 from analysis.nightly import compare_nights
 from cluster.nightly import deadline_passed, get_night, night_dates, put_night, replicate_sample, submit_night
-from cluster.spec import SpecError, load_spec, parse_spec
-from cluster.store import StoreConfig, open_store
+from cluster.spec.model import SpecError
+from cluster.spec.parse import load_spec, parse_spec
+from cluster.store.core import StoreConfig, open_store
 
 REPO = Path(__file__).resolve().parent.parent
 FIX = REPO / "tests" / "fixtures"

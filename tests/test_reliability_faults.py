@@ -25,8 +25,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from cluster.service import run_sweep, sweep_status, sync_mlflow
-from cluster.spec import expand, load_spec
-from cluster.store import KEY_RE, StoreConfig, open_store
+from cluster.spec.grid import expand
+from cluster.spec.parse import load_spec
+from cluster.store.core import StoreConfig, open_store
+from cluster.store.layout import KEY_RE
 from conftest import TEST_AWS_ENV, free_port, kill_group
 from test_cluster_sweep import _driver, mlflow_runs, quiet, write_spec
 
@@ -102,7 +104,7 @@ import pyarrow.parquet as pq
 import ray
 from ray.cluster_utils import Cluster
 from cluster.service import run_sweep
-from cluster.spec import load_spec
+from cluster.spec.parse import load_spec
 
 spec, out, results = load_spec(sys.argv[1]), sys.argv[2], sys.argv[4]
 # The head has 1 CPU, the worker node 2: of the 3 noop actors (1 CPU each) at least 2 run on the worker node.

@@ -1,8 +1,8 @@
 """Security defaults (docs/SECURITY.md): loopback-only local Ray with token auth, the cluster config's dashboard on
 the head's localhost, MLflow on 127.0.0.1, no secret in any output, safe parsing and explicit plugins only.
 
-The Ray checks start the project's own local Ray (cluster.raysetup.init_ray, no address) in a subprocess, with a
-private HOME (its auth token) and RAY_TMPDIR, so that it never meets the session's Ray head of the other tests.
+The Ray checks start the project's own local Ray (cluster.dispatch.raysetup.init_ray, no address) in a subprocess,
+with a private HOME (its auth token) and RAY_TMPDIR, so that it never meets the session's Ray head of the other tests.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def ray_sandbox():
 # ------------------------------------------------------------------------------------------------ Ray on loopback
 RAY_PROBE = r'''
 import json, os, sys, urllib.error, urllib.request
-from cluster.raysetup import init_ray
+from cluster.dispatch.raysetup import init_ray
 assert init_ray(num_cpus=1, dashboard=sys.argv[1] == "1")      # True: this process started a private Ray
 import psutil, ray                                               # psutil ships with ray
 me = psutil.Process()
@@ -300,7 +300,8 @@ def test_the_scan_would_find_a_leak(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ safe parsing
 def test_spec_with_python_tags_is_refused_and_runs_nothing(tmp_path):
-    from cluster.spec import SpecError, load_spec
+    from cluster.spec.model import SpecError
+    from cluster.spec.parse import load_spec
     pwned = tmp_path / "pwned"
     for payload in (f"!!python/object/apply:os.system ['touch {pwned}']",
                     f"!!python/object/apply:subprocess.call [['touch', '{pwned}']]",
@@ -360,7 +361,8 @@ def test_plugins_load_only_from_a_path_the_user_names(tmp_path, monkeypatch):
     cli = (REPO / "jobs" / "cli.py").read_text()
     assert re.findall(r"for plugin in args\.plugin or \[\]:\s+(?:from htmc\.registry import load_plugin\s+)?"
                       r"load_plugin\(plugin\)", cli)
-    from cluster.spec import SpecError, parse_spec
+    from cluster.spec.model import SpecError
+    from cluster.spec.parse import parse_spec
     with pytest.raises(SpecError, match="unknown key 'plugin'"):
         parse_spec("name: t\nplugin: evil.py\ngroups: [{kind: noop}]\n", "p.yaml")
     from htmc.registry import load_plugin

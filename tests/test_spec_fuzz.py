@@ -22,7 +22,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cluster.spec import SpecError, canonical_json, expand, parse_spec
+from cluster.spec.grid import expand
+from cluster.spec.keys import canonical_json
+from cluster.spec.model import SpecError
+from cluster.spec.parse import parse_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = "fuzz.yaml"

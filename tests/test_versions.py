@@ -9,8 +9,8 @@ import pytest
 
 from analysis.aggregate import summarize
 from cluster.service import plan
-from cluster.spec import parse_spec
-from cluster.store import StoreConfig, open_store
+from cluster.spec.parse import parse_spec
+from cluster.store.core import StoreConfig, open_store
 from htmc.functions import FUNCTIONS, register_function
 from htmc.search import METHODS
 
@@ -57,7 +57,7 @@ def test_versions_are_in_the_validated_params():
 
 
 def spec_tasks(spec):
-    from cluster.spec import expand
+    from cluster.spec.grid import expand
     return expand(spec)
 
 

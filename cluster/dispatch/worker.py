@@ -1,11 +1,11 @@
 """The code that runs inside a Ray actor: run tasks of one kind and write each record to the store itself.
 
-TaskRunner is a plain class (tests use it without Ray); cluster.dispatch wraps it with ray.remote. A task that
+TaskRunner is a plain class (tests use it without Ray); cluster.dispatch.pool wraps it with ray.remote. A task that
 raises becomes a `failed` record holding the error text; nothing a task does stops the actor. Records are
 written one by one as tasks finish, so a worker killed in the middle of a chunk loses only unfinished tasks.
 
-A store that stays unreachable for `results.write_retry_s` (store.StoreUnavailable) does not fail the call: the
-task's summary carries `_store_error` and no record, and the dispatcher retries the task later. The rest of that
+A store that stays unreachable for `results.write_retry_s` (StoreUnavailable) does not fail the call: the task's
+summary carries `_store_error` and no record, and the dispatcher retries the task later. The rest of that
 call's records then get one try each, not a full retry budget each (a batch of 64 would otherwise wait 64 times).
 """
 from __future__ import annotations
@@ -16,9 +16,10 @@ import time
 import traceback
 from datetime import datetime, timezone
 
-from . import schema
-from .provenance import versions
-from .store import StoreConfig, StoreUnavailable, open_store
+from cluster.provenance import versions
+from cluster.store import schema
+from cluster.store.core import StoreConfig, open_store
+from cluster.store.layout import StoreUnavailable
 
 ERROR_MAX_CHARS = 8000
 # Large JSON columns stay in the store; the driver gets the rest (for tracking and progress).
@@ -41,7 +42,7 @@ class TaskRunner:
 
     def __init__(self, kind: str, store_cfg: StoreConfig, context: dict):
         from htmc.tasks import TASK_KINDS
-        from . import noop  # noqa: F401  (the test/benchmark kind, registered on import)
+        from cluster import noop  # noqa: F401  (the test/benchmark kind, registered on import)
         self.kind_name = kind
         self.kind = TASK_KINDS.get(kind)
         self.store = open_store(store_cfg)
@@ -107,7 +108,7 @@ class TaskRunner:
 
 def build_record(task: dict, out: dict, status: str, error: str | None, t0, t1, wall: float, batch_size: int, *,
                  ctx: dict, worker: str, node: str, versions: dict) -> dict:
-    """Common columns (cluster.schema) + the kind's columns. `out` is what the kind's run returned."""
+    """Common columns (cluster.store.schema) + the kind's columns. `out` is what the kind's run returned."""
     rec = dict(out)
     kind_status, kind_error = rec.pop("status", None), rec.pop("error", None)
     if kind_status not in (None, "ok"):

@@ -20,7 +20,6 @@
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import queue
@@ -29,80 +28,14 @@ import socket
 import sys
 import threading
 import time
-import uuid
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
-from . import schema
-from .spec import SECRET_RE, SweepSpec, redact_uri
+from cluster.spec.model import SweepSpec
+from cluster.spec.redact import redact_uri
 
-MAX_PARAMS, MAX_TAGS, MAX_METRICS, MAX_ENTITIES = 100, 100, 1000, 1000
-MAX_BATCH_BYTES = 900_000
-MAX_PARAM_VAL, MAX_TAG_VAL = 6000, 8000
-
-
-def _mlflow_env_defaults() -> None:
-    # Fail fast against a dead server instead of MLflow's default ~2 minutes of retries per request.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
-    # MLflow prints "View run at <URI>" on stdout: it breaks --json output and would show a URI's password. Every
-    # MlflowClient of the project is made after this (Tracker._connect), so the entry points need not set it.
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-
-
-def _ms(ts) -> int | None:
-    if ts is None:
-        return None
-    if isinstance(ts, datetime):
-        return int(ts.timestamp() * 1000)
-    return int(ts)
-
-
-def flatten_params(params: dict, prefix: str = "") -> dict[str, str]:
-    """{'function_params': {'freq': 1}, 'methods': ['abc']} -> {'function_params.freq': '1', 'methods': '["abc"]'}"""
-    out = {}
-    for k, v in params.items():
-        name = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(flatten_params(v, name + "."))
-        else:
-            out[name] = v if isinstance(v, str) else json.dumps(v)
-        if SECRET_RE.search(name):
-            out[name] = "***"
-    return {k: (v if len(v) <= MAX_PARAM_VAL else v[:MAX_PARAM_VAL - 3] + "...") for k, v in out.items()}
-
-
-def record_metrics(record: dict) -> dict[str, float]:
-    kind = record.get("kind")
-    names = list(schema.COMMON_METRICS) + list(schema.METRIC_COLUMNS.get(kind, ()))
-    names += [k for k in record if k.startswith("norm_") and not k.endswith("_version")]
-    out = {}
-    for n in names:
-        v = record.get(n)
-        if isinstance(v, bool) or v is None:
-            continue
-        if isinstance(v, (int, float)) and math.isfinite(v):
-            out[n] = float(v)
-    return out
-
-
-def batches(metrics: list, params: list, tags: list) -> Iterable[tuple[list, list, list]]:
-    """Split entities into log_batch requests within MLflow's limits."""
-    m, p, t = list(metrics), list(params), list(tags)
-    while m or p or t:
-        bp, bt, bm, size = [], [], [], 0
-        while p and len(bp) < MAX_PARAMS and size < MAX_BATCH_BYTES:
-            size += len(p[0].key) + len(p[0].value) + 16
-            bp.append(p.pop(0))
-        while t and len(bt) < MAX_TAGS and size < MAX_BATCH_BYTES:
-            size += len(t[0].key) + len(t[0].value) + 16
-            bt.append(t.pop(0))
-        while m and len(bm) < min(MAX_METRICS, MAX_ENTITIES - len(bp) - len(bt)) and size < MAX_BATCH_BYTES:
-            size += len(m[0].key) + 48
-            bm.append(m.pop(0))
-        yield bm, bp, bt
+from .entities import MAX_METRICS, batches, epoch_ms, flatten_params, mlflow_env_defaults, record_metrics
+from .runs import log_task_run
 
 
 class TrackingUnavailable(Exception):
@@ -151,9 +84,9 @@ class Tracker:
         """Create the experiment (if needed) and the parent run; returns its id, or None if MLflow is down."""
         try:
             self._connect()
-            from mlflow.entities import Param, RunTag
+            from mlflow.entities import Param
             all_tags = {"htmc.role": "parent", "htmc.sweep": self.spec.name, "htmc.spec_hash": self.spec.spec_hash,
-                        "htmc.children": self.children, "htmc.driver": _driver_id(),
+                        "htmc.children": self.children, "htmc.driver": driver_id(),
                         **{k: str(v) for k, v in tags.items() if v is not None}}
             self._close_orphans()
             run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name)
@@ -185,7 +118,7 @@ class Tracker:
                 self.client.set_terminated(r.info.run_id, "KILLED")
 
     def _connect(self) -> None:
-        _mlflow_env_defaults()
+        mlflow_env_defaults()
         if self.uri.startswith(("http://", "https://")):
             import urllib.request
             try:
@@ -307,7 +240,7 @@ class Tracker:
             self._group_steps[group] = 0
         step = self._group_steps[group]
         self._group_steps[group] = step + 1
-        ts = _ms(record.get("finished_at")) or int(time.time() * 1000)
+        ts = epoch_ms(record.get("finished_at")) or int(time.time() * 1000)
         ms = [Metric(k, v, ts, step) for k, v in record_metrics(record).items()]
         ms.append(Metric("ok", 1.0 if record.get("status") == "ok" else 0.0, ts, step))
         # Many small requests would be slow: metrics of a group are buffered and sent 1000 at a time.
@@ -323,58 +256,7 @@ class Tracker:
             self.client.log_batch(rid, metrics=bm, params=bp, tags=bt)
 
 
-def log_task_run(client, experiment_id: str, parent_id: str, sweep: str, record: dict) -> str:
-    """One child run for one task record (live tracking and sync-mlflow share this)."""
-    from mlflow.entities import Metric, Param, RunTag
-    key, kind, status = record["task_key"], record.get("kind"), record.get("status")
-    tags = {"mlflow.parentRunId": parent_id, "htmc.role": "task", "htmc.task_key": key, "htmc.kind": str(kind),
-            "htmc.status": str(status), "htmc.group": str(record.get("group")), "htmc.sweep": sweep,
-            "htmc.execution_id": str(record.get("execution_id")), "htmc.kind_version": str(record.get("kind_version"))}
-    run = client.create_run(experiment_id, start_time=_ms(record.get("started_at")), tags=tags,
-                            run_name=f"{kind}-{key}")
-    rid = run.info.run_id
-    try:
-        params = json.loads(record.get("params_json") or "{}")
-    except ValueError:
-        params = {}
-    ps = [Param(k, v) for k, v in flatten_params(params).items()]
-    ts = _ms(record.get("finished_at")) or int(time.time() * 1000)
-    ms = [Metric(k, v, ts, 0) for k, v in record_metrics(record).items()]
-    ts_tags = []
-    if record.get("error"):
-        err = str(record["error"])
-        ts_tags.append(RunTag("htmc.error", err if len(err) <= MAX_TAG_VAL else err[:MAX_TAG_VAL - 3] + "..."))
-    for extra in ("device", "worker", "git_sha", "spec_hash"):
-        if record.get(extra):
-            ts_tags.append(RunTag(f"htmc.{extra}", str(record[extra])[:MAX_TAG_VAL]))
-    for bm, bp, bt in batches(ms, ps, ts_tags):
-        client.log_batch(rid, metrics=bm, params=bp, tags=bt)
-    client.set_terminated(rid, "FINISHED" if status == "ok" else "FAILED", end_time=_ms(record.get("finished_at")))
-    return rid
-
-
-def tracked_tasks(client, experiment_id: str, *, incomplete: list | None = None) -> set[tuple[str, str]]:
-    """(task_key, status) of every task child run in the experiment (paginated search). With `incomplete` (a list),
-    a run never terminated is not counted and (run_id, task_key, status) is appended to it instead: log_task_run
-    terminates last, so such a run was cut off mid-logging (e.g. MLflow went down) and may lack params/metrics."""
-    out, token = set(), None
-    while True:
-        page = client.search_runs([experiment_id], filter_string="tags.`htmc.role` = 'task'", max_results=5000,
-                                  page_token=token)
-        for r in page:
-            k = r.data.tags.get("htmc.task_key")
-            if k:
-                st = r.data.tags.get("htmc.status", "")
-                if incomplete is not None and r.info.status == "RUNNING":
-                    incomplete.append((r.info.run_id, k, st))
-                else:
-                    out.add((k, st))
-        token = page.token
-        if not token:
-            return out
-
-
-def _driver_id() -> str:
+def driver_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -388,60 +270,3 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def new_execution_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-
-
-def log_report(spec: SweepSpec, paths, *, metrics: dict | None = None, tracking_uri: str | None = None,
-               warn: Callable[[str], None] | None = None, run_id: str | None = None, tags: dict | None = None,
-               new_run: tuple[str, dict] | None = None) -> str | None:
-    """Log a sweep's report as artifacts of its latest execution's parent run (under `report/`), with `metrics`
-    and `tags`. `run_id`: that run instead; `new_run`: (name, tags) of a run to create for it (a night that ran
-    no task has no parent run of its own).
-
-    Without any parent run (e.g. the records came from elsewhere) a run tagged htmc.role=analysis is created.
-    `paths`: files or directories (a dict's values, or any iterable). Returns the run id, or None with a warning
-    when MLflow is not usable (the report files on disk are the result; tracking is optional)."""
-    warn = warn or (lambda msg: print(f"htmc: warning: {msg}", file=sys.stderr))
-    tr = Tracker(spec, warn=warn)
-    if tracking_uri:
-        tr.uri = tracking_uri
-    items = list(paths.values()) if isinstance(paths, dict) else list(paths)
-    try:
-        tr._connect()
-        c = tr.client
-        parent = None
-        if run_id is None and new_run is None:
-            runs = c.search_runs([tr.experiment_id], max_results=20, order_by=["attributes.start_time DESC"],
-                                 filter_string=f"tags.`htmc.role` = 'parent' and tags.`htmc.sweep` = '{spec.name}'")
-            parent = next((r for r in runs if r.data.tags.get("htmc.sync") != "true"), runs[0] if runs else None)
-        created = run_id is None and parent is None
-        if run_id is not None:
-            rid = run_id
-        elif created:
-            name, new_tags = new_run or (f"{spec.name}-analysis", {"htmc.role": "analysis"})
-            rid = c.create_run(tr.experiment_id, run_name=name, tags={
-                "htmc.sweep": spec.name, "htmc.spec_hash": spec.spec_hash, **new_tags}).info.run_id
-        else:
-            rid = parent.info.run_id
-        for p in items:
-            p = Path(p)
-            if p.is_dir():
-                c.log_artifacts(rid, str(p), artifact_path=f"report/{p.name}")
-            elif p.is_file():
-                c.log_artifact(rid, str(p), artifact_path="report")
-        if metrics or tags:
-            from mlflow.entities import Metric, RunTag
-            ts = int(time.time() * 1000)
-            ms = [Metric(k, float(v), ts, 0) for k, v in (metrics or {}).items()
-                  if isinstance(v, (int, float)) and math.isfinite(v)]
-            ts_ = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
-            for bm, bp, bt in batches(ms, [], ts_):
-                c.log_batch(rid, metrics=bm, params=bp, tags=bt)
-        if created:
-            c.set_terminated(rid, "FINISHED")
-        return rid
-    except Exception as e:  # noqa: BLE001  never fail the report because of MLflow
-        warn(f"the report was not logged to MLflow at {redact_uri(tr.uri)}: {type(e).__name__}: "
-             f"{str(e).splitlines()[0] if str(e) else ''}")
-        return None

@@ -3,7 +3,7 @@
 - Units. Tasks are cut into units, one actor call each: a batched kind (resnet_train) groups tasks by its
   batch key and cuts each group into `dispatch.batch_size[kind]` tasks that train as one batched computation;
   other kinds send `batch_size` tasks (default 1) that run one after another in the actor.
-- Actors. One actor type (cluster.worker.TaskRunner) created per kind with the spec's `num_cpus` / `num_gpus`
+- Actors. One actor type (cluster.dispatch.worker.TaskRunner) created per kind with the spec's `num_cpus` / `num_gpus`
   (fractions allowed). As many actors as the cluster fits now, or `dispatch.max_actors[kind]` (pending actors
   are what makes an autoscaler add nodes). When a kind runs out of work its actors are released, so the
   resources go to the other kinds.
@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from .spec import SweepSpec, Task
-from .store import StoreConfig, StoreUnavailable, open_store
+from cluster.spec.model import SweepSpec, Task
+from cluster.store.core import StoreConfig, open_store
+from cluster.store.layout import StoreUnavailable
+
 from .worker import TaskRunner
 
 ACTOR_MAX_RESTARTS = 3
@@ -396,7 +398,7 @@ class Dispatcher:
     def _record_failed(self, kind: str, tasks: list[Task], attempt: int, reason: str) -> None:
         """The driver writes the failed rows of tasks whose workers kept dying (no worker can)."""
         import socket
-        from .provenance import versions
+        from cluster.provenance import versions
         from .worker import build_record
         ctx = {**self.ctx, **vars(self.spec.resources_for(kind))}
         now = datetime.now(timezone.utc)

@@ -1,0 +1,220 @@
+"""The Parquet result store (DESIGN §4): `<results>/sweep=<name>/kind=<kind>/<task_key>.parquet`, on disk or S3.
+
+One file per task key, so a key can never have two records. Files hold no partition columns (schema.py).
+
+Atomic writes. A record file either exists complete or does not exist:
+  local  the file is written under `<results>/_tmp/` (ignored by dataset readers: '_' prefix), fsynced, then
+         hard-linked into place (link fails if the name exists: create-once) or renamed over a `failed` record;
+         a killed writer leaves at most a file in `_tmp/`, which is never part of the dataset and is cleaned later;
+  S3     one PutObject of the whole file (S3 never shows a partial object), with `If-None-Match: *` so that an
+         existing record is never silently replaced; a `failed` record may be replaced by a later attempt.
+An `ok` record is never overwritten: a task that completes twice (its worker died after writing) keeps the first.
+Replacing a `failed` (or unreadable) record is guarded too, so that a concurrent writer's `ok` record cannot be
+clobbered between the look and the replace: locally by a lock file in `_tmp/`, on S3 by `If-Match` on the ETag
+that was looked at.
+
+Bad records. A record file that cannot be used (truncated, not Parquet, not one row, no task_key/status columns,
+a task_key that is not its file name, a status other than ok/failed) is never returned as data: it is reported
+(a warning naming the file, and `Store.corrupt`, which `verify()` and `htmc sweep status` count) and treated as
+missing, so the task runs again and its new record replaces the bad file, locally and on S3.
+
+The status index is in index.py; local files in local.py; S3 in s3.py (outages, retries, credentials).
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import schema
+from .index import StatusIndex
+from .layout import (DEFAULT_RETRY_S, READ_THREADS, STATUSES, first_line, parquet_bytes, record_relpath,
+                     warn)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Picklable description of a store; workers open their own Store from it."""
+    uri: str
+    endpoint_url: str | None = None
+    region: str | None = None
+    retry_s: float = DEFAULT_RETRY_S      # per-operation budget of retries against an unreachable store
+
+    @classmethod
+    def from_spec(cls, results) -> "StoreConfig":
+        return cls(results.uri, results.endpoint_url, results.region,
+                   float(getattr(results, "write_retry_s", DEFAULT_RETRY_S)))
+
+
+def open_store(cfg: StoreConfig) -> "Store":
+    if cfg.uri.startswith("s3://"):
+        from .s3 import S3Store
+        return S3Store(cfg)
+    from .local import LocalStore
+    return LocalStore(cfg)
+
+
+
+class Store(StatusIndex):
+    cfg: StoreConfig
+
+    def __init__(self, cfg: StoreConfig):
+        self.cfg = cfg
+        self.corrupt: dict[str, str] = {}       # relpath -> why it cannot be used (seen by this Store object)
+        self._corrupt_lock = threading.Lock()
+
+    # --- writing
+    def write_record(self, sweep: str, kind: str, record: dict, *, retry_s: float | None = None) -> bool:
+        """Write one task's record atomically. Returns False if an ok record already existed (kept).
+        Raises StoreUnavailable when the store did not answer within retry_s (default: the config's)."""
+        return self.put_record(sweep, kind, record, retry_s=retry_s)[0]
+
+    def put_record(self, sweep: str, kind: str, record: dict, *, retry_s: float | None = None) \
+            -> tuple[bool, str | None]:
+        """write_record, and the validator of the file written (for the status index; None if not known)."""
+        table = schema.to_table(kind, [record])
+        return self._put(record_relpath(sweep, kind, record["task_key"]), parquet_bytes(table),
+                         self.cfg.retry_s if retry_s is None else retry_s)
+
+    # --- bad records
+    def _note_corrupt(self, relpath: str, reason: str) -> None:
+        with self._corrupt_lock:
+            new = relpath not in self.corrupt
+            self.corrupt[relpath] = reason
+        if new:
+            warn(f"unusable record file {self._where(relpath)}: {reason}; treated as missing (the task runs "
+                 f"again and its new record replaces the file)")
+
+    def _where(self, relpath: str) -> str:
+        return relpath
+
+    def _parse(self, relpath: str, data: bytes, columns=None) -> pa.Table | None:
+        """The record in `data` (only `columns` of it, those that exist), or None if the file is not a usable
+        record; a file is only ever data after these checks."""
+        try:
+            pf = pq.ParquetFile(pa.BufferReader(data))
+            names = pf.schema_arrow.names
+            lacking = [c for c in ("task_key", "status") if c not in names]
+            if lacking:
+                self._note_corrupt(relpath, f"no '{lacking[0]}' column (not a record of this store)")
+                return None
+            want = None if columns is None else \
+                [c for c in dict.fromkeys(["task_key", "status", *columns]) if c in names]
+            t = pf.read(columns=want)
+        except Exception as e:  # noqa: BLE001  whatever the parser says, the bytes are not a record
+            self._note_corrupt(relpath, f"not readable as Parquet ({len(data)} bytes; {first_line(e)})")
+            return None
+        if t.num_rows != 1:
+            self._note_corrupt(relpath, f"{t.num_rows} rows (a record has exactly one)")
+            return None
+        key, status = t.column("task_key")[0].as_py(), t.column("status")[0].as_py()
+        stem = relpath.rsplit("/", 1)[-1][:-len(".parquet")]
+        if key != stem:
+            self._note_corrupt(relpath, f"holds task_key {str(key)[:40]!r}, not the key of its file name")
+            return None
+        if status not in STATUSES:
+            self._note_corrupt(relpath, f"status {str(status)[:40]!r} is neither ok nor failed")
+            return None
+        if columns is not None:
+            t = t.select([c for c in columns if c in t.column_names])
+        return t
+
+    def verify(self, sweep: str) -> dict[str, str]:
+        """relpath -> reason for every unusable record file of the sweep (reads every record's key and status)."""
+        self.statuses(sweep, use_index=False)
+        prefix = f"sweep={sweep}/"
+        with self._corrupt_lock:
+            return {p: r for p, r in self.corrupt.items() if p.startswith(prefix)}
+
+    # --- reading
+    def list_keys(self, sweep: str, kind: str | None = None) -> dict[str, list[str]]:
+        """kind -> task keys with a record file (complete files only)."""
+        raise NotImplementedError
+
+    def _entries(self, sweep: str, kind: str | None) -> dict[str, tuple[str, str, str | None]]:
+        """relpath -> (kind, key, validator) of every record file of the sweep, from one listing."""
+        raise NotImplementedError
+
+    def _get_bytes(self, relpath: str, retry_s: float | None = None) -> bytes | None:
+        raise NotImplementedError
+
+    def _put_bytes(self, relpath: str, data: bytes) -> None:
+        """Unconditional atomic write, for files outside the dataset ('_' prefixes: the status index, the nightly
+        summaries of cluster/nightly.py)."""
+        raise NotImplementedError
+
+    def _list_dir(self, reldir: str, suffix: str = ".parquet") -> list[str]:
+        """relpaths of the files directly in reldir (ending with '/') whose names end with suffix (one try)."""
+        raise NotImplementedError
+
+    def _delete(self, relpath: str) -> None:
+        raise NotImplementedError
+
+    def read_records(self, sweep: str, kind: str, keys) -> dict[str, dict]:
+        """task_key -> record (as a dict) for those of `keys` that have a record."""
+        def one(key):
+            t = self._read(record_relpath(sweep, kind, key))
+            return key, (t.to_pylist()[0] if t is not None and t.num_rows else None)
+
+        with ThreadPoolExecutor(READ_THREADS) as ex:
+            return {k: r for k, r in ex.map(one, list(keys)) if r is not None}
+
+    def load(self, sweep: str, kind: str | None = None, *, keys=None, columns=None) -> pa.Table:
+        """The records of a sweep (optionally one kind, optionally some keys) as one table with `sweep` and `kind`
+        columns. Files from other versions of a kind may have fewer or more columns; missing ones read as null."""
+        tables = []
+        for k, ks in sorted(self.list_keys(sweep, kind).items()):
+            if keys is not None:
+                ks = [x for x in ks if x in keys]
+            with ThreadPoolExecutor(READ_THREADS) as ex:
+                parts = [t for t in ex.map(lambda x: self._read(record_relpath(sweep, k, x), columns=columns),
+                                           sorted(ks))
+                         if t is not None]
+            if not parts:
+                continue
+            t = pa.concat_tables([p.replace_schema_metadata(None) for p in parts], promote_options="permissive")
+            t = schema.conform(k, t)
+            t = t.append_column("sweep", pa.array([sweep] * t.num_rows, pa.string()))
+            t = t.append_column("kind", pa.array([k] * t.num_rows, pa.string()))
+            tables.append(t)
+        if not tables:
+            return pa.table({"task_key": pa.array([], pa.string()), "status": pa.array([], pa.string()),
+                             "sweep": pa.array([], pa.string()), "kind": pa.array([], pa.string())})
+        return pa.concat_tables(tables, promote_options="permissive")
+
+    def sweeps(self) -> list[str]:
+        raise NotImplementedError
+
+    def check(self, create_bucket: bool = False, *, readonly: bool = False) -> None:
+        """Raise ValueError with a clear message if the store cannot be reached (or, unless readonly, written)."""
+
+    def describe(self) -> str:
+        return self.cfg.uri
+
+    # backend
+    def _put(self, relpath: str, data: bytes, retry_s: float) -> tuple[bool, str | None]:
+        """Create-once write of a record: (written, validator of the file written)."""
+        raise NotImplementedError
+
+    def _read(self, relpath: str, columns=None) -> pa.Table | None:
+        # Bytes first (retried on S3), then parse: an I/O or network error is not a bad record, a parse error is.
+        data = self._get_bytes(relpath)
+        return None if data is None else self._parse(relpath, data, columns)
+
+
+def load_records(results, sweep: str, kind: str | None = None) -> pa.Table:
+    """Every record of a sweep (optionally one kind) as one table with `sweep` and `kind` columns.
+
+    `results` is a spec's ResultsSpec, a StoreConfig or a location string (path or s3://bucket/prefix)."""
+    if isinstance(results, str):
+        cfg = StoreConfig(results)
+    elif isinstance(results, StoreConfig):
+        cfg = results
+    else:
+        cfg = StoreConfig.from_spec(results)
+    store = open_store(cfg)
+    store.check(readonly=True)
+    return store.load(sweep, kind)
