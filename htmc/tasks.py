@@ -3,11 +3,15 @@
 A kind validates its parameters before anything runs (so a bad sweep spec starts nothing), and turns
 parameters into one flat result record (the per-kind columns of DESIGN §4; cluster/ adds the common ones).
 Kinds that can share one computation (batched ResNet training) also give a batch key and a batched runner.
+
+A kind also declares what the sweep service needs to know about it, so that cluster/ knows no kind by name: its
+default batch size and resources, how the driver validates it (on a machine that need not have the task's
+devices) and its checks against the resources the spec gives it.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .registry import Registry, did_you_mean
@@ -24,6 +28,12 @@ class TaskKind:
     run: Callable[[dict], dict]                # canonical params -> record columns
     batch_key: Callable[[dict], Any] | None = None        # equal keys may share one batched run
     run_batch: Callable[[list[dict]], list[dict]] | None = None
+    default_batch: int = 1                     # tasks per actor call unless the spec's dispatch.batch_size says
+    default_resources: dict = field(default_factory=lambda: {"num_cpus": 1.0, "num_gpus": 0.0})  # per actor
+    # validate as the driver that plans the sweep does (default: validate); it need not have the task's devices
+    driver_validate: Callable[[dict], dict] | None = None
+    # (canonical params, resources with num_cpus and num_gpus) -> None, or ValueError when they cannot run
+    driver_check: Callable[[dict, Any], None] | None = None
 
 
 def _merge(kind: str, params: dict, defaults: dict) -> dict:
@@ -147,6 +157,24 @@ def _validate_train(params: dict) -> dict:
     return p
 
 
+def _validate_train_on_driver(params: dict) -> dict:
+    """_validate_train, except that a CUDA device need not exist on the machine that validates (a CPU head node
+    validates GPU sweeps). The worker's own run still checks that CUDA exists where the task runs."""
+    dev = params.get("device")
+    if isinstance(dev, str) and dev.startswith("cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            p = _validate_train({**params, "device": "cpu"})
+            p["device"] = dev
+            return p
+    return _validate_train(params)
+
+
+def _check_train_resources(p: dict, resources) -> None:
+    if str(p.get("device", "cpu")).startswith("cuda") and resources.num_gpus == 0:
+        raise ValueError(f"device '{p['device']}' needs resources.resnet_train.num_gpus > 0")
+
+
 def _train_records(params: list[dict]) -> list[dict]:
     from .train import train_batch
     pairs = [_config(p) for p in params]
@@ -170,4 +198,6 @@ TASK_KINDS.register("circuit_ladder", "1", TaskKind("circuit_ladder", "1", LADDE
                                                     _run_ladder))
 TASK_KINDS.register("resnet_train", "1", TaskKind("resnet_train", "1", TRAIN_DEFAULTS, _validate_train,
                                                   lambda p: _train_records([p])[0], _train_batch_key,
-                                                  _train_records))
+                                                  _train_records, default_batch=64,
+                                                  driver_validate=_validate_train_on_driver,
+                                                  driver_check=_check_train_resources))

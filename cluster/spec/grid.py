@@ -52,19 +52,6 @@ def group_param_sets(group: GroupSpec) -> list[dict]:
     return [{**group.params, **combo} for combo in _expand_mapping(group.grid)]
 
 
-def _validate_params(kind_name: str, kind, params: dict) -> dict:
-    """kind.validate, except that a CUDA device is not required on the machine that validates (a CPU head node
-    validates GPU sweeps). The worker's own run still checks that CUDA exists where the task runs."""
-    dev = params.get("device")
-    if kind_name == "resnet_train" and isinstance(dev, str) and dev.startswith("cuda"):
-        import torch
-        if not torch.cuda.is_available():
-            p = kind.validate({**params, "device": "cpu"})
-            p["device"] = dev
-            return p
-    return kind.validate(params)
-
-
 def expand(spec: SweepSpec, *, _checker: Checker | None = None) -> list[Task]:
     """All tasks of the spec, in spec order, validated, deduplicated by key (first group wins)."""
     cached = getattr(spec, "_tasks", None)
@@ -76,9 +63,10 @@ def expand(spec: SweepSpec, *, _checker: Checker | None = None) -> list[Task]:
     for gi, g in enumerate(spec.groups):
         kind = kinds.get(g.kind)
         version = kinds.version(g.kind)
+        validate = kind.driver_validate or kind.validate
         for raw in group_param_sets(g):
             try:
-                params = _validate_params(g.kind, kind, raw)
+                params = validate(raw)
                 key = task_key(g.kind, version, params)
             except (ValueError, KeyError, TypeError, RuntimeError) as e:
                 msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
@@ -88,9 +76,8 @@ def expand(spec: SweepSpec, *, _checker: Checker | None = None) -> list[Task]:
                     shown = repr(raw)
                 shown = shown if len(shown) < 300 else shown[:297] + "..."
                 ck.fail(("groups", gi), f"task kind '{g.kind}' rejects parameters {shown}: {msg}")
-            if g.kind == "resnet_train" and str(params.get("device", "cpu")).startswith("cuda") \
-                    and spec.resources_for(g.kind).num_gpus == 0:
-                ck.fail(("groups", gi), f"device '{params['device']}' needs resources.{g.kind}.num_gpus > 0")
+            if kind.driver_check is not None:
+                ck.value(lambda p: kind.driver_check(p, spec.resources_for(g.kind)), params, ("groups", gi))
             if key not in tasks:
                 tasks[key] = Task(key, g.kind, version, params, g.name)
     return list(tasks.values())

@@ -13,7 +13,6 @@ CHILDREN_MODES = ("task", "group", "off")
 TRACKING_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks", "databricks-uc",
                     "uc")
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-DEFAULT_BATCH = {"resnet_train": 64}
 CONCURRENCY_POLICIES = ("forbid", "replace", "allow")   # the names of Kubernetes CronJob's concurrencyPolicy
 
 
@@ -57,7 +56,9 @@ class DispatchSpec:
     actor_start_timeout_s: float = 300.0
 
     def batch_for(self, kind: str) -> int:
-        return int(self.batch_size.get(kind, DEFAULT_BATCH.get(kind, 1)))
+        """dispatch.batch_size of the kind, else the kind's own default (htmc.tasks.TaskKind.default_batch)."""
+        from htmc.tasks import TASK_KINDS
+        return int(self.batch_size.get(kind, TASK_KINDS.get(kind).default_batch if kind in TASK_KINDS else 1))
 
 
 @dataclass(frozen=True)

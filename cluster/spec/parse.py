@@ -197,9 +197,9 @@ def parse_spec(text: str, source: str = "<string>", *, results: str | None = Non
         for rk in ("num_cpus", "num_gpus"):
             if rk in v:
                 r[rk] = ck.value(lambda x: _number(x, lo=0), v[rk], ("resources", k, rk))
-        resources[k] = Resources(**r)
+        resources[k] = Resources(**{**kinds.get(k).default_resources, **r})
     for k in used:
-        resources.setdefault(k, Resources())
+        resources.setdefault(k, Resources(**kinds.get(k).default_resources))
     for k, r in resources.items():
         if r.num_cpus == 0 and r.num_gpus == 0:
             ck.fail(("resources", k), "num_cpus and num_gpus are both 0; an actor needs some resource")
