@@ -16,7 +16,6 @@ Rows get an integer `fid` into a small catalogue of targets, so joins and groupi
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from typing import Iterable
 
@@ -25,33 +24,29 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from htmc import records
+
+def _declared(cls, names: list[str]) -> list[str]:
+    """The columns analysis reads of a record class: a selection, checked against the one definition."""
+    unknown = sorted(set(names) - {n for n, _ in records.columns(cls)})
+    if unknown:
+        raise AssertionError(f"{cls.__name__} declares no column(s) {unknown}")
+    return list(names)
+
+
 # Columns analysis reads, per kind (anything else is left in the table, unread).
-COMMON = ["task_key", "sweep", "kind", "status", "error", "params_json", "group", "wall_s", "extra_json"]
-LADDER_COLS = ["function", "function_version", "eps0", "steps", "gamma", "gamma_lo", "gamma_hi", "c",
-               "preferred_model", "gamma_theory", "fit_json", "points_json", "fit_error"]
-SEARCH_COLS = ["function", "function_version", "eps", "method", "gates", "aig_nodes", "max_error", "bits_in",
-               "bits_out", "optimal_in_format", "verified"]
-NET_COLS = ["function", "function_version", "width", "depth", "rank", "lam", "reg", "steps", "lr", "seed",
-            "n_train", "d", "sup_error", "rms_error", "train_mse", "nnz", "n_params", "seconds"]
+COMMON = _declared(records.CommonColumns, ["task_key", "status", "error", "params_json", "group", "wall_s",
+                                           "extra_json"]) + ["sweep", "kind"]
+LADDER_COLS = _declared(records.LadderRecord, [n for n, _ in records.columns(records.LadderRecord)])
+SEARCH_COLS = _declared(records.SearchRecord, ["function", "function_version", "eps", "method", "gates",
+                                               "aig_nodes", "max_error", "bits_in", "bits_out",
+                                               "optimal_in_format", "verified"])
+NET_COLS = _declared(records.TrainRecord, ["function", "function_version", "width", "depth", "rank", "lam", "reg",
+                                           "steps", "lr", "seed", "n_train", "d", "sup_error", "rms_error",
+                                           "train_mse", "nnz", "n_params", "seconds"])
 # Compiled-circuit outcomes of a trained net (DESIGN §2.4); a column, or a key of extra_json until declared.
 COMPILED_COLS = ["compiled_gates", "compiled_aig_nodes", "compiled_max_error", "compiled_eps",
                  "compiled_float_error", "compiled_k"]
-
-
-
-def _normalize(obj):
-    """Integral floats -> int, recursively (as cluster.spec.canonical_json does), so 1 and 1.0 name one target."""
-    if isinstance(obj, float) and math.isfinite(obj) and obj.is_integer() and abs(obj) < 2 ** 53:
-        return int(obj)
-    if isinstance(obj, dict):
-        return {str(k): _normalize(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_normalize(v) for v in obj]
-    return obj
-
-
-def canonical(obj) -> str:
-    return json.dumps(_normalize(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -198,7 +193,7 @@ def function_ids(t: pa.Table) -> tuple[np.ndarray, pd.DataFrame]:
             todo.append(i)
             continue
         try:
-            params = canonical(json.loads(params))
+            params = records.canonical_json(json.loads(params))
         except ValueError:
             todo.append(i)
             continue
@@ -221,7 +216,7 @@ def function_ids(t: pa.Table) -> tuple[np.ndarray, pd.DataFrame]:
             if name == _NO_FP:
                 continue
             version = raw_version or str(params.get("function_version") or "")
-            fid[i] = _intern(cat, rows, name, version, canonical(params.get("function_params") or {}),
+            fid[i] = _intern(cat, rows, name, version, records.canonical_json(params.get("function_params") or {}),
                              params.get("domain") or d)
     catalogue = pd.DataFrame(rows, columns=["function", "function_version", "function_params", "domain"])
     catalogue["function_key"] = [_key(*r) for r in rows]

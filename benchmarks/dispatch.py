@@ -103,7 +103,7 @@ def tune_trivial(config):
 def tune_train(config):
     from htmc.tasks import TASK_KINDS
     kind = TASK_KINDS.get("resnet_train")
-    rec = kind.run(kind.validate(dict(config)))
+    rec = kind.run(kind.validate(dict(config))).to_row()
     return {k: float(v) for k, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
             and v is not None}
 

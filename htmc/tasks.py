@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .records import LadderRecord, SearchRecord, TrainRecord
 from .registry import Registry, did_you_mean
 
 TASK_KINDS: Registry["TaskKind"] = Registry("task kind")
@@ -25,7 +26,7 @@ class TaskKind:
     version: str
     defaults: dict
     validate: Callable[[dict], dict]           # params -> canonical params (defaults filled), or ValueError
-    run: Callable[[dict], dict]                # canonical params -> record columns
+    run: Callable[[dict], Any]                 # canonical params -> the kind's htmc.records.Record
     batch_key: Callable[[dict], Any] | None = None        # equal keys may share one batched run
     run_batch: Callable[[list[dict]], list[dict]] | None = None
     default_batch: int = 1                     # tasks per actor call unless the spec's dispatch.batch_size says
@@ -84,17 +85,17 @@ def _validate_search(params: dict) -> dict:
     return p
 
 
-def search_record(target, eps: float, result) -> dict:
-    """The per-kind columns of one search. The format (k, bits_out, shift, offset) stands beside
-    optimal_in_format because the minimum holds within that format only."""
+def search_record(target, eps: float, result) -> SearchRecord:
+    """The record of one search: the best attempt's circuit and format, and every attempt as JSON."""
     b = result.best
     get = lambda name: getattr(b, name) if b else None
-    return {"function": target.name, "function_version": target.version, "eps": float(eps),
-            **{name: get(name) for name in ("method", "method_version", "gates", "aig_nodes", "max_error",
-                                            "k", "bits_in", "bits_out", "shift", "offset")},
-            "optimal_in_format": bool(b and b.optimal_in_format), "exact_rounded": result.exact_rounded,
-            "verified": bool(b and b.verified), "search_seconds": result.seconds,
-            "attempts_json": json.dumps([a.to_json() for a in result.attempts])}
+    return SearchRecord(function=target.name, function_version=target.version, gamma_theory=target.gamma_theory,
+                        eps=float(eps), **{name: get(name) for name in (
+                            "method", "method_version", "gates", "aig_nodes", "max_error", "k", "bits_in",
+                            "bits_out", "shift", "offset")},
+                        optimal_in_format=bool(b and b.optimal_in_format), exact_rounded=result.exact_rounded,
+                        verified=bool(b and b.verified), search_seconds=result.seconds,
+                        attempts_json=json.dumps([a.to_json() for a in result.attempts]))
 
 
 def _run_search(p: dict) -> dict:
@@ -120,20 +121,20 @@ def _validate_ladder(params: dict) -> dict:
     return {**p, **rest}
 
 
-def _run_ladder(p: dict) -> dict:
+def _run_ladder(p: dict) -> LadderRecord:
     from .ladder import run_ladder
     target = _function(p)
     lad = run_ladder(target, p["eps0"], p["steps"], domain=p["domain"], methods=p["methods"],
                      budget_s=p["budget_s"], gammas=p["gammas"], bits=p["bits"], thorough=p["thorough"])
     fit = lad.fit.to_json() if lad.fit else {}
-    points = [search_record(target, e, r) for e, r in zip(lad.eps, lad.results)]
+    points = [search_record(target, e, r).to_row() for e, r in zip(lad.eps, lad.results)]
     for pt in points:
         pt.pop("attempts_json")
-    return {"function": target.name, "function_version": target.version, "eps0": p["eps0"],
-            "steps": p["steps"], "gamma": fit.get("gamma"), "gamma_lo": (fit.get("gamma_ci") or [None, None])[0],
-            "gamma_hi": (fit.get("gamma_ci") or [None, None])[1], "c": fit.get("c"),
-            "preferred_model": fit.get("preferred_model"), "gamma_theory": target.gamma_theory,
-            "fit_json": json.dumps(fit), "points_json": json.dumps(points), "fit_error": lad.fit_error or None}
+    lo, hi = fit.get("gamma_ci") or (None, None)
+    return LadderRecord(function=target.name, function_version=target.version, eps0=p["eps0"], steps=p["steps"],
+                        gamma=fit.get("gamma"), gamma_lo=lo, gamma_hi=hi, c=fit.get("c"),
+                        preferred_model=fit.get("preferred_model"), gamma_theory=target.gamma_theory,
+                        fit_json=json.dumps(fit), points_json=json.dumps(points), fit_error=lad.fit_error or None)
 
 
 # --- resnet_train -------------------------------------------------------------------------------------------------
@@ -175,16 +176,13 @@ def _check_train_resources(p: dict, resources) -> None:
         raise ValueError(f"device '{p['device']}' needs resources.resnet_train.num_gpus > 0")
 
 
-def _train_records(params: list[dict]) -> list[dict]:
+def _train_records(params: list[dict]) -> list[TrainRecord]:
     from .train import train_batch
     pairs = [_config(p) for p in params]
     results = train_batch([t for t, _ in pairs], [c for _, c in pairs])
-    out = []
-    for (t, _), r in zip(pairs, results):
-        rec = r.to_record()
-        rec.update({"function": t.name, "function_version": t.version})
-        out.append(rec)
-    return out
+    return [TrainRecord.from_columns({**r.to_record(), "function": t.name, "function_version": t.version,
+                                      "gamma_theory": t.gamma_theory})
+            for (t, _), r in zip(pairs, results)]
 
 
 def _train_batch_key(p: dict):

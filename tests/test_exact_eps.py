@@ -84,7 +84,7 @@ def test_search_records_the_format_beside_optimal_in_format():
     from htmc.tasks import search_record
     target = make_function("parity", d=1, bits=2)
     r = search(target, 0.25, methods=["exact"], bits=2, budget_s=60)
-    rec = search_record(target, 0.25, r)
+    rec = search_record(target, 0.25, r).to_row()
     assert rec["gates"] == 1 and rec["optimal_in_format"] is True and "optimal" not in rec
     assert {rec["k"], rec["bits_in"]} == {2} and rec["bits_out"] == 1
     assert rec["shift"] is not None and rec["offset"] is not None

@@ -49,7 +49,7 @@ def flatten_params(params: dict, prefix: str = "") -> dict[str, str]:
 
 def record_metrics(record: dict) -> dict[str, float]:
     kind = record.get("kind")
-    names = list(schema.COMMON_METRICS) + list(schema.METRIC_COLUMNS.get(kind, ()))
+    names = list(schema.COMMON_METRICS) + list(schema.metric_columns(kind))
     names += [k for k in record if k.startswith("norm_") and not k.endswith("_version")]
     out = {}
     for n in names:
