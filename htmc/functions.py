@@ -11,11 +11,18 @@ Range conventions
 - `ranges(k)` encloses f on every cell [c/2^k, (c+1)/2^k]^d, closed, for continuous targets. A discontinuous
   target (`continuous = False`, e.g. parity) encloses f on the half-open cell [c/2^k, (c+1)/2^k)^d, which is
   exactly the set of inputs whose code (DESIGN §2.1) is c.
-- Piecewise-linear targets with dyadic breakpoints (product, absdiff, parity, holder_random) give exact ranges.
-  Targets evaluated through libm (sin, exp, ...) or through float sums with non-dyadic weights carry ~1 ulp of
-  rounding; their ranges are widened by PAD = 2^-44 (absolute, plus relative for larger values) so that
-  lo <= f <= hi holds for the mathematical function, not only for its float evaluation. PAD is far below any
-  eps a ladder reaches (eps >= 2^-30).
+- lo <= f <= hi holds for the mathematical function of the family's float parameters (weights, frequency, grid
+  values), not only for its float evaluation: the table is compared with no tolerance (DESIGN §2.2). So every
+  range computed in floats is widened by a bound on its rounding error, derived from the operations:
+  - exact: product, absdiff, parity (dyadic corners, exact float arithmetic) and holder_random at k <= levels
+    (extrema of its stored grid values);
+  - monotone libm evaluations (exp, sqrt, sigmoid, compositional's outer sin): a few ulps (LIBM_ULPS), covered
+    by PAD = 2^-44 (absolute, relative above 1), which exceeds each derived bound by more than 2^4;
+  - sin: its phase freq x mod 1 is reduced exactly in integer arithmetic, so the error is a few ulps (SIN_ERR)
+    at every frequency;
+  - float sums (relu_ridges, resnet_teacher, mixture, holder_random's corner interpolation for k > levels): the
+    a-priori bound |fl(sum) - sum| <= gamma_n sum |terms| (_gamma), with n and the terms of each sum.
+  Every pad is far below any eps a ladder reaches (eps >= 2^-30).
 
 Writing your own family (a plugin file; no package edits needed)
 
@@ -59,7 +66,15 @@ from .table import IntervalTable, cell_index_grid
 FUNCTIONS: Registry = Registry("target function")
 
 PAD = 2.0 ** -44
-"""Widening of ranges that carry float rounding (libm calls, sums with non-dyadic weights)."""
+"""Widening of the monotone libm families' ranges: above their derived error bounds (see _monotone_ranges)."""
+
+UNIT_ROUNDOFF = 2.0 ** -53
+"""u of IEEE double precision, round to nearest: fl(a op b) = (a op b)(1 + delta), |delta| <= u."""
+
+LIBM_ULPS = 4
+"""Error budget of numpy's float64 sin, exp, expm1 and tanh, in ulps of the result: they come from glibc (below 1
+ulp on x86-64, per the glibc manual's table of known maximum errors) or, where numpy dispatches to AVX-512, from
+Intel's SVML (at most 4 ulp, numpy PR #19478). sqrt and the four basic operations are correctly rounded."""
 
 _MAX_CELLS_PER_CHUNK = 1 << 16
 
@@ -161,8 +176,42 @@ def _widen(lo: np.ndarray, hi: np.ndarray, pad: float = PAD) -> tuple[np.ndarray
     return lo - pad * np.maximum(1.0, np.abs(lo)), hi + pad * np.maximum(1.0, np.abs(hi))
 
 
+def _outward(lo, hi, err) -> tuple[np.ndarray, np.ndarray]:
+    """[lo - err, hi + err] for a derived error bound err, the subtraction and addition rounded outward.
+
+    Round to nearest errs in either direction, and then the next float outward (nextafter) is on the safe side of
+    the exact lo - err: a float strictly between them would be nearer than the rounded one.
+    """
+    return np.nextafter(lo - err, -np.inf), np.nextafter(hi + err, np.inf)
+
+
+def _gamma(n: int) -> float:
+    """gamma_n = n u / (1 - n u) (Higham, "Accuracy and Stability of Numerical Algorithms", 2nd ed. 2002, §3.1).
+
+    A dot product (or sum) of n terms computed in floats, in any order of summation, with or without fused
+    multiply-adds, satisfies |fl(x . y) - x . y| <= gamma_n |x| . |y| (Higham (3.4)); so does any expression that
+    is a sum of products with at most n roundings on each term's path.
+    """
+    return n * UNIT_ROUNDOFF / (1.0 - n * UNIT_ROUNDOFF)
+
+
+def _rounding(n: int, mag):
+    """2 gamma_n mag: a bound on the rounding error of a float expression whose error is at most gamma_n mag to
+    first order, mag being the same expression evaluated on the absolute values of its terms (_gamma).
+
+    Doubling covers the roundings of the bound itself: mag, a sum of non-negative terms, is computed below its
+    exact value by a relative O(n u) (second order against an O(n u) bound), and adding the bound to a radius
+    r <= 2 mag rounds by at most 2 u mag <= gamma_n mag, for n >= 2.
+    """
+    return (2.0 * _gamma(n)) * mag
+
+
 def _monotone_ranges(f: Callable[[np.ndarray], np.ndarray], d: int, k: int, increasing: bool = True):
-    """Exact ranges of a function monotone in every coordinate: its values at the two extreme corners."""
+    """Ranges of a function monotone in every coordinate: its values at the two extreme corners, widened by PAD.
+
+    Exact in exact arithmetic; the float evaluations at the corners are within a few ulps (derived in each
+    family's docstring, at most 2^-48) of the true values, so PAD = 2^-44 covers them with a wide margin.
+    """
     a, b = cell_bounds(d, k)
     fa, fb = f(a), f(b)
     return _widen(*((fa, fb) if increasing else (fb, fa)))
@@ -242,14 +291,77 @@ class Target:
 # Analytic 1-d functions: C should be polylog in 1/eps (DESIGN §2.5), so gamma_theory is None.
 # ----------------------------------------------------------------------------------------------------------------
 
-@register_function("sin", version="1")
+TWO_PI = 2.0 * np.pi  # 2 fl(pi): |TWO_PI - 2 pi| < 2.5e-16
+
+SIN_ERR = 2.0 ** -48
+"""Bound on |sin(TWO_PI * t_float) - sin(2 pi t)| for the exactly reduced phase t in [-1/2, 1/2] (Sin._ranges).
+
+t_float is t rounded (|error| <= 2u|t| + 2^-116 <= u + 2^-116), TWO_PI * t_float rounds once more (<= u pi) and
+TWO_PI is off by < 2.5e-16, which |t| <= 1/2 halves: the argument is within 2 pi u + pi u + 1.3e-16 < 1.2e-15 of
+2 pi t, and sin is 1-Lipschitz. libm adds LIBM_ULPS ulps of a result in [-1, 1], <= 4 * 2^-53 = 4.5e-16.
+Total < 1.7e-15; SIN_ERR = 3.6e-15 leaves a factor 2."""
+
+
+def _two_product(a, b):
+    """p = fl(a b) and the exact rest e = a b - p (Dekker 1971, with Veltkamp's splitting; no FMA in numpy).
+
+    Exact unless the products underflow, i.e. unless |a b| < ~2^-969, where e is off by a subnormal."""
+    def split(v):
+        big = v * 134217729.0  # 2^27 + 1
+        hi = big - (big - v)
+        return hi, v - hi
+    p = a * b
+    ah, al = split(a)
+    bh, bl = split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _sin_phase_words(freq: float, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The phase freq c 2^-k mod 1 at every grid point c = 0 .. 2^k, exactly, as two uint64 words (T, R, j):
+    phase = (T + R 2^-j) 2^-64 with T = floor(phase 2^64) and R < 2^j.
+
+    freq = p / 2^s0 exactly (float.as_integer_ratio, p < 2^53), so the phase is p c / 2^s mod 1, s = s0 + k.
+    uint64 products wrap modulo 2^64, which is exactly "mod 1" for a word in units of 2^-64. Split
+    p = pH 2^j + pL with j = max(0, s - 64) and pL < 2^j: p c 2^(64-s) = pH c + pL c 2^-j, so
+    T = pH c + floor(pL c 2^-j) (mod 2^64) and R = pL c mod 2^j (for s <= 64: j = 0, pH = p 2^(64-s), R = 0).
+    pL c < 2^(j+k) must not wrap: j + k <= 64, which holds for freq >= 1/4 (then s0 <= 55) and k <= 36.
+    No loop over cells, no int64 overflow: 2^20 cells take a few milliseconds.
+    """
+    p, q = float(freq).as_integer_ratio()
+    s = q.bit_length() - 1 + k
+    j = max(0, s - 64)
+    if j + k > 64:
+        raise ValueError(f"sin: exact phase reduction needs k <= 36 for freq >= 1/4, got k={k}")
+    p_hi = (p << (64 - s)) % (1 << 64) if j == 0 else p >> j
+    p_lo = p & ((1 << j) - 1)
+    c = np.arange((1 << k) + 1, dtype=np.uint64)
+    low = c * np.uint64(p_lo)
+    return c * np.uint64(p_hi) + (low >> np.uint64(j)), low & np.uint64((1 << j) - 1), j
+
+
+def _passes(T: np.ndarray, R: np.ndarray, at: int) -> np.ndarray:
+    """Per cell (between grid points c and c + 1, whose phases advance by less than one period): whether the phase
+    passes `at` 2^-64 (mod 1), exactly. The offset past that point, (T - at mod 2^64, R) compared
+    lexicographically, is 0 at the cell's left end, or wraps around (decreases) inside the cell."""
+    off = T - np.uint64(at)  # wraps: mod 1
+    wraps = (off[1:] < off[:-1]) | ((off[1:] == off[:-1]) & (R[1:] < R[:-1]))
+    return wraps | ((off[:-1] == 0) & (R[:-1] == 0))
+
+
+@register_function("sin", version="2")
 class Sin(Target):
     """sin(2 pi freq x) on [0,1], values in [-1,1].
 
     Why: analytic (entire), so C(f, eps) is polylog in 1/eps (fixed-point CORDIC / polynomial evaluation);
     `freq` raises the number of oscillations and hence the constant, not the rate. gamma_theory = None.
-    Ranges: exact (endpoint values, plus +-1 where a crest t = freq x = 1/4 mod 1 or trough 3/4 mod 1 lies
-    in the cell), widened by PAD for libm rounding.
+    Ranges: exact (endpoint values, plus +-1 where a crest (phase 1/4 mod 1) or trough (3/4) lies in the closed
+    cell), with the phase freq x mod 1 at the dyadic endpoints reduced exactly in integer arithmetic
+    (_sin_phase_words), so crests are found exactly and sin is evaluated on the reduced phase in [-1/2, 1/2]: the
+    endpoint values are within SIN_ERR = 2^-48 of the true ones at every frequency, and so widened, then clipped
+    to [-1, 1]. Cells that span a whole period get [-1, 1]; for freq < 1/4 the phase stays below 1/4, sin is
+    increasing on [0,1] and freq x needs no reduction.
+    Version 2: version 1 evaluated libm's sin at 2 pi freq x unreduced, whose rounding grows with freq: the true
+    sin left its PAD-widened range by 8e-13 (freq 1000, k 14) and 4e-12 (freq 1e4, k 16).
     """
     d = 1
 
@@ -257,17 +369,27 @@ class Sin(Target):
         self.params = {"freq": _float_param("freq", freq, lo=0.0, hi=1e6, lo_open=True)}
 
     def _eval(self, x):
-        return np.sin(2.0 * np.pi * self.params["freq"] * x[:, 0])
+        # freq x = p + e exactly (_two_product); p - rint(p) is exact, so the phase in [-1/2, 1/2] has one rounding
+        p, e = _two_product(self.params["freq"], x[:, 0])
+        return np.sin(TWO_PI * ((p - np.rint(p)) + e))
 
     def _ranges(self, k):
-        a, b = cell_bounds(1, k)
-        fa, fb = self._eval(a), self._eval(b)
-        ta, tb = self.params["freq"] * a[:, 0], self.params["freq"] * b[:, 0]
-        crest = np.ceil(ta - 0.25) <= np.floor(tb - 0.25)
-        trough = np.ceil(ta - 0.75) <= np.floor(tb - 0.75)
+        freq, n = self.params["freq"], 1 << k
+        if freq * 2.0 ** -k >= 1.0:  # every cell spans a whole period (exact: a power-of-2 scaling)
+            return np.full(n, -1.0), np.ones(n)
+        if freq < 0.25:  # phase freq x in [0, 1/4): no crest, no trough, no reduction; freq x rounds once
+            t = freq * (np.arange(n + 1) * 2.0 ** -k)
+            crest = trough = np.zeros(n, dtype=bool)
+        else:
+            T, R, j = _sin_phase_words(freq, k)
+            t = T.view(np.int64) * 2.0 ** -64 + R * 2.0 ** -(64 + j)  # signed: the phase in [-1/2, 1/2)
+            crest, trough = _passes(T, R, 1 << 62), _passes(T, R, 3 << 62)
+        v = np.sin(TWO_PI * t)
+        fa, fb = v[:-1], v[1:]
         lo = np.where(trough, -1.0, np.minimum(fa, fb))
         hi = np.where(crest, 1.0, np.maximum(fa, fb))
-        return _widen(lo, hi)
+        lo, hi = _outward(lo, hi, SIN_ERR)
+        return np.maximum(lo, -1.0), np.minimum(hi, 1.0)
 
 
 @register_function("exp", version="1")
@@ -275,7 +397,9 @@ class Exp(Target):
     """(e^x - 1) / (e - 1) on [0,1], values in [0,1].
 
     Why: analytic and monotone, the simplest polylog case (DESIGN §2.5). gamma_theory = None.
-    Ranges: exact by monotonicity, widened by PAD.
+    Ranges: exact by monotonicity, widened by PAD. Rounding: expm1(a) and expm1(1) carry LIBM_ULPS ulps each and
+    the division one rounding, so a corner value is within a relative (2 * 4 + 1/2) 2^-52 < 2^-48 of the truth,
+    and the values lie in [0, 1]: PAD = 2^-44 covers it.
     """
     d = 1
 
@@ -295,7 +419,8 @@ class Sqrt(Target):
 
     Why: analytic on (0,1] but only Hoelder-1/2 at 0. A dyadic (hp) refinement towards 0 keeps C polylog, yet
     the input resolution must reach k ~ 2 log2(1/eps) bits: it tests that input bits, not gates, pay for the
-    singularity. gamma_theory = None (polylog). Ranges: exact by monotonicity, widened by PAD.
+    singularity. gamma_theory = None (polylog). Ranges: exact by monotonicity, widened by PAD. Rounding: sqrt is
+    correctly rounded (IEEE 754), a relative u = 2^-53 at each corner; sqrt(0) = 0 exactly.
     """
     d = 1
 
@@ -314,7 +439,10 @@ class Sigmoid(Target):
     """1 / (1 + exp(-scale (x - 1/2))) on [0,1], values in (0,1).
 
     Why: analytic; `scale` sharpens the transition, moving the constant of the polylog law, not its form.
-    gamma_theory = None. Ranges: exact by monotonicity, widened by PAD.
+    gamma_theory = None. Ranges: exact by monotonicity, widened by PAD. Rounding: x - 1/2 is exact at dyadic
+    corners; y = (scale / 2)(x - 1/2) rounds once, which moves tanh by |y| u sech(y)^2 <= 0.45 u; tanh carries
+    LIBM_ULPS ulps (<= 4 * 2^-53), 1 + tanh one rounding (<= 2^-53) and the halving none: an absolute
+    0.5 (0.45 u + 4 * 2^-53 + 2^-53) < 2^-51, which PAD = 2^-44 covers.
     """
     d = 1
 
@@ -452,7 +580,7 @@ def _max_partials(v: np.ndarray, j: int) -> np.ndarray:
 HOLDER_SLOPE_CAP = 2.0  # the cap, in multiples of the rms slope of the uncapped series at the same level
 
 
-@register_function("holder_random", version="2")
+@register_function("holder_random", version="3")
 class HolderRandom(Target):
     """Random multiscale Faber-Schauder series with a capped slope, Hoelder-s on [0,1]^d, values in [-1,1].
 
@@ -489,9 +617,14 @@ class HolderRandom(Target):
     against 0.75 uncapped) and the entropy stays ~eps^(-d/s).
     The rate claim holds for k < J = `levels` (default 20 // d): beyond J, f is piecewise multilinear and its
     oscillation falls like 2^-k, i.e. rate d.
-    Ranges: exact. f is multilinear on each finest (level-J) cell, so on a cell of level k <= J its extrema
-    are at level-J grid points inside the closed cell (block min/max of the grid); for k > J, at the cell's
-    corners.
+    The function is the multilinear interpolant of the stored level-J grid values (`grid`, floats: the series
+    above up to the rounding of its construction), which is what _eval computes and the ranges enclose.
+    Ranges: exact for k <= J. f is multilinear on each finest (level-J) cell, so on a cell of level k <= J its
+    extrema are at level-J grid points inside the closed cell: the block min/max of the stored grid, exact float
+    comparisons. For k > J the extrema are at the cell's corners, interpolated in floats: 2^d weights (products
+    of d factors t or 1 - t, summing to 1) times grid values |v| <= 1, summed, so within gamma_(2^d + d) of the
+    truth (_gamma), and widened by that (_rounding).
+    Version 3: version 2 returned the float-interpolated corner values unwidened for k > J (off by up to 1e-16).
     """
 
     def __init__(self, d: int = 1, s: float = 1.0, seed: int = 0, levels: int | None = None):
@@ -537,7 +670,7 @@ class HolderRandom(Target):
             return _block_extrema(self.grid, k, levels)
         a, b = cell_bounds(self.d, k)  # a cell inside one finest cell: multilinear, extrema at corners
         vals = np.stack([self._eval(np.where(_corner_mask(self.d, c), b, a)) for c in range(1 << self.d)])
-        return vals.min(axis=0), vals.max(axis=0)
+        return _outward(vals.min(axis=0), vals.max(axis=0), _rounding((1 << self.d) + self.d, 1.0))
 
 
 def _corner_mask(d: int, corner: int) -> np.ndarray:
@@ -552,7 +685,7 @@ def _derived_seed(seed: int, i: int) -> int:
     return int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
 
 
-@register_function("compositional", version="1")
+@register_function("compositional", version="2")
 class Compositional(Target):
     """h(mean_p g_p(x_block_p)) on [0,1]^d, values in [-1,1].
 
@@ -562,7 +695,10 @@ class Compositional(Target):
     escape the curse of dimension: a circuit computes each g_p on its own inner_d k input bits, adds, and applies
     h (polylog), so gamma = inner_d / s, not d / s. Compare holder_random(d, s).
     Ranges: exact up to PAD: the blocks share no variables, so the range of the mean on a cell is the mean of the
-    blocks' exact ranges, and h is monotone.
+    blocks' ranges (exact for k <= levels), and h is monotone. Rounding: the mean of p = d / inner_d block values
+    in [-1, 1] is within gamma_p (_gamma) of the truth, h' <= pi/2, the argument pi t / 2 rounds once and sin
+    carries LIBM_ULPS: below (pi/2) gamma_16 + 7e-16 < 2^-47 for p <= 16, which PAD = 2^-44 covers.
+    Version 2: the blocks' ranges for k > levels are widened (holder_random version 3); unchanged for k <= levels.
     """
 
     def __init__(self, d: int = 4, inner_d: int = 2, s: float = 1.0, seed: int = 0):
@@ -620,13 +756,16 @@ def _dot_small(M: np.ndarray, X: np.ndarray) -> np.ndarray:
 def _relu_slopes(zlo: np.ndarray, zhi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Zonotope (DeepZ) relaxation of relu on [zlo, zhi] (Singh et al., NeurIPS 2018): relu(z) in lam z + [0, t].
 
-    lam = 1, t = 0 if zlo >= 0 (active); lam = 0, t = 0 if zhi <= 0 (dead); else lam = zhi / (zhi - zlo),
-    t = -lam zlo. One formula covers all three: lam = clip(zhi / (zhi - zlo), 0, 1), t = max(-lam zlo, 0).
+    lam = clip(zhi / (zhi - zlo), 0, 1): 1 where the unit is active on the whole interval (zlo >= 0), 0 where it
+    is dead (zhi <= 0), the chord's slope where the kink lies inside. The relaxation is sound for ANY lam in
+    [0, 1], so lam's own rounding does no harm: relu(z) - lam z is convex and >= 0, so on [zlo, zhi] it lies in
+    [0, t] with t = max((1 - lam) zhi, -lam zlo, 0), its larger end value (0 for active and dead units; the two
+    terms agree for the exact chord slope). The caller bounds t's rounding.
     """
     width = zhi - zlo
     lam = np.where(width > 0, zhi / np.where(width > 0, width, 1.0), (zlo >= 0).astype(np.float64))
     lam = np.clip(lam, 0.0, 1.0)
-    return lam, np.maximum(-lam * zlo, 0.0)
+    return lam, np.maximum(np.maximum((1.0 - lam) * zhi, -lam * zlo), 0.0)
 
 
 def _chunk_codes(d: int, k: int, sl: slice) -> np.ndarray:
@@ -635,22 +774,31 @@ def _chunk_codes(d: int, k: int, sl: slice) -> np.ndarray:
     return np.stack([(c >> (k * (d - 1 - j))) & ((1 << k) - 1) for j in range(d)], axis=1)
 
 
-@register_function("relu_ridges", version="1")
+@register_function("relu_ridges", version="2")
 class ReluRidges(Target):
     """(1/Z) sum_i a_i relu(w_i . (x - z_i)) on [0,1]^d, values in [-1,1].
 
     a_i = +-1/m random signs, w_i Gaussian directions normalised to ||w_i||_1 = 1, z_i uniform in [0,1]^d, so
     every kink crosses the cube and |relu| <= 1. Z is the rigorous sup bound max_c max(|lo_c|, |hi_c|) of the
     unnormalised sum at k = 10 // d, so |f| <= 1 (the random signs cancel to ~m^-1/2 otherwise).
-    Why: Barron-type (E, Ma and Wang 2019): f is an average of m ridges with l1 mass 1/Z. Sampling m' ridges
-    (Maurey) gives error ~ m'^(-1/2), so C ~ eps^-2: the gamma = 2 boundary of the HTMC regime (DESIGN §1).
-    This holds while eps > ~m^(-1/2); at finer eps the finite sum is piecewise linear and the rate drops.
-    gamma_theory = 2.
-    Ranges: exact on cells that no kink crosses (f is linear there: the range of one linear form over a box);
-    a ridge whose kink crosses the cell enters through the zonotope relaxation of relu (rigorous, not exact).
-    Widened by PAD.
+    Why: a shallow ReLU network, the Barron-type case. With m fixed, f is piecewise linear: a circuit computes
+    the m dot products and ReLUs in fixed point with O(log 1/eps) bits, so C(f, eps) = m polylog(1/eps):
+    gamma_theory = None. The power law belongs to the hull as m grows (the variation space of ReLU ridges, the
+    Barron class): n ridges approximate it to n^-(d+3)/(2d) and no better (Siegel and Xu 2022, "Sharp bounds on
+    the approximation rates, metric entropy, and n-widths of shallow neural networks", in L2; the same rate holds
+    in the sup norm, Siegel 2023, "Optimal approximation of zonoids and uniform approximation by shallow neural
+    networks"), so its rate is gamma = 2d/(d+3): 1/2 for d = 1, 4/5 for d = 2, reaching 2 (Maurey's
+    dimension-free m^-1/2) only as d -> infinity. A large m can show that rate pre-asymptotically, while eps is
+    above the finite sum's own resolution.
+    Ranges: exact in exact arithmetic on cells that no kink crosses (f is linear there: the range of one linear
+    form over a box); a ridge whose kink crosses the cell enters through the zonotope relaxation of relu
+    (_relu_slopes; rigorous, not exact). Rounding: every term of the float sums is a_i times a quantity bounded by
+    S_i = ||w_i||_1 + |b_i| (b_i = -w_i . z_i), the longest sum has m terms and the preactivations d + 1, so the
+    computed ends are within 8 gamma_(m+d+6) sum_i |a_i| S_i of the exact ones (derived in _ranges; Higham's
+    gamma_n, see _gamma): about 2^-39 for m = 64 and 2^-31 for m = 4096 (d = 2, seed 0). Widened by that.
+    Version 2: gamma_theory None (was 2, the Maurey rate of the hull, not of the fixed-m function), and the ranges'
+    pad is derived from m (was a fixed 2^-44, too small for large m).
     """
-    gamma_theory = 2.0
 
     def __init__(self, m: int = 64, d: int = 2, seed: int = 0):
         m = _int_param("m", m, 1, 1 << 16)
@@ -674,17 +822,27 @@ class ReluRidges(Target):
         lo, hi = np.empty(n), np.empty(n)
         for sl in _chunks(n, self.d, len(self.a)):
             lo[sl], hi[sl] = self._ranges_chunk(k, sl)
-        return _widen(lo, hi)
+        # Rounding (u = 2^-53, A = sum_i |a_i| S_i). Preactivation zc = fl(w . mid + b) is within gamma_(d+1) S_i,
+        # the radius within gamma_d S_i / 2 and their sum and difference round once more: t (1-Lipschitz in its
+        # ends; two more roundings) is within 2 gamma_(d+6) S_i. The cell's linear part sums m terms
+        # lam_i a_i (w_i . mid + b_i): gamma_(m+d+3) A; its radius rad ||g||_1 (rad <= 1/2): gamma_(m+d+1) A / 2;
+        # sum_i a_i [0, t_i] (t_i <= 1.5 S_i): 2 gamma_(d+6) A + 1.5 gamma_m A; the two final additions of
+        # values up to 3 A: 6 u A. All below 6 gamma_(m+d+6) A; 8 covers the second-order terms.
+        size = float(np.abs(self.a) @ (np.abs(self.w).sum(axis=1) + np.abs(self.b)))  # A
+        return _outward(lo, hi, 8.0 * _gamma(len(self.a) + self.d + 6) * size)
 
     def _ranges_chunk(self, k, sl):
         codes = _chunk_codes(self.d, k, sl).astype(np.float64)
         rad = 2.0 ** -(k + 1)
         mid = (codes + 0.5) * 2.0 ** -k
         zc = _dot_small(mid, self.w.T) + self.b           # (N, m) preactivation at the cell centre
-        zr = rad * np.abs(self.w).sum(axis=1)             # its exact radius over the cell (same for all cells)
+        zr = rad * np.abs(self.w).sum(axis=1)             # its radius over the cell (same for all cells)
         # relu(z_i) in lam_i z_i + [0, t_i]: exact for ridges active or dead on the whole cell, the zonotope
         # relaxation where the kink crosses it. The lam-parts sum to one linear form g . x + c: exact range.
-        lam = np.clip((zc + zr) * (0.5 / zr), 0.0, 1.0)   # _relu_slopes, with zhi - zlo = 2 zr > 0 known
+        # _relu_slopes, specialised (zhi - zlo = 2 zr > 0 is known; 4x faster on these (cells, m) arrays): with
+        # lam's rounding t = max(-lam zlo, 0) may fall short of _relu_slopes' t by |lam - chord slope| 2 zr
+        # <= 6 u zr, inside the 2 gamma_(d+6) S_i allowed for t in _ranges.
+        lam = np.clip((zc + zr) * (0.5 / zr), 0.0, 1.0)
         t = np.maximum(lam * (zr - zc), 0.0)
         coef = lam * self.a                                # (N, m)
         g = np.stack([coef @ self.w[:, j] for j in range(self.d)], axis=1)  # (N, d)
@@ -744,15 +902,33 @@ class Parity(Target):
 _DEFAULT_PARTS = ({"name": "sin"}, {"name": "holder_random", "s": 0.5})
 
 
-@register_function("mixture", version="1")
+def _mixture_gamma(gammas: list[float | None]) -> float | None:
+    """The rate of a finite mixture: the largest power law among its parts; polylog (None) ranks above constant
+    size (0) and below any positive power."""
+    powers = [g for g in gammas if g is not None and g > 0]
+    if powers:
+        return max(powers)
+    return None if any(g is None for g in gammas) else 0.0
+
+
+@register_function("mixture", version="2")
 class Mixture(Target):
     """Convex combination sum_i w_i f_i of registered targets with the same d; values in the parts' hull.
 
     parts: list of {"name": family, **params}; weights: non-negative, summing to 1 (default: uniform).
-    Why: the convexity test of DESIGN §1: for gamma > 2 the HTMC class is convex up to a constant, so a mixture
-    of many functions of rate gamma should keep rate gamma. gamma_theory = max of the parts' (None if all None).
-    Ranges: sum_i w_i [lo_i, hi_i], rigorous (not exact: the parts' extrema need not coincide), widened by PAD.
+    Why: the convexity experiment of DESIGN §1 and §2.6 mixes parts and compares the mixture's rate and norm with
+    the parts'. A finite convex combination of fixed parts inherits its rate from them: approximating each part to
+    eps/2 and adding the n weighted values in fixed point gives C(sum_i w_i f_i, eps) <= sum_i C(f_i, eps/2)
+    + n polylog(1/eps), so the rate is at most the largest of the parts' (and generically equal to it):
+    gamma_theory = the max over parts with a power law; None (polylog) if there is none but some part is
+    polylog; 0 if every part has constant size. What convexity is about is the constant as the number of parts
+    grows (walsh_mixture, DESIGN §2.6), not the rate of one fixed mixture.
+    Ranges: sum_i w_i [lo_i, hi_i], rigorous (not exact: the parts' extrema need not coincide). Rounding: each
+    end is a float dot product of length n, within gamma_n sum_i w_i max(|lo_i|, |hi_i|) (Higham's gamma_n, see
+    _gamma); widened by that (_rounding).
     Version: the family's version plus every part's, so a change in a part changes the mixture's version.
+    Version 2: the pad is derived from the number of parts (was a fixed 2^-44); gamma_theory treats polylog
+    parts as polylog (a mixture of parity and sin is polylog, not constant).
     """
 
     def __init__(self, parts: list | tuple | None = None, weights: list | tuple | None = None):
@@ -766,8 +942,7 @@ class Mixture(Target):
             raise ValueError(f"all parts need the same d, got {sorted(dims)}")
         self.d = dims.pop()
         self.continuous = all(p.continuous for p in self.parts)
-        gammas = [p.gamma_theory for p in self.parts if p.gamma_theory is not None]
-        self.gamma_theory = max(gammas) if gammas else None
+        self.gamma_theory = _mixture_gamma([p.gamma_theory for p in self.parts])
         self.params = {"parts": [{"name": p.name, **p.params} for p in self.parts],
                        "weights": [float(w) for w in self.weights]}
         self.version = type(self).version + "".join(f"+{p.name}@{p.version}" for p in self.parts)
@@ -794,18 +969,19 @@ class Mixture(Target):
         return sum(w * p._eval(x) for w, p in zip(self.weights, self.parts))
 
     def _ranges(self, k):
-        lo = hi = 0.0
+        lo = hi = mag = 0.0
         for w, p in zip(self.weights, self.parts):
             plo, phi = p.ranges(k)
             lo, hi = lo + w * plo, hi + w * phi
-        return _widen(lo, hi)
+            mag = mag + w * np.maximum(np.abs(plo), np.abs(phi))
+        return _outward(lo, hi, _rounding(len(self.parts) + 1, mag))
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # resnet_teacher: a random sparse ResNet (DESIGN §2.4), in numpy
 # ----------------------------------------------------------------------------------------------------------------
 
-@register_function("resnet_teacher", version="1")
+@register_function("resnet_teacher", version="2")
 class ResNetTeacher(Target):
     """A random sparse ResNet of DESIGN §2.4 on [0,1]^d, output rescaled into [-1,1].
 
@@ -814,12 +990,18 @@ class ResNetTeacher(Target):
     1/(density fan_in). W_out and b_out are then set so that the union of the rigorous cell ranges at
     k = 10 // d is [-1,1], so |f| <= 1 (`self.weights` holds the final arrays: every ResNet norm of the teacher
     is known exactly).
-    Why: the sandwich experiment (DESIGN §1, §2.4) needs a target whose ResNet norm is known. As a finite ReLU
-    network it is piecewise linear with finitely many pieces, so C is eventually polylog: gamma_theory = None.
+    Why: the sandwich experiment (DESIGN §1, §2.4) needs a target whose ResNet norm is known. A fixed ReLU
+    network is piecewise linear with finitely many pieces, and the network itself, run in fixed point with
+    O(log 1/eps) bits per value, is a circuit of width rank depth polylog(1/eps) gates: C is polylog,
+    gamma_theory = None.
     Ranges: affine arithmetic through the network, vectorized over cells: each hidden unit is an affine form in
     the cell's coordinates plus an error interval; certainly-active / certainly-dead ReLUs are exact, straddling
-    ones use the zonotope relaxation relu(z) in lambda z + [0, -lambda lo], lambda = hi/(hi - lo) (Singh et
-    al. 2018). Exact on cells where no ReLU changes sign; rigorous everywhere; widened by PAD.
+    ones use the zonotope relaxation relu(z) in lambda z + [0, t] (_relu_slopes; Singh et al. 2018). Exact on
+    cells where no ReLU changes sign, in exact arithmetic. Rounding: every step adds a bound on its own rounding
+    error to the units' error intervals (gamma_n of its dot products' lengths times the magnitudes of their terms,
+    _rounding), so the errors propagate through the later layers like any other width of the forms, and the
+    ranges enclose the exact network of the float weights at any depth and width.
+    Version 2: version 1 widened the output by a fixed 2^-44 instead of propagating rounding through the layers.
     """
 
     def __init__(self, width: int = 8, depth: int = 3, rank: int = 2, seed: int = 0, d: int = 2,
@@ -872,25 +1054,50 @@ class ResNetTeacher(Target):
         lo, hi = np.empty(n), np.empty(n)
         for sl in _chunks(n, self.d, self.params["width"]):
             lo[sl], hi[sl] = self._affine_ranges(k, sl)
-        return _widen(lo, hi)
+        return lo, hi
 
     def _affine_ranges(self, k, sl):
         """Affine arithmetic: unit i on a cell is m_i + G_i . u + [-e_i, e_i], u in [-1,1]^d the cell's local
-        coordinates. Units-first layout: m, e are (units, N); G is (units, N d), entry n d + j for cell n, u_j."""
-        wt, d = self.weights, self.d
+        coordinates. Units-first layout: m, e are (units, N); G is (units, N d), entry n d + j for cell n, u_j.
+
+        Invariant: every exact h(x), x in the cell, lies in its unit's form. Each step keeps it by adding to e a
+        first-order bound on its rounding, gamma_n times the step on absolute values (_rounding, Higham's (3.4));
+        a rounding of a G entry moves the form by at most that entry's error over u in [-1,1]^d.
+        """
+        wt, d, w, r = self.weights, self.d, self.params["width"], self.params["rank"]
         mid = (_chunk_codes(d, k, sl) + 0.5) * 2.0 ** -k
         n = len(mid)
-        m = _dot_small(wt["W_in"], mid.T) + wt["b_in"][:, None]
-        G = np.tile(wt["W_in"] * 2.0 ** -(k + 1), (1, n))
-        e = np.zeros_like(m)
+
+        def radius(G):  # sum_j |G_ij| per unit and cell: how far the linear part moves over the cell
+            out = np.abs(G[:, 0::d])  # strided adds: a sum over a length-d last axis is 10x slower
+            for j in range(1, d):
+                out += np.abs(G[:, j::d])
+            return out
+
+        m = _dot_small(wt["W_in"], mid.T) + wt["b_in"][:, None]  # d + 1 terms, mid in [0,1]^d
+        G = np.tile(wt["W_in"] * 2.0 ** -(k + 1), (1, n))          # exact: a power-of-2 scaling
+        e0 = _rounding(d + 1, np.abs(wt["W_in"]).sum(axis=1) + np.abs(wt["b_in"]))
+        e = np.repeat(e0[:, None], n, axis=1)
         for A, B, c in zip(wt["A"], wt["B"], wt["c"]):
-            zm, zG, ze = _dot_small(B, m) + c[:, None], _dot_small(B, G), _dot_small(np.abs(B), e)
-            zr = np.abs(zG).reshape(len(zm), n, d).sum(axis=2) + ze
+            absA, absB = np.abs(A), np.abs(B)
+            h_mag = np.abs(m) + radius(G) + e            # bounds |h| over the cell
+            # z = B h + c: w + 1 terms; B e itself is computed low by up to gamma_w |B| e, hence the e in h_mag
+            zm, zG = _dot_small(B, m) + c[:, None], _dot_small(B, G)
+            ze = _dot_small(absB, e) + _rounding(w + 2, _dot_small(absB, h_mag) + np.abs(c)[:, None])
+            zG_r = radius(zG)
+            zr = zG_r + ze
             lam, t = _relu_slopes(zm - zr, zm + zr)      # relu(z) in lam z + [0, t] = lam z + t/2 +- t/2
             am = lam * zm + 0.5 * t
             aG = (zG.reshape(len(zm), n, d) * lam[:, :, None]).reshape(len(zm), n * d)
-            ae = lam * ze + 0.5 * t
-            m, G, e = m + _dot_small(A, am), G + _dot_small(A, aG), e + _dot_small(np.abs(A), ae)
-        om = _dot_small(wt["W_out"], m)[0] + wt["b_out"][0]
-        rr = np.abs(_dot_small(wt["W_out"], G)).reshape(n, d).sum(axis=1) + _dot_small(np.abs(wt["W_out"]), e)[0]
-        return om - rr, om + rr
+            # t's ends zm +- zr (d + 2 roundings) and t itself (2), then am, aG, ae (2 each) on terms up to
+            # |zm| + zr: within gamma_(d+8) (|zm| + zr)
+            ae = lam * ze + 0.5 * t + _rounding(d + 8, np.abs(zm) + zr)
+            # h + A a: r + 1 terms (radius(aG) <= lam radius(zG) up to a relative O(u): second order here)
+            mag = h_mag + _dot_small(absA, np.abs(am) + lam * zG_r + ae)
+            m, G = m + _dot_small(A, am), G + _dot_small(A, aG)
+            e = e + _dot_small(absA, ae) + _rounding(r + 1, mag)
+        W, b = wt["W_out"], wt["b_out"][0]
+        om = _dot_small(W, m)[0] + b                      # w + 1 terms, then the d-term radius
+        rr = radius(_dot_small(W, G))[0] + _dot_small(np.abs(W), e)[0]
+        mag = _dot_small(np.abs(W), np.abs(m) + radius(G) + e)[0] + abs(b)
+        return _outward(om, om, rr + _rounding(w + d + 1, mag))

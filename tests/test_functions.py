@@ -185,6 +185,28 @@ def test_mixture_is_convex_combination():
         make_function("mixture", parts=[{"name": "sin"}, {"name": "product"}])
 
 
+@pytest.mark.parametrize("name,kw,gamma", [
+    ("sin", {}, None), ("exp", {}, None), ("sqrt", {}, None), ("sigmoid", {}, None), ("product", {}, None),
+    ("absdiff", {}, None), ("resnet_teacher", {}, None),
+    ("relu_ridges", {}, None), ("relu_ridges", {"m": 4096, "d": 8}, None),  # fixed m: m polylog(1/eps)
+    ("parity", {}, 0.0), ("holder_random", {"d": 2, "s": 0.5}, 4.0), ("compositional", {"d": 4, "inner_d": 2}, 2.0),
+])
+def test_gamma_theory(name, kw, gamma):
+    assert make_function(name, **kw).gamma_theory == gamma
+
+
+@pytest.mark.parametrize("parts,gamma", [
+    ([{"name": "sin"}, {"name": "holder_random", "s": 0.4}], 2.5),  # the largest power law among the parts
+    ([{"name": "holder_random", "s": 0.5}, {"name": "holder_random", "s": 0.25, "seed": 1}], 4.0),
+    ([{"name": "sin"}, {"name": "exp"}], None),                      # all polylog
+    ([{"name": "parity", "d": 1}, {"name": "sin"}], None),           # polylog beats constant size
+    ([{"name": "parity", "d": 1}, {"name": "parity", "d": 1, "bits": 2}], 0.0),
+    ([{"name": "relu_ridges", "d": 1}, {"name": "sin"}], None),      # no Barron 2.0 inherited from fixed ridges
+])
+def test_mixture_inherits_its_rate_from_the_parts(parts, gamma):
+    assert make_function("mixture", parts=parts).gamma_theory == gamma
+
+
 def test_resnet_teacher_weights_match_evaluation():
     t = make_function("resnet_teacher", width=6, depth=2, rank=3, seed=4)
     w = t.weights
