@@ -288,7 +288,10 @@ class Target:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Analytic 1-d functions: C should be polylog in 1/eps (DESIGN §2.5), so gamma_theory is None.
+# Analytic 1-d functions: C should be polylog in 1/eps (DESIGN §2.5), so gamma_theory is None. Source: n-bit
+# values of exp, log, sin, sqrt and their compositions cost O(M(n) log n) bit operations, M(n) = O(n^2) that of
+# an n-bit multiplication (Brent, "Fast multiple-precision evaluation of elementary functions", J. ACM 23, 1976),
+# and n = O(log 1/eps) bits suffice (2 log2(1/eps) input bits for sqrt at 0): circuits of size polylog(1/eps).
 # ----------------------------------------------------------------------------------------------------------------
 
 TWO_PI = 2.0 * np.pi  # 2 fl(pi): |TWO_PI - 2 pi| < 2.5e-16
@@ -352,7 +355,7 @@ def _passes(T: np.ndarray, R: np.ndarray, at: int) -> np.ndarray:
 class Sin(Target):
     """sin(2 pi freq x) on [0,1], values in [-1,1].
 
-    Why: analytic (entire), so C(f, eps) is polylog in 1/eps (fixed-point CORDIC / polynomial evaluation);
+    Why: analytic (entire), so C(f, eps) is polylog in 1/eps (Brent 1976, see above; or fixed-point CORDIC);
     `freq` raises the number of oscillations and hence the constant, not the rate. gamma_theory = None.
     Ranges: exact (endpoint values, plus +-1 where a crest (phase 1/4 mod 1) or trough (3/4) lies in the closed
     cell), with the phase freq x mod 1 at the dyadic endpoints reduced exactly in integer arithmetic
@@ -396,7 +399,7 @@ class Sin(Target):
 class Exp(Target):
     """(e^x - 1) / (e - 1) on [0,1], values in [0,1].
 
-    Why: analytic and monotone, the simplest polylog case (DESIGN §2.5). gamma_theory = None.
+    Why: analytic and monotone, the simplest polylog case (DESIGN §2.5; Brent 1976). gamma_theory = None.
     Ranges: exact by monotonicity, widened by PAD. Rounding: expm1(a) and expm1(1) carry LIBM_ULPS ulps each and
     the division one rounding, so a corner value is within a relative (2 * 4 + 1/2) 2^-52 < 2^-48 of the truth,
     and the values lie in [0, 1]: PAD = 2^-44 covers it.
@@ -438,8 +441,9 @@ class Sqrt(Target):
 class Sigmoid(Target):
     """1 / (1 + exp(-scale (x - 1/2))) on [0,1], values in (0,1).
 
-    Why: analytic; `scale` sharpens the transition, moving the constant of the polylog law, not its form.
-    gamma_theory = None. Ranges: exact by monotonicity, widened by PAD. Rounding: x - 1/2 is exact at dyadic
+    Why: analytic (Brent 1976); `scale` sharpens the transition, moving the constant of the polylog law, not its
+    form. gamma_theory = None.
+    Ranges: exact by monotonicity, widened by PAD. Rounding: x - 1/2 is exact at dyadic
     corners; y = (scale / 2)(x - 1/2) rounds once, which moves tanh by |y| u sech(y)^2 <= 0.45 u; tanh carries
     LIBM_ULPS ulps (<= 4 * 2^-53), 1 + tanh one rounding (<= 2^-53) and the halving none: an absolute
     0.5 (0.45 u + 4 * 2^-53 + 2^-53) < 2^-51, which PAD = 2^-44 covers.
@@ -862,7 +866,8 @@ class Parity(Target):
     """Parity (XOR) of the top `bits` bits of every coordinate, on [0,1]^d; values in {0, 1}.
 
     Why: trivial for circuits (d*bits - 1 XOR gates, constant in eps once k >= bits) but a classic hard case for
-    shallow smooth models: a check that circuit size, not smoothness, is what the project measures.
+    shallow models (Minsky and Papert, "Perceptrons", 1969): a check that circuit size, not smoothness, is what
+    the project measures.
     gamma_theory = 0 (constant size). Piecewise constant and discontinuous, so its ranges are over half-open
     cells (the inputs with a given code, DESIGN §2.1): exact, [v, v] for k >= bits and [0, 1] for k < bits.
     """
