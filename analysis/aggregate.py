@@ -50,6 +50,7 @@ from scipy import stats
 from htmc.rates import FIT_VERSION, fit_ladder, fit_power, json_safe, read_norms
 
 from . import records as R
+from .missing import missing_notes
 
 ANALYSIS_VERSION = "1"
 DEFAULT_GAMMAS = (2, 3, 4)
@@ -57,7 +58,6 @@ BOOT_MAX_N = 5000          # above this many nets, the Spearman interval is Fish
 N_BOOT = 1000
 SIZE_TARGETS = ("compiled_gates", "cbar_at_error")
 PHASE_DEFAULT = ("holder_random", "s", "d")
-MAX_LISTED = 10            # per-function lines in `missing` before they are summarised
 
 # `optimal` is what points written before issue 12 call optimal_in_format (same meaning, no format stored)
 _POINT_TYPE = pa.struct([("eps", pa.float64()), ("gates", pa.int64()), ("method", pa.string()),
@@ -627,7 +627,8 @@ def _function_meta(t: pa.Table, fid: np.ndarray, circ: np.ndarray, ok: np.ndarra
 
 
 def _theory_from_registry(meta: pd.DataFrame, catalogue: pd.DataFrame) -> None:
-    """Searches and failed ladders carry no gamma_theory: ask the function registry for the missing ones."""
+    """Failed records, and searches written before records carried gamma_theory (issue 13), have none: only for
+    those does analysis ask the function registry."""
     for f in meta.index[meta["gamma_theory"].isna()]:
         c = catalogue.iloc[f]
         try:
@@ -651,10 +652,7 @@ def summarize(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT, reuse_stor
         clock[0] = now
 
     t = R.as_table(records)
-    missing: list[str] = []
     counts = _counts(t)
-    if len(t) == 0:
-        missing.append("no records at all: the sweep has not run, or the results location or sweep name is wrong")
     lap("load")
     fid, catalogue = R.function_ids(t)
     lap("function_ids")
@@ -689,45 +687,8 @@ def summarize(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT, reuse_stor
     lap("tables")
 
     failed = _failed_table(t, ok, fid, catalogue)
-    if len(t):
-        for kind, st in counts["by_kind"].items():
-            nf = sum(v for s, v in st.items() if s != "ok")
-            if nf:
-                missing.append(f"{nf} of {sum(st.values())} {kind} records did not finish ok; they are listed under "
-                               f"'Failed tasks' and left out of every fit and plot")
-        if not (is_lad | is_srch).any() or len(ladders) + len(searches) == 0:
-            missing.append("no ok circuit_ladder or circuit_search records: no C̄(f, ε), rates, phase diagram or "
-                           "convexity test")
-        nofit = functions[functions["gamma"].isna()]
-        for _, f in nofit.head(MAX_LISTED).iterrows():
-            missing.append(f"no rate fit for {f['label']}: {f['fit_error'] or 'no ok records'}"
-                           + (f" ({int(f['n_failed'])} failed records)" if f["n_failed"] else ""))
-        if len(nofit) > MAX_LISTED:
-            missing.append(f"… and {len(nofit) - MAX_LISTED} more functions without a rate fit (summary.parquet "
-                           f"lists each with its fit_error)")
-        if len(nets) == 0:
-            missing.append("no ok resnet_train records: no sandwich plot, norm ranking or Pareto frontier")
-        else:
-            nc = int(np.isfinite(net_df["compiled_gates"].to_numpy(float)).sum())
-            if nc == 0:
-                missing.append(f"none of the {len(net_df)} trained nets has a compiled gate count "
-                               f"(compiled_gates is empty): the sandwich plot shows C̄ only")
-            elif nc < len(net_df):
-                missing.append(f"{len(net_df) - nc} of {len(net_df)} trained nets have no compiled gate count")
-            nol = ~net_df["has_ladder"].to_numpy(bool)
-            if nol.any():
-                fns = sorted(set(net_df.loc[nol, "label"].astype(str)))
-                missing.append(f"{int(nol.sum())} of {len(net_df)} trained nets have no C̄ ladder of their function on "
-                               f"the box domain ({', '.join(fns[:5])}{', …' if len(fns) > 5 else ''}): no C̄ at "
-                               f"their error")
-            fine = int((~nol & net_df["cbar_at_error"].isna().to_numpy()).sum())
-            if fine:
-                missing.append(f"{fine} trained nets reach an error finer than every rung of their function's "
-                               f"ladder: no verified C̄ at their error (extend the ladder to smaller ε)")
-        if len(ladders) + len(searches) and ph.empty:
-            missing.append(f"no ladders of {phase[0]} with parameters {phase[1]} and {phase[2]}: no phase diagram")
-        if len(ladders) + len(searches) and convex.empty:
-            missing.append("no mixture ladders: no convexity test (run sweeps/convexity.yaml)")
+    missing = missing_notes(counts, n_records=len(t), n_circuits=len(ladders) + len(searches), functions=functions,
+                            n_nets=len(nets), nets=net_df, phase=phase, phase_table=ph, convexity=convex)
     lap("missing")
     return Summary(functions=functions, points=points, nets=net_df, norm_ranking=ranking, convexity=convex,
                    phase=ph, counts=counts, missing=missing, failed=failed, timings=tm)

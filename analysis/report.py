@@ -6,8 +6,9 @@
     res.missing                # what the sweep could not show, and why ([] when nothing is missing)
 
 build_report never raises on empty, partial or odd input: whatever cannot be computed or drawn is listed in
-`missing` and in the report, next to the plot it affects. jobs/analyze loads the records through cluster/'s
-store, calls build_report, and logs `res.paths` as artifacts of the sweep's MLflow parent run.
+`missing` and in the report, next to the plot it affects. cluster/analyze.py (the path of `htmc analyze`, the
+nightly run and the demo) loads the records through cluster/'s store, calls build_report, and logs `res.paths` as
+artifacts of the sweep's MLflow parent run.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class ReportResult:
     missing: list[str]
     plots: dict[str, P.PlotResult] = field(default_factory=dict)
     seconds: float = 0.0
-    mlflow_run_id: str | None = None       # set by jobs/analyze once cluster/ logged the files
+    mlflow_run_id: str | None = None       # set by cluster/analyze.py once it logged the files
 
     @property
     def report(self) -> Path:
@@ -55,22 +56,29 @@ def _empty_summary(msg: str) -> A.Summary:
                      phase=pd.DataFrame(), counts={"records": 0, "by_kind": {}}, missing=[msg])
 
 
+def summarize_records(records, *, gammas=A.DEFAULT_GAMMAS, phase=A.PHASE_DEFAULT) -> A.Summary:
+    """analysis.aggregate.summarize; when it fails, an empty summary that says why (a report is still written)."""
+    try:
+        return A.summarize(records, gammas=gammas, phase=phase)
+    except Exception as e:  # noqa: BLE001  the report must still say what happened
+        traceback.print_exc()
+        return _empty_summary(f"the summary could not be computed: {type(e).__name__}: {e}")
+
+
 def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=A.DEFAULT_GAMMAS,
                  phase=A.PHASE_DEFAULT, pareto_norm: str | None = None, prices: dict | None = None,
-                 sections=None) -> ReportResult:
+                 sections=(), summary: A.Summary | None = None) -> ReportResult:
     """Summary tables (Parquet + JSON), the five PNG plots and report.html in out_dir. Never raises on the
     records' content: failures of one part are reported as missing and the rest is still written.
 
     prices: {"cpu_hour": $, "gpu_hour": $} for the cost section (a spec's `costs`); sections: extra report
-    sections shown first, [(id, title, html)] or a function of the Summary returning them (the nightly report)."""
+    sections shown first, [(id, title, html)] (the nightly report's regressions); summary: summarize_records of
+    the records when the caller computed it already (the nightly run compares it with the previous night)."""
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        summary = A.summarize(records, gammas=gammas, phase=phase)
-    except Exception as e:  # noqa: BLE001  the report must still say what happened
-        summary = _empty_summary(f"the summary could not be computed: {type(e).__name__}: {e}")
-        traceback.print_exc()
+    if summary is None:
+        summary = summarize_records(records, gammas=gammas, phase=phase)
     missing = list(summary.missing)
     paths: dict[str, Path] = {}
     try:
@@ -97,15 +105,12 @@ def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=A.DEFAUL
             paths[name] = res.path
         else:
             missing.append(f"plot '{name}' not drawn: {res.note}")
-    extra = []
-    parts = (lambda: sections(summary) if callable(sections) else sections or [],
-             lambda: [("costs", "Costs", costs_html(cost_totals(records, **(prices or {}))))])
-    for part in parts:           # apart, so that a failing nightly section does not cost the cost table
-        try:
-            extra += list(part())
-        except Exception as e:  # noqa: BLE001
-            traceback.print_exc()
-            missing.append(f"a report section could not be computed: {type(e).__name__}: {e}")
+    extra = list(sections or [])
+    try:
+        extra.append(("costs", "Costs", costs_html(cost_totals(records, **(prices or {})))))
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        missing.append(f"a report section could not be computed: {type(e).__name__}: {e}")
     report = out / "report.html"
     report.write_text(render_html(title, summary, plots, missing, paths, out, extra), encoding="utf-8")
     paths["report"] = report

@@ -30,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+NOOP_PLUGIN = str(ROOT / "tests" / "noop_kind.py")      # the trivial task kind of the tests, a plugin file
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -148,6 +149,8 @@ def main() -> int:
 
     # --- trivial tasks
     xs = json.dumps(list(range(args.tasks)))
+    from htmc.registry import load_plugin
+    load_plugin(NOOP_PLUGIN)
     trivial = f"  - kind: noop\n    grid: {{x: {xs}}}\n"
     record("trivial", "ours (children: group, chunks of 100)",
            ours(f"bench-trivial-group-{tag}", trivial, work / "a", uri, "group", {"noop": 100}), "tasks/s")

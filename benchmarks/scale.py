@@ -30,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+NOOP_PLUGIN = str(ROOT / "tests" / "noop_kind.py")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -68,6 +69,8 @@ def main() -> int:
     from cluster.service import run_sweep
     from cluster.spec.parse import parse_spec
     from cluster.store.core import StoreConfig, open_store
+    from htmc.registry import load_plugin
+    load_plugin(NOOP_PLUGIN)                  # the trivial task kind of the tests
 
     workdir = Path(tempfile.mkdtemp(prefix="htmc-scale-"))
     spec_path = workdir / "scale.yaml"
@@ -109,7 +112,8 @@ def main() -> int:
     assert (again.already_ok, again.scheduled) == (args.tasks, 0), again
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "jobs.sweep", str(spec_path), "--no-progress"], cwd=str(ROOT),
+    out = subprocess.run([sys.executable, "-m", "jobs.sweep", str(spec_path), "--no-progress", "--plugin",
+                          NOOP_PLUGIN], cwd=str(ROOT),
                          env=env, capture_output=True, text=True, timeout=600)
     resume_cli = time.perf_counter() - t0
     assert out.returncode == 0 and "0 to run" in out.stderr, out.stderr[-2000:]

@@ -31,7 +31,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
-from .service import TERMINAL, build_submission, job_status, run_sweep, wait_for_job
+from .dispatch.submission import TERMINAL, build_submission, open_jobs, submit_job, wait_for_job
+from .service import run_sweep
 from .spec.grid import expand
 from .spec.model import SweepSpec
 from .store.core import StoreConfig, open_store
@@ -139,12 +140,6 @@ def run_night(spec: SweepSpec, *, date: str, now: datetime | None = None, addres
               out: str | Path | None = None, progress: bool = True,
               say: Callable[[str], None] = _say) -> NightResult:
     """Run one night here (inside the night's Ray job, or locally). See the module docstring."""
-    from analysis.costs import cost_totals
-    from analysis.nightly import compare_nights, night_summary, regression_html
-    from analysis.report import build_report
-
-    from .tracking.report import log_report
-
     late = deadline_passed(spec, date, now)
     if late:
         say(late)
@@ -155,75 +150,84 @@ def run_night(spec: SweepSpec, *, date: str, now: datetime | None = None, addres
         msg = f"night {date} of '{spec.name}' already ran (its summary is in the store); nothing to do"
         say(msg)
         return NightResult(spec.name, date, "already_done", msg)
+    tags = {"htmc.nightly": date, "htmc.nightly.id": night_id(spec, date)}
+    main, reps = _run_tasks(spec, store, date, tags, address=address, progress=progress, say=say)
+    res = _report(spec, store, date, main, reps, tags, Path(out) if out else None)
+    say(res.message)
+    for r in res.regressions:
+        say(f"  REGRESSION {r['kind']}: {r['message']}")
+    return res
 
+
+def _run_tasks(spec: SweepSpec, store, date: str, tags: dict, *, address, progress, say) -> tuple:
+    """Tonight's sweeps: the missing and failed keys, then the replicates. (main run's RunSummary, replicate keys)"""
     keys = {t.key for t in expand(spec)}
     reps = replicate_sample(spec, date, [k for k, (_, st) in store.statuses(spec.name).items()
                                          if st == "ok" and k in keys])
-    tags = {"htmc.nightly": date, "htmc.nightly.id": night_id(spec, date)}
     main = run_sweep(spec, retry_failed=True, address=address, progress=progress, say=say, tags=tags)
-    rep_spec = dataclasses.replace(spec, name=replicate_sweep(spec, date), tracking=dataclasses.replace(
-        spec.tracking, experiment=spec.experiment, children="off"))
     if reps:
-        say(f"night {date}: re-running {len(reps)} ok tasks as replicates into '{rep_spec.name}'")
-        run_sweep(rep_spec, keys=reps, address=address, progress=progress, say=say,
+        say(f"night {date}: re-running {len(reps)} ok tasks as replicates into '{replicate_sweep(spec, date)}'")
+        run_sweep(_replicate_spec(spec, date), keys=reps, address=address, progress=progress, say=say,
                   tags={**tags, "htmc.role.nightly": "replicates"})
+    return main, reps
 
+
+def _replicate_spec(spec: SweepSpec, date: str) -> SweepSpec:
+    """The spec of tonight's replicates: its own store partition, the sweep's experiment, no child runs."""
+    return dataclasses.replace(spec, name=replicate_sweep(spec, date), tracking=dataclasses.replace(
+        spec.tracking, experiment=spec.experiment, children="off"))
+
+
+def _report(spec: SweepSpec, store, date: str, main, reps: list, tags: dict, out: Path | None) -> NightResult:
+    """Compare tonight with the previous night, write and log the report, and store the night's summary (last)."""
+    from analysis.costs import cost_totals
+    from analysis.nightly import compare_nights, night_summary, regression_html
+    from analysis.report import summarize_records
+
+    from .analyze import analyze_sweep
     records = store.load(spec.name)
-    rep_records = store.load(rep_spec.name) if reps else None
+    rep_records = store.load(replicate_sweep(spec, date)) if reps else None
     prev_date, prev = previous_night(store, spec.name, date)
     costs = cost_totals(records, **vars(spec.costs))
-    box: dict = {}
-
-    def sections(summary):
-        functions = summary.functions if summary is not None else None
-        box["night"] = night_summary(records, functions, sweep=spec.name, date=date, replicates=rep_records,
-                                     costs=costs, meta={"spec_hash": spec.spec_hash, "execution_id": main.execution_id,
-                                                        "previous": prev_date})
-        box["regressions"] = compare_nights(prev, box["night"], slower_factor=spec.nightly.slower_factor,
-                                            slower_min_s=spec.nightly.slower_min_s)
-        return [("regressions", "Regressions against the previous night",
-                 regression_html(box["regressions"], prev_date, date))]
-
-    out_dir = Path(out) if out else Path("reports") / spec.name / "nightly" / date
-    report = build_report(records, out_dir, title=f"htmc nightly '{spec.name}' {date}", prices=vars(spec.costs),
-                          sections=sections)
-    if "night" not in box:              # the report could not summarize: still compare what the records give
-        sections(None)
-    night, regressions = box["night"], box["regressions"]
+    summary = summarize_records(records)
+    night = night_summary(records, summary.functions, sweep=spec.name, date=date, replicates=rep_records,
+                          costs=costs, meta={"spec_hash": spec.spec_hash, "execution_id": main.execution_id,
+                                             "previous": prev_date})
+    regressions = compare_nights(prev, night, slower_factor=spec.nightly.slower_factor,
+                                 slower_min_s=spec.nightly.slower_min_s)
     night["regressions"] = regressions
-    files = dict(report.paths)
+    out_dir = out or Path("reports") / spec.name / "nightly" / date
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
     for name, obj in (("night", night), ("regressions", regressions)):
         files[name] = out_dir / f"{name}.json"
         files[name].write_text(json.dumps(obj, sort_keys=True, indent=1))
-    run_tags = {**tags, "htmc.regressions": len(regressions), "htmc.nightly.previous": prev_date or "none",
-                **{f"htmc.regression.{i}": r["message"] for i, r in enumerate(regressions[:50])}}
-    rid = log_report(spec, files, metrics={"nightly_regressions": len(regressions),
-                                           "nightly_usd": costs["total"]["usd"] or 0.0},
-                     tags=run_tags, run_id=main.parent_run_id,
-                     new_run=(night_id(spec, date), {"htmc.role": "nightly", **tags}))
+    report = analyze_sweep(
+        spec, out_dir, records=records, summary=summary, title=f"htmc nightly '{spec.name}' {date}",
+        sections=[("regressions", "Regressions against the previous night",
+                   regression_html(regressions, prev_date, date))], files=files,
+        metrics={"nightly_regressions": len(regressions), "nightly_usd": costs["total"]["usd"] or 0.0},
+        tags={**tags, "htmc.regressions": len(regressions), "htmc.nightly.previous": prev_date or "none",
+              **{f"htmc.regression.{i}": r["message"] for i, r in enumerate(regressions[:50])}},
+        run_id=main.parent_run_id, new_run=(night_id(spec, date), {"htmc.role": "nightly", **tags}))
     put_night(store, spec.name, date, night)
-    res = NightResult(spec.name, date, "done", previous=prev_date, regressions=regressions, ran=main.done,
-                      failed=main.failed, replicates=len(reps), report=str(report.report), run_id=rid, costs=costs)
-    res.message = (f"night {date} of '{spec.name}': {main.done} ok and {main.failed} failed of {main.scheduled} "
-                   f"scheduled, {len(reps)} replicates; "
-                   + (f"{len(regressions)} regression(s) against {prev_date}" if prev_date else
-                      "no previous night to compare with") + f". Report: {report.report}")
-    say(res.message)
-    for r in regressions:
-        say(f"  REGRESSION {r['kind']}: {r['message']}")
-    return res
+    return NightResult(spec.name, date, "done", previous=prev_date, regressions=regressions, ran=main.done,
+                       failed=main.failed, replicates=len(reps), report=str(report.report),
+                       run_id=report.mlflow_run_id, costs=costs,
+                       message=f"night {date} of '{spec.name}': {main.done} ok and {main.failed} failed of "
+                               f"{main.scheduled} scheduled, {len(reps)} replicates; "
+                               + (f"{len(regressions)} regression(s) against {prev_date}" if prev_date else
+                                  "no previous night to compare with") + f". Report: {report.report}")
 
 
 # ------------------------------------------------------------------------------------------------ submission
 def submit_night(spec: SweepSpec, spec_path: str, *, address: str, date: str, policy: str | None = None,
                  now: datetime | None = None, working_dir: str = ".", results: str | None = None,
                  tracking_uri: str | None = None, forward_credentials: bool = False, wait: bool = False,
-                 timeout_s: float = 24 * 3600.0, stop_timeout_s: float = 120.0,
+                 timeout_s: float = 24 * 3600.0, stop_timeout_s: float = 120.0, plugins=(),
                  say: Callable[[str], None] = _say) -> dict:
     """Submit the night as the Ray job nightly-<sweep>-<date> under the concurrency policy and starting deadline.
     Returns {"submission_id", "submitted", "status", "reason"}; reason says why nothing was submitted."""
-    from ray.job_submission import JobSubmissionClient
-
     policy = policy or spec.nightly.concurrency
     sid = night_id(spec, date)
     late = deadline_passed(spec, date, now)
@@ -232,20 +236,14 @@ def submit_night(spec: SweepSpec, spec_path: str, *, address: str, date: str, po
         return {"submission_id": sid, "submitted": False, "status": None, "reason": "deadline"}
     entrypoint, runtime_env = build_submission(
         spec, spec_path, working_dir=working_dir, forward_credentials=forward_credentials, results=results,
-        tracking_uri=tracking_uri, module="jobs.nightly", extra_args=("--here", "--date", date))
-    try:
-        client = JobSubmissionClient(address)
-        jobs = {j.submission_id: j for j in client.list_jobs()
-                if j.submission_id and j.submission_id.startswith(f"nightly-{spec.name}-")}
-    except Exception as e:  # noqa: BLE001  unreachable or not a Ray dashboard
-        raise ValueError(f"cannot reach the Ray job server at {address}: {e}") from None
+        tracking_uri=tracking_uri, module="jobs.nightly", extra_args=("--here", "--date", date), plugins=plugins)
+    client, jobs = open_jobs(address, f"nightly-{spec.name}-")
     if sid in jobs:
-        st = job_status(jobs[sid])
-        say(f"night {date} of '{spec.name}' was already submitted as job {sid} ({st}); nothing to do")
-        return {"submission_id": sid, "submitted": False, "status": st, "reason": "exists"}
-    running = sorted(j for j, job in jobs.items() if job_status(job) not in TERMINAL)
+        say(f"night {date} of '{spec.name}' was already submitted as job {sid} ({jobs[sid]}); nothing to do")
+        return {"submission_id": sid, "submitted": False, "status": jobs[sid], "reason": "exists"}
+    running = sorted(j for j, st in jobs.items() if st not in TERMINAL)
     if running and policy == "forbid":
-        say(f"job {running[-1]} of an earlier night is still {job_status(jobs[running[-1]])}; concurrency policy "
+        say(f"job {running[-1]} of an earlier night is still {jobs[running[-1]]}; concurrency policy "
             f"'forbid': not submitting {sid} (use --policy replace to stop it, or allow to run both)")
         return {"submission_id": sid, "submitted": False, "status": None, "reason": "forbid",
                 "running": running}
@@ -255,13 +253,9 @@ def submit_night(spec: SweepSpec, spec_path: str, *, address: str, date: str, po
             client.stop_job(j)
         for j in running:
             wait_for_job(client, j, stop_timeout_s, poll_s=0.5)
-    client.submit_job(entrypoint=entrypoint, submission_id=sid, runtime_env=runtime_env,
-                      metadata={"htmc.sweep": spec.name, "htmc.spec_hash": spec.spec_hash, "htmc.nightly": date})
-    say(f"submitted night {date} of '{spec.name}' as job {sid}: {entrypoint}")
-    out = {"submission_id": sid, "submitted": True, "status": "PENDING", "reason": None,
-           "replaced": running if policy == "replace" else []}
-    if wait:
-        out["status"] = st = wait_for_job(client, sid, timeout_s)
-        out["logs_tail"] = client.get_job_logs(sid)[-4000:]
-        say(f"job {sid}: {st}")
-    return out
+    return {"submission_id": sid, "submitted": True, "reason": None,
+            "replaced": running if policy == "replace" else [], **submit_job(
+                client, sid, entrypoint, runtime_env,
+                {"htmc.sweep": spec.name, "htmc.spec_hash": spec.spec_hash, "htmc.nightly": date},
+                announce=f"submitted night {date} of '{spec.name}' as job {sid}: {entrypoint}", wait=wait,
+                timeout_s=timeout_s, say=say)}

@@ -11,9 +11,9 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
+from .dispatch.submission import TERMINAL, build_submission, open_jobs, submit_job
 from .provenance import git_sha, versions
 from .spec.grid import expand
 from .spec.model import SweepSpec, Task
@@ -70,48 +70,59 @@ def run_sweep(spec: SweepSpec, *, retry_failed: bool = False, address: str | Non
               say: Callable[[str], None] = _say, on_dispatcher=None, keys=None,
               tags: dict | None = None) -> RunSummary:
     """`keys`: run only these of the spec's tasks; `tags`: extra tags of the MLflow parent run."""
+    from .dispatch.raysetup import init_ray, probe_address
     from .tracking.runs import new_execution_id
     from .tracking.tracker import Tracker
     t_start = time.monotonic()
     if address or os.environ.get("RAY_ADDRESS"):
-        from .dispatch.raysetup import probe_address
         probe_address(address or os.environ["RAY_ADDRESS"])   # a dead address fails before the store is touched
     tasks, todo, existing = plan(spec, retry_failed=retry_failed, keys=keys)
     n_ok = sum(1 for t in tasks if existing.get(t.key, (0, None))[1] == "ok")
     n_failed = sum(1 for t in tasks if existing.get(t.key, (0, None))[1] == "failed")
-    execution_id = new_execution_id()
-    summary = RunSummary(spec.name, len(tasks), n_ok, n_failed, len(todo), execution_id=execution_id,
+    summary = RunSummary(spec.name, len(tasks), n_ok, n_failed, len(todo), execution_id=new_execution_id(),
                          keys=[t.key for t in todo])
+    store = open_store(StoreConfig.from_spec(spec.results))
     say(f"sweep '{spec.name}': {len(tasks)} tasks; {n_ok} ok and {n_failed} failed already; "
-        f"{len(todo)} to run{' (retrying failed)' if retry_failed else ''}. Results: "
-        f"{open_store(StoreConfig.from_spec(spec.results)).describe()}")
+        f"{len(todo)} to run{' (retrying failed)' if retry_failed else ''}. Results: {store.describe()}")
     if not todo:
         return summary
-
-    store = open_store(StoreConfig.from_spec(spec.results))
-    if hasattr(store, "cleanup_tmp"):
-        store.cleanup_tmp()
-    sha = git_sha()
-    ver = versions()
-    context = {"sweep": spec.name, "execution_id": execution_id, "spec_hash": spec.spec_hash, "git_sha": sha}
-    from .dispatch.pool import Dispatcher
-    from .dispatch.raysetup import init_ray
+    store.cleanup_tmp()
     local = init_ray(address, num_cpus=num_cpus, num_gpus=num_gpus, dashboard=dashboard)  # before MLflow
     tracker = Tracker(spec)
-    parent = tracker.start(
-        run_name=f"{spec.name}-{execution_id[:15]}",
-        tags={"htmc.execution_id": execution_id, "htmc.git_sha": sha, "mlflow.source.git.commit":
+    summary.parent_run_id = _start_parent(tracker, spec, summary, retry_failed, tags)
+    if summary.parent_run_id:
+        say(f"MLflow: experiment '{spec.experiment}', parent run {summary.parent_run_id} at "
+            f"{redact_uri(spec.tracking.uri)}")
+    _dispatch(spec, todo, tracker, summary, local=local, progress=progress, on_dispatcher=on_dispatcher, say=say)
+    summary.seconds = time.monotonic() - t_start
+    say(f"sweep '{spec.name}': {summary.done} ok, {summary.failed} failed in {summary.seconds:.1f} s"
+        + (f"; {summary.untracked} results not in MLflow (run `htmc sweep sync-mlflow {spec.source}`)"
+           if summary.untracked else ""))
+    return summary
+
+
+def _start_parent(tracker, spec: SweepSpec, summary: RunSummary, retry_failed: bool, tags: dict | None):
+    """The execution's MLflow parent run (its id, or None when MLflow is not usable)."""
+    sha, eid = git_sha(), summary.execution_id
+    return tracker.start(
+        run_name=f"{spec.name}-{eid[:15]}",
+        tags={"htmc.execution_id": eid, "htmc.git_sha": sha, "mlflow.source.git.commit":
               (sha or "").replace("-dirty", "") or None, "htmc.results": redact_uri(spec.results.uri),
               **(tags or {})},
-        params={"spec_hash": spec.spec_hash, "git_sha": sha, "n_tasks": len(tasks), "n_scheduled": len(todo),
-                "n_ok_before": n_ok, "n_failed_before": n_failed, "retry_failed": retry_failed,
+        params={"spec_hash": spec.spec_hash, "git_sha": sha, "n_tasks": summary.total,
+                "n_scheduled": summary.scheduled, "n_ok_before": summary.already_ok,
+                "n_failed_before": summary.already_failed, "retry_failed": retry_failed,
                 "results": redact_uri(spec.results.uri), "children": spec.tracking.children,
                 "kinds": ",".join(spec.kinds()), "max_attempts": spec.dispatch.max_attempts,
-                "execution_id": execution_id, **ver})
-    summary.parent_run_id = parent
-    if parent:
-        say(f"MLflow: experiment '{spec.experiment}', parent run {parent} at {redact_uri(spec.tracking.uri)}")
+                "execution_id": eid, **versions()})
 
+
+def _dispatch(spec: SweepSpec, todo: list[Task], tracker, summary: RunSummary, *, local: bool, progress: bool,
+              on_dispatcher, say: Callable[[str], None]) -> None:
+    """Run the tasks on Ray and close the parent run: FINISHED, KILLED on Ctrl-C/SIGTERM, FAILED otherwise."""
+    from .dispatch.pool import Dispatcher
+    context = {"sweep": spec.name, "execution_id": summary.execution_id, "spec_hash": spec.spec_hash,
+               "git_sha": git_sha()}
     bar, d = None, None
     status = "FAILED"
     try:
@@ -119,12 +130,9 @@ def run_sweep(spec: SweepSpec, *, retry_failed: bool = False, address: str | Non
             from tqdm import tqdm
             bar = tqdm(total=len(todo), desc=spec.name, unit="task", file=sys.stderr, dynamic_ncols=True,
                        mininterval=0.5, smoothing=0.1, disable=None)   # None: only on a terminal
-
-        def on_progress(counts):
-            tracker.log_progress(counts.as_metrics())
-
         d = Dispatcher(spec, StoreConfig.from_spec(spec.results), context, local=local,
-                       on_result=tracker.log_result, on_progress=on_progress, bar=bar)
+                       on_result=tracker.log_result, on_progress=lambda c: tracker.log_progress(c.as_metrics()),
+                       bar=bar)
         if on_dispatcher is not None:
             on_dispatcher(d)
         counts = d.run(todo)
@@ -138,13 +146,8 @@ def run_sweep(spec: SweepSpec, *, retry_failed: bool = False, address: str | Non
             bar.close()
         tracker.finish(status, d.counts.as_metrics() if d is not None else None)
         summary.untracked = tracker.untracked
-        summary.seconds = time.monotonic() - t_start
         if status == "KILLED":
             say(f"sweep '{spec.name}' interrupted: records written so far are complete; run it again to resume.")
-    say(f"sweep '{spec.name}': {summary.done} ok, {summary.failed} failed in {summary.seconds:.1f} s"
-        + (f"; {summary.untracked} results not in MLflow (run `htmc sweep sync-mlflow {spec.source}`)"
-           if summary.untracked else ""))
-    return summary
 
 
 # ---------------------------------------------------------------------------------------------------- status
@@ -229,13 +232,6 @@ def sync_mlflow(spec: SweepSpec, *, children: str | None = None, say: Callable[[
 
 
 # ---------------------------------------------------------------------------------------------------- submit
-FORWARDED_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
-                 "AWS_EC2_METADATA_DISABLED", "MLFLOW_S3_ENDPOINT_URL")
-SECRET_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_TRACKING_TOKEN",
-              "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
-
-
 def submission_base(spec: SweepSpec, tag: str | None = None) -> str:
     base = f"htmc-{spec.name}-{spec.spec_hash}"
     if tag:
@@ -245,73 +241,21 @@ def submission_base(spec: SweepSpec, tag: str | None = None) -> str:
     return base
 
 
-def build_submission(spec: SweepSpec, spec_path: str, *, working_dir: str = ".", retry_failed: bool = False,
-                     forward_credentials: bool = False, results: str | None = None,
-                     tracking_uri: str | None = None, module: str = "jobs.sweep",
-                     extra_args: tuple = ()) -> tuple[str, dict]:
-    """(entrypoint, runtime_env) for `ray job submit` of `python -m <module> SPEC ...` (jobs.sweep, or
-    jobs.nightly). The spec travels inside the working dir when it is there, else as the env var
-    HTMC_SWEEP_SPEC_YAML."""
-    import shlex
-    wd = Path(working_dir).resolve()
-    if not wd.is_dir():
-        raise FileNotFoundError(f"working dir '{working_dir}' does not exist")
-    if not (spec.results.is_s3 or Path(spec.results.uri).is_absolute()):
-        raise ValueError(f"results '{spec.results.uri}' is a relative path: in a Ray job it would land in the "
-                         f"job's temporary copy of the working dir. Give an absolute path or s3://bucket/prefix "
-                         f"(--results)")
-    turi = spec.tracking.uri
-    if turi.startswith("sqlite:///") and not turi.startswith("sqlite:////"):
-        raise ValueError(f"tracking URI '{turi}' is a relative sqlite path: in a Ray job it would land in the "
-                         f"job's temporary working dir. Use sqlite:////absolute/path.db or an MLflow server "
-                         f"(--tracking-uri)")
-    env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
-    if forward_credentials:
-        env.update({k: os.environ[k] for k in SECRET_ENV if os.environ.get(k)})
-    sha = git_sha()
-    if sha:
-        env["HTMC_GIT_SHA"] = sha
-    p = Path(spec_path).resolve()
-    args = ["python", "-m", module]
-    if p.is_relative_to(wd):
-        args.append(str(p.relative_to(wd)))
-    else:
-        env["HTMC_SWEEP_SPEC_YAML"] = spec.text
-        args += ["--spec-from-env", "HTMC_SWEEP_SPEC_YAML"]
-    if results:
-        args += ["--results", results]
-    if tracking_uri:
-        args += ["--tracking-uri", tracking_uri]
-    if retry_failed:
-        args.append("--retry-failed")
-    args += [*extra_args, "--no-progress"]
-    runtime_env = {"working_dir": str(wd), "env_vars": env,
-                   "excludes": [".git", ".venv", "results", "mlruns", "mlartifacts", "*.db", ".pytest_cache",
-                                ".hypothesis", "__pycache__", "*.egg-info"]}
-    return " ".join(shlex.quote(a) for a in args), runtime_env
-
-
 def submit(spec: SweepSpec, spec_path: str, *, address: str, working_dir: str = ".", tag: str | None = None,
            retry_failed: bool = False, forward_credentials: bool = False, wait: bool = False,
            timeout_s: float = 3600.0, results: str | None = None, tracking_uri: str | None = None,
-           say: Callable[[str], None] = _say) -> dict:
+           plugins=(), say: Callable[[str], None] = _say) -> dict:
     """Submit the sweep as a Ray job with a deterministic submission_id: htmc-<name>-<spec hash>[-<tag>], with
     -r2, -r3, ... when an earlier job of that id failed or was stopped. A running or succeeded job of the same
-    id is not submitted again."""
-    from ray.job_submission import JobSubmissionClient
+    id is not submitted again. Returns {"submission_id", "status", "submitted"} (and "logs_tail" after a wait)."""
     entrypoint, runtime_env = build_submission(spec, spec_path, working_dir=working_dir, retry_failed=retry_failed,
                                                forward_credentials=forward_credentials, results=results,
-                                               tracking_uri=tracking_uri)
-    try:
-        client = JobSubmissionClient(address)
-    except Exception as e:  # noqa: BLE001  unreachable or not a Ray dashboard
-        raise ValueError(f"cannot reach the Ray job server at {address}: {e}") from None
+                                               tracking_uri=tracking_uri, plugins=plugins)
     base = submission_base(spec, tag)
-    jobs = {j.submission_id: j for j in client.list_jobs() if j.submission_id and
-            (j.submission_id == base or j.submission_id.startswith(base + "-r"))}
+    client, jobs = open_jobs(address, base)
     sid, n = base, 1
     while sid in jobs:
-        st = job_status(jobs[sid])
+        st = jobs[sid]
         if st not in TERMINAL:
             say(f"job {sid} is already {st}; not submitting it again")
             return {"submission_id": sid, "status": st, "submitted": False}
@@ -320,28 +264,6 @@ def submit(spec: SweepSpec, spec_path: str, *, address: str, working_dir: str = 
             return {"submission_id": sid, "status": st, "submitted": False}
         n += 1
         sid = f"{base}-r{n}"
-    client.submit_job(entrypoint=entrypoint, submission_id=sid, runtime_env=runtime_env,
-                      metadata={"htmc.sweep": spec.name, "htmc.spec_hash": spec.spec_hash})
-    say(f"submitted job {sid}: {entrypoint}")
-    out = {"submission_id": sid, "status": "PENDING", "submitted": True}
-    if wait:
-        out["status"] = st = wait_for_job(client, sid, timeout_s)
-        out["logs_tail"] = client.get_job_logs(sid)[-4000:]
-        say(f"job {sid}: {st}")
-    return out
-
-
-def job_status(job) -> str:
-    """A listed Ray job's status as text (JobDetails.status is an enum, or a string in some Ray versions)."""
-    st = job.status
-    return str(st.value if hasattr(st, "value") else st)
-
-
-def wait_for_job(client, sid: str, timeout_s: float, poll_s: float = 1.0) -> str:
-    """Poll a Ray job until it ends and return its final status; TimeoutError after timeout_s."""
-    t0 = time.monotonic()
-    while (st := str(client.get_job_status(sid).value)) not in TERMINAL:
-        if time.monotonic() - t0 > timeout_s:
-            raise TimeoutError(f"job {sid} still {st} after {timeout_s:g} s")
-        time.sleep(poll_s)
-    return st
+    return {"submission_id": sid, "submitted": True, **submit_job(
+        client, sid, entrypoint, runtime_env, {"htmc.sweep": spec.name, "htmc.spec_hash": spec.spec_hash},
+        announce=f"submitted job {sid}: {entrypoint}", wait=wait, timeout_s=timeout_s, say=say)}

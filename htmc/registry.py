@@ -80,6 +80,9 @@ class Registry(Generic[T]):
         return iter(self._entries[n] for n in self.names())
 
 
+PLUGIN_MODULE_PREFIX = "htmc_plugin_"       # the module name of a loaded plugin file: this prefix + its stem
+
+
 def load_plugin(path: str | Path) -> Any:
     """Import a user's Python file so that it can register entries through the public registries.
 
@@ -90,7 +93,7 @@ def load_plugin(path: str | Path) -> Any:
         raise ValueError(f"plugin '{path}' is a directory; give the path of a Python file (e.g. myfuncs.py)")
     if not p.is_file():
         raise FileNotFoundError(f"plugin file '{path}' does not exist")
-    mod_name = f"htmc_plugin_{p.stem}"
+    mod_name = f"{PLUGIN_MODULE_PREFIX}{p.stem}"
     spec = importlib.util.spec_from_file_location(mod_name, p)
     if spec is None or spec.loader is None:
         raise ValueError(f"plugin '{path}' is not a Python file")

@@ -10,20 +10,12 @@ import sys
 from pathlib import Path
 
 from htmc.hextable import parse_hex
+from jobs.common import emit, target_from_args
 from jobs.errors import USER_ERRORS, user_error
 
 EPILOG_HEX = """truth tables use ABC's hex convention: bit i of the table is f at input index i, where input 0 is the
 least significant bit of i, and the string is written most significant digit first. Examples: XOR of 2
 inputs is 6, majority of 3 is e8, 'at least 2 of 4' is fee8. Give --truth-table once per output."""
-
-
-def _emit(payload: dict, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(payload, sort_keys=True))
-    else:
-        width = max(len(k) for k in payload)
-        for k, v in payload.items():
-            print(f"{k:<{width}}  {v}")
 
 
 def _columns(args) -> list:
@@ -36,7 +28,7 @@ def cmd_circuit_exact(args) -> int:
     result, circuit = boolean_exact(_columns(args), budget_s=args.budget_s)
     if circuit is not None and args.save:
         Path(args.save).write_text(write_blif(circuit))
-    _emit(result.to_json(), args.json)
+    emit(result.to_json(), args.json)
     return 0 if circuit is not None else 1
 
 
@@ -47,32 +39,8 @@ def cmd_circuit_synth(args) -> int:
     result, circuit = boolean_abc(_columns(args), args.script or DEFAULT_SCRIPT, args.deepsyn_s)
     if args.save:
         Path(args.save).write_text(write_blif(circuit))
-    _emit(result.to_json(), args.json)
+    emit(result.to_json(), args.json)
     return 0
-
-
-def parse_params(items: list[str] | None) -> dict:
-    """--param key=value pairs; values are parsed as YAML scalars or lists (2, 0.5, [1, 2], text)."""
-    import yaml
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--param '{item}' must look like key=value, e.g. --param s=0.5")
-        try:
-            out[key.strip()] = yaml.safe_load(value)   # safe: tags such as !!python/object are refused
-        except yaml.YAMLError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"--param '{item}': the value is not a YAML scalar or list ({first})") from None
-    return out
-
-
-def _target(args):
-    from htmc.functions import make_function
-    from htmc.registry import load_plugin
-    for plugin in args.plugin or []:
-        load_plugin(plugin)
-    return make_function(args.function, **parse_params(args.param))
 
 
 def _check_bits(args, target) -> None:
@@ -89,16 +57,13 @@ def _methods(text: str) -> list[str]:
 
 def _point_json(args, target, eps: float, result) -> dict:
     from htmc.tasks import search_record
-    rec = search_record(target, eps, result)
+    rec = search_record(target, eps, result).to_row()
     attempts = json.loads(rec.pop("attempts_json"))
     return {**rec, "params": target.params, "seconds": rec.pop("search_seconds"), "attempts": attempts}
 
 
 def cmd_functions_list(args) -> int:
     from htmc.functions import FUNCTIONS, make_function
-    for plugin in args.plugin or []:
-        from htmc.registry import load_plugin
-        load_plugin(plugin)
     rows = []
     for e in FUNCTIONS:
         t = make_function(e.name)
@@ -116,7 +81,7 @@ def cmd_functions_list(args) -> int:
 def cmd_circuit_search(args) -> int:
     from htmc.blif import write_blif
     from htmc.search import search
-    target = _target(args)
+    target = target_from_args(args)
     _check_bits(args, target)
     result = search(target, args.eps, args.domain or target.domain_default, _methods(args.methods),
                     args.budget_s, args.bits, thorough=not args.quick)
@@ -125,13 +90,13 @@ def cmd_circuit_search(args) -> int:
     payload = _point_json(args, target, args.eps, result)
     if not args.json:
         payload = {k: v for k, v in payload.items() if k != "attempts"}
-    _emit(payload, args.json)
+    emit(payload, args.json)
     return 0 if result.best else 1
 
 
 def cmd_circuit_ladder(args) -> int:
     from htmc.ladder import run_ladder
-    target = _target(args)
+    target = target_from_args(args)
     from htmc.ladder import check_ladder
     _check_bits(args, target)
     check_ladder(target, args.eps0, args.steps, domain=args.domain or target.domain_default, bits=args.bits)
@@ -171,13 +136,6 @@ def cmd_circuit_ladder(args) -> int:
     return 0
 
 
-def cmd_analyze(args) -> int:
-    from jobs.analyze import main as analyze_main
-    argv = [args.spec] + [x for flag, v in (("--results", args.results), ("--out", args.out),
-                                            ("--tracking-uri", args.tracking_uri)) if v for x in (flag, v)]
-    return analyze_main(argv + (["--no-mlflow"] if args.no_mlflow else []))
-
-
 def _add_function_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("function", help="a registered target function (see `htmc functions list`)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="function parameter, repeatable")
@@ -201,11 +159,7 @@ def _add_table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object (a stable contract)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="htmc", description="Measure circuit-size rates and ResNet norms (Jacot, arXiv 2511.20888).")
-    sub = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
-
+def _add_circuit_commands(sub) -> None:
     circuit = sub.add_parser("circuit", help="synthesize and verify binary circuits")
     csub = circuit.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -254,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="OUT.png", help="write the log-log plot of size against 1/eps")
     p.set_defaults(func=cmd_circuit_ladder)
 
+
+def _add_functions_command(sub) -> None:
     fn = sub.add_parser("functions", help="target functions")
     fsub = fn.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = fsub.add_parser("list", help="list registered target functions with versions and expected rates")
@@ -261,22 +217,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_functions_list)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="htmc", description="Measure circuit-size rates and ResNet norms (Jacot, arXiv 2511.20888).")
+    sub = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
+
+    _add_circuit_commands(sub)
+    _add_functions_command(sub)
+    from jobs.analyze_cli import add_analyze_command
+    from jobs.nightly_cli import add_nightly_command
     from jobs.resnet_cli import add_resnet_commands
-    from jobs.nightly import add_nightly_command
     from jobs.sweep_cli import add_sweep_commands
     add_resnet_commands(sub)
     add_sweep_commands(sub)
     add_nightly_command(sub)
-
-    p = sub.add_parser("analyze", help="report of a sweep: fits, phase diagrams, sandwich plots, report.html",
-                       description="Load the sweep's records from its store (local or S3), write the plots, the "
-                                   "summary table and report.html, and log them to the sweep's MLflow parent run.")
-    p.add_argument("spec", help="the sweep spec (YAML)")
-    p.add_argument("--results", help="results location (path or s3://bucket/prefix); default: the spec's")
-    p.add_argument("--out", help="output directory (default reports/<sweep>)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI; default: the spec's")
-    p.add_argument("--no-mlflow", action="store_true", help="do not log the report to MLflow")
-    p.set_defaults(func=cmd_analyze)
+    add_analyze_command(sub)
+    parser.set_defaults(plugin=None)       # for the commands without --plugin (load_plugins reads it)
     return parser
 
 
@@ -334,6 +291,7 @@ def check_args(args) -> None:
     if getattr(args, "methods", None) is not None and not [m for m in args.methods.split(",") if m.strip()]:
         raise ValueError("--methods is empty: give at least one of table, abc, abc_round, arith, exact")
     _out_path(args, "save", "--save")
+    _out_path(args, "save_params", "--save-params")
     _out_path(args, "plot", "--plot")
     wd = getattr(args, "working_dir", None)
     if group == "sweep" and wd is not None and not Path(wd).is_dir():
@@ -353,11 +311,20 @@ def check_args(args) -> None:
         raise FileNotFoundError(f"--results '{results}' does not exist (nothing has run there, or a typo)")
 
 
+def load_plugins(args) -> None:
+    """Import the --plugin files the user named (they register target functions, norms or task kinds; README):
+    the one place where this project loads code by path. Every entry point calls it before its command runs."""
+    from htmc.registry import load_plugin
+    for plugin in args.plugin or []:
+        load_plugin(plugin)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         check_args(args)
+        load_plugins(args)
         return args.func(args)
     except USER_ERRORS as e:
         return user_error(e)

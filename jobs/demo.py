@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--spec", default=DEMO_SPEC, help=f"sweep spec (default {DEMO_SPEC})")
     args = ap.parse_args(argv)
-    from jobs.analyze import analyze
+    from jobs.analyze_cli import analyze
     from jobs.sweep import main as sweep_main
 
     t0 = time.perf_counter()

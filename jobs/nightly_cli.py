@@ -1,4 +1,4 @@
-"""`htmc nightly SPEC [--address http://HEAD:8265] [--date YYYY-MM-DD]` (and `python -m jobs.nightly`).
+"""`htmc nightly SPEC [--address http://HEAD:8265] [--date YYYY-MM-DD]` (and `python -m jobs.nightly`, jobs/nightly.py).
 
 Submits the night's sweep as the Ray job `nightly-<sweep>-<date>` (a second call for the same date is a no-op
 that says so), or with --here runs the night in this process: the missing and failed keys, a sample of old keys
@@ -15,7 +15,9 @@ import json
 import os
 import sys
 
-from jobs.errors import USER_ERRORS, user_error
+from jobs.common import PLUGIN_HELP, sigterm_as_interrupt, spec_from_args
+
+DESCRIPTION = __doc__.split("\n\n")[1]
 
 EPILOG = """examples:
   htmc nightly sweeps/demo.yaml --here                            # tonight, here (local Ray, or $RAY_ADDRESS)
@@ -47,15 +49,15 @@ def add_nightly_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec-from-env", metavar="VAR", help=argparse.SUPPRESS)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--plugin", action="append", metavar="FILE.py", help=PLUGIN_HELP)
 
 
 def cmd_nightly(args) -> int:
     from cluster.nightly import parse_date, run_night, submit_night
-    from jobs.sweep_cli import _load, _sigterm_as_interrupt
     date = parse_date(args.date)
-    spec = _load(args)
+    spec = spec_from_args(args)
     if args.here:
-        _sigterm_as_interrupt()
+        sigterm_as_interrupt()
         try:
             res = run_night(spec, date=date, address=args.address, out=args.out, progress=not args.no_progress)
         except KeyboardInterrupt:
@@ -72,7 +74,7 @@ def cmd_nightly(args) -> int:
         out = submit_night(spec, args.spec or f"${args.spec_from_env}", address=address, date=date,
                            policy=args.policy, working_dir=args.working_dir, results=args.results,
                            tracking_uri=args.tracking_uri, forward_credentials=args.forward_credentials,
-                           wait=args.wait, timeout_s=args.timeout_s)
+                           wait=args.wait, timeout_s=args.timeout_s, plugins=args.plugin)
     except TimeoutError as e:
         print(f"htmc: {e}", file=sys.stderr)
         return 1
@@ -87,23 +89,8 @@ def cmd_nightly(args) -> int:
 
 def add_nightly_command(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("nightly", help="the night's sweep as a Ray job: missing keys, replicates, analysis, "
-                                              "regression report", description=__doc__.split("\n\n")[1],
+                                              "regression report", description=DESCRIPTION,
                               epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_nightly_args(p)
     p.set_defaults(func=cmd_nightly)
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.nightly", description=__doc__.split("\n\n")[1],
-                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_nightly_args(parser)
-    args = parser.parse_args(argv)
-    try:
-        return cmd_nightly(args)
-    except USER_ERRORS as e:
-        return user_error(e)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,10 +5,11 @@ errors (jobs/cli.py prints `htmc: error: ...` and exits 2).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
+
+from jobs.common import emit, target_from_args
 
 MAX_COMPILE_INPUTS = 20   # exhaustive verification of 2^(d k) codes; the default k keeps d k <= 16
 
@@ -37,9 +38,8 @@ def cmd_resnet_train(args) -> int:
     import torch
 
     from htmc.train import TrainConfig, train_one
-    from jobs.cli import _emit, _target  # here, not at the top: jobs/cli.py imports this module
     _check_args(args)
-    target = _target(args)
+    target = target_from_args(args)
     config = TrainConfig(width=args.width, depth=args.depth, rank=args.rank, lam=args.lam, reg=args.reg,
                          steps=args.steps, lr=args.lr, seed=args.seed, n_train=args.n_train, d=target.d,
                          device=args.device, dtype=args.dtype)
@@ -54,11 +54,13 @@ def cmd_resnet_train(args) -> int:
                "status": result.status, "error": result.error or None, "sup_error": result.sup_error,
                "rms_error": result.rms_error, "train_mse": result.train_mse, "norms": result.norms,
                "norm_versions": result.norm_versions, "nnz": result.nnz, "n_params": result.n_params,
-               "params": ({name: v.tolist() for name, v in result.params.items()} if result.params else None),
                "steps": result.steps, "seconds": result.seconds, "device": result.device,
                "width": args.width, "depth": args.depth, "rank": args.rank, "lam": args.lam, "reg": args.reg,
                "lr": args.lr, "seed": args.seed}
     code = 0 if result.status == "ok" else 1
+    if args.save_params and result.params:
+        Path(args.save_params).write_text(json.dumps({name: v.tolist() for name, v in result.params.items()},
+                                                     sort_keys=True))
     if args.compile_eps is not None:
         payload.update(_compile(args, target, result))
         if payload["compiled_gates"] is None:
@@ -66,7 +68,7 @@ def cmd_resnet_train(args) -> int:
     if args.json:
         print(json.dumps(payload, sort_keys=True))
     else:
-        _emit({k: v for k, v in payload.items() if k not in ("params", "norm_versions", "compiled_tried")}, False)
+        emit({k: v for k, v in payload.items() if k not in ("norm_versions", "compiled_tried")}, False)
     return code
 
 
@@ -99,11 +101,14 @@ def add_resnet_commands(subparsers) -> None:
         "train", help="train one ResNet on a target function, record its norms, optionally compile it",
         description="Train h_{l+1} = h_l + A_l relu(B_l h_l + c_l) (DESIGN §2.4) by Adam on the MSE plus a "
                     "proximal lam*R step, R in {l1, block_path}. Reports the sup and RMS error on the "
-                    "verification grid, every registered norm, the nonzeros and the parameters. With "
-                    "--compile-eps, also the fewest-gate verified circuit of the quantized net (htmc.compile). "
-                    "JSON keys: sup_error, rms_error, norms, nnz, params (the trained weights), steps, seconds, "
-                    "device; with --compile-eps also compiled_gates, compiled_bits {w_bits, a_bits, k}, "
-                    "compiled_max_error (null gates: compiled_reason says why).")
+                    "verification grid, every registered norm and the nonzeros; --save-params writes the trained "
+                    "weights. With --compile-eps, also the fewest-gate verified circuit of the quantized net "
+                    "(htmc.compile). JSON keys: function, function_version, function_params, status, error, "
+                    "sup_error, rms_error, train_mse, norms, norm_versions, nnz, n_params, steps, seconds, device "
+                    "and the arguments width, depth, rank, lam, reg, lr, seed; with --compile-eps also "
+                    "compiled_gates, compiled_aig_nodes, compiled_bits {w_bits, a_bits, k}, compiled_max_error, "
+                    "compiled_float_error, compiled_eps, compiled_seconds, compiled_tried and compiled_reason "
+                    "(why compiled_gates is null).")
     p.add_argument("function", help="a registered target function (see `htmc functions list`)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="function parameter, repeatable")
     p.add_argument("--plugin", action="append", metavar="FILE.py",
@@ -127,5 +132,8 @@ def add_resnet_commands(subparsers) -> None:
                         "float net uses at most 3/4 of eps)")
     p.add_argument("--compile-budget-s", type=float, default=60, help="time budget of the bit search (default 60)")
     p.add_argument("--save", metavar="OUT.blif", help="write the compiled circuit as BLIF")
+    p.add_argument("--save-params", metavar="FILE.json",
+                   help="write the trained weights as one JSON object: name -> nested lists (W_in, b_in, A, B, c, "
+                        "W_out, b_out; A and B stacked over the blocks)")
     p.add_argument("--json", action="store_true", help="print one JSON object (a stable contract)")
     p.set_defaults(func=cmd_resnet_train)

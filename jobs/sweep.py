@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jobs.cli import load_plugins
 from jobs.errors import USER_ERRORS, user_error
 from jobs.sweep_cli import add_run_args, cmd_run
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
                              "when the spec file lies outside the uploaded working dir)")
     args = parser.parse_args(argv)
     try:
+        load_plugins(args)
         return cmd_run(args)
     except USER_ERRORS as e:
         return user_error(e)

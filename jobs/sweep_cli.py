@@ -9,32 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 
-
-def _load(args):
-    from cluster.spec.parse import load_spec, parse_spec
-    overrides = {"results": getattr(args, "results", None), "tracking_uri": getattr(args, "tracking_uri", None)}
-    env_var = getattr(args, "spec_from_env", None)
-    if env_var:
-        text = os.environ.get(env_var)
-        if not text:
-            raise ValueError(f"--spec-from-env {env_var}: the environment variable is not set")
-        return parse_spec(text, f"${env_var}", **overrides)
-    if not args.spec:
-        raise ValueError("give a sweep spec file (e.g. sweeps/demo.yaml)")
-    return load_spec(args.spec, **overrides)
-
-
-def _sigterm_as_interrupt() -> None:
-    """`ray job stop` and schedulers send SIGTERM: stop as cleanly as on Ctrl-C."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        pass
+from jobs.common import PLUGIN_HELP, sigterm_as_interrupt, spec_from_args
 
 
 def add_run_args(p: argparse.ArgumentParser, *, spec_optional: bool = False) -> None:
@@ -50,12 +27,13 @@ def add_run_args(p: argparse.ArgumentParser, *, spec_optional: bool = False) -> 
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--strict", action="store_true", help="exit 1 when any task of this execution failed")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--plugin", action="append", metavar="FILE.py", help=PLUGIN_HELP)
 
 
 def cmd_run(args) -> int:
     from cluster.service import run_sweep
-    spec = _load(args)
-    _sigterm_as_interrupt()
+    spec = spec_from_args(args)
+    sigterm_as_interrupt()
     try:
         summary = run_sweep(spec, retry_failed=args.retry_failed, address=args.address,
                             progress=not args.no_progress, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
@@ -72,7 +50,7 @@ def cmd_run(args) -> int:
 
 def cmd_submit(args) -> int:
     from cluster.service import submit
-    spec = _load(args)
+    spec = spec_from_args(args)
     address = args.address or os.environ.get("RAY_API_SERVER_ADDRESS") or os.environ.get("RAY_ADDRESS")
     if not address or not address.startswith(("http://", "https://")):
         raise ValueError("give the Ray dashboard address: --address http://HEAD:8265 (through `ray dashboard "
@@ -80,7 +58,8 @@ def cmd_submit(args) -> int:
     try:
         out = submit(spec, args.spec, address=address, working_dir=args.working_dir, tag=args.tag,
                      retry_failed=args.retry_failed, forward_credentials=args.forward_credentials, wait=args.wait,
-                     timeout_s=args.timeout_s, results=args.results, tracking_uri=args.tracking_uri)
+                     timeout_s=args.timeout_s, results=args.results, tracking_uri=args.tracking_uri,
+                     plugins=args.plugin)
     except TimeoutError as e:
         print(f"htmc: {e} (the job keeps running; `ray job status` / `ray job stop`)", file=sys.stderr)
         return 1
@@ -95,7 +74,7 @@ def cmd_submit(args) -> int:
 
 def cmd_status(args) -> int:
     from cluster.service import sweep_status
-    out = sweep_status(_load(args))
+    out = sweep_status(spec_from_args(args))
     if args.json:
         print(json.dumps(out, sort_keys=True))
         return 0
@@ -114,7 +93,7 @@ def cmd_status(args) -> int:
 
 def cmd_sync(args) -> int:
     from cluster.service import sync_mlflow
-    out = sync_mlflow(_load(args), children=args.children)
+    out = sync_mlflow(spec_from_args(args), children=args.children)
     if args.json:
         print(json.dumps(out, sort_keys=True))
     return 0
@@ -153,12 +132,14 @@ def add_sweep_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="wait for the job to finish; exit 1 unless it succeeded")
     p.add_argument("--timeout-s", type=float, default=24 * 3600, help="with --wait: give up after this long")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--plugin", action="append", metavar="FILE.py", help=PLUGIN_HELP)
     p.set_defaults(func=cmd_submit)
 
     p = ssub.add_parser("status", help="counts per kind and status (ok, failed, missing) from the store")
     p.add_argument("spec", help="sweep spec YAML")
     p.add_argument("--results", metavar="URI", help="override results.uri")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--plugin", action="append", metavar="FILE.py", help=PLUGIN_HELP)
     p.set_defaults(func=cmd_status)
 
     p = ssub.add_parser("sync-mlflow", help="create the MLflow runs missing for records in the store",
@@ -169,5 +150,6 @@ def add_sweep_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", metavar="URI", help="override tracking.uri")
     p.add_argument("--children", choices=["task"], help="backfill per-task runs even if the spec says group/off")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--plugin", action="append", metavar="FILE.py", help=PLUGIN_HELP)
     p.set_defaults(func=cmd_sync)
     return sweep

@@ -30,6 +30,9 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 REPO = Path(__file__).resolve().parent.parent
+# The test-only task kind `noop` is a plugin file: loaded here for every test (noop_kind below), and named with
+# `--plugin NOOP_PLUGIN` where a test runs an entry point in another process (a subprocess driver, a Ray job).
+NOOP_PLUGIN = str(REPO / "tests" / "noop_kind.py")
 TEST_AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
 
@@ -48,6 +51,13 @@ def kill_group(proc: subprocess.Popen, sig=signal.SIGKILL) -> None:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def noop_kind():
+    """Register the `noop` task kind (tests/noop_kind.py) in this process, as `--plugin` would."""
+    from htmc.registry import load_plugin
+    load_plugin(NOOP_PLUGIN)
 
 
 @pytest.fixture(scope="session")

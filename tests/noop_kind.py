@@ -1,7 +1,8 @@
-"""`noop`: a trivial task kind for tests and benchmarks of the sweep service. Not science.
-
-It lives in cluster/ (not htmc/tasks.py) because only the dispatcher's tests and benchmarks need it; importing
-cluster.spec registers it. Parameters:
+"""`noop`: a trivial task kind for the sweep service's tests and benchmarks. Not science, and no production module
+imports it: it is a plugin file (htmc.registry.load_plugin), which tests/conftest.py loads for every test and which
+the tests name with `--plugin tests/noop_kind.py` where they run an entry point in another process (a subprocess
+driver, a Ray job), as a user names a plugin of their own. benchmarks/scale.py and benchmarks/dispatch.py load it
+too. Parameters:
   x        any number; the record's value is 2·x
   sleep_s  seconds to sleep before returning (simulates work)
   fail     raise RuntimeError instead of returning (tests the `failed` rows)
@@ -12,12 +13,22 @@ cluster.spec registers it. Parameters:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from htmc.records import Record, metric
 from htmc.tasks import TASK_KINDS, TaskKind
 
 NOOP_VERSION = "1"
 NOOP_DEFAULTS = {"x": 0.0, "sleep_s": 0.0, "fail": False, "touch": None, "fail_if_missing": None}
+
+
+@dataclass(kw_only=True)
+class NoopRecord(Record, kind="noop"):
+    """The noop kind's columns."""
+    x: float
+    value: float | None = metric()
+    slept_s: float | None = metric()
 
 
 def _validate(params: dict) -> dict:
@@ -51,8 +62,8 @@ def _run(p: dict) -> dict:
         raise RuntimeError(f"noop task asked to fail (x={p['x']})")
     if p["fail_if_missing"] and not Path(p["fail_if_missing"]).exists():
         raise FileNotFoundError(f"noop task needs {p['fail_if_missing']}")
-    return {"x": p["x"], "value": 2.0 * p["x"], "slept_s": time.perf_counter() - t0}
+    return NoopRecord(x=p["x"], value=2.0 * p["x"], slept_s=time.perf_counter() - t0)
 
 
-if "noop" not in TASK_KINDS:
+if "noop" not in TASK_KINDS:       # loaded once per process, however often it is named
     TASK_KINDS.register("noop", NOOP_VERSION, TaskKind("noop", NOOP_VERSION, NOOP_DEFAULTS, _validate, _run))

@@ -462,7 +462,7 @@ def _spec(tmp_path: Path, results: Path, tracking: str) -> Path:
 
 def test_jobs_analyze_from_a_store(table, tmp_path):
     from cluster.store.core import StoreConfig, open_store
-    from jobs.analyze import analyze
+    from jobs.analyze_cli import analyze
     store = open_store(StoreConfig(str(tmp_path / "results")))
     part = table.filter(pc.equal(table["group"], "convexity"))
     for rec in part.to_pylist():
@@ -477,7 +477,7 @@ def test_jobs_analyze_logs_artifacts_to_mlflow(table, tmp_path, mlflow_db):
     from mlflow import MlflowClient
 
     from cluster.store.core import StoreConfig, open_store
-    from jobs.analyze import analyze
+    from jobs.analyze_cli import analyze
     store = open_store(StoreConfig(str(tmp_path / "results")))
     for rec in table.filter(pc.equal(table["group"], "convexity")).to_pylist():
         store.write_record("fixture", rec["kind"], rec)

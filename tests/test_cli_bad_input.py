@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import NOOP_PLUGIN, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,8 @@ def assert_clear_error(p: subprocess.CompletedProcess, needles: list[str]) -> No
 
 
 # (argv, needles). {tmp}: the case's directory; {missing}: a path in it that does not exist; {spec}: a valid noop
-# spec whose results and MLflow database would go into {tmp}.
+# spec whose results and MLflow database would go into {tmp}; {noop}: the noop kind's plugin file, named where a
+# case gets as far as reading the spec's groups.
 CASES = [
     # --- top level and command names
     (["circut", "exact"], ["invalid choice 'circut'", "did you mean 'circuit'", "valid choices:"]),
@@ -145,7 +146,7 @@ CASES = [
     (["sweep", "run", "{spec}", "--tracking-uri", "sqlte:///x.db"], ["'sqlte://'", "did you mean 'sqlite'"]),
     (["sweep", "run", "{spec}", "--address", "127.0.0.1:{port}"], ["cannot connect to Ray", "127.0.0.1:{port}"]),
     # --- sweep submit | status | sync-mlflow
-    (["sweep", "submit", "{spec}"], ["--address http://"]),
+    (["sweep", "submit", "{spec}", "--plugin", "{noop}"], ["--address http://"]),
     (["sweep", "submit", "{missing}.yaml", "--address", "http://127.0.0.1:{port}"], ["does not exist"]),
     (["sweep", "submit", "{spec}", "--address", "http://127.0.0.1:{port}", "--working-dir", "{missing}"],
      ["--working-dir", "{missing}"]),
@@ -158,12 +159,12 @@ CASES = [
     # --- analyze
     (["analyze", "{missing}.yaml"], ["does not exist"]),
     (["analyze", "{spec}", "--results", "{missing}"], ["'{missing}' does not exist"]),
-    (["analyze", "{spec}", "--no-mlflow"], ["results location", "does not exist"]),
+    (["analyze", "{spec}", "--no-mlflow", "--plugin", "{noop}"], ["results location", "does not exist"]),
 ]
 
 
 def _fill(s: str, tmp: Path, spec: Path, port: int) -> str:
-    return s.format(tmp=tmp, missing=tmp / "missing", spec=spec, port=port)
+    return s.format(tmp=tmp, missing=tmp / "missing", spec=spec, port=port, noop=NOOP_PLUGIN)
 
 
 @pytest.mark.parametrize("argv,needles", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
@@ -195,7 +196,7 @@ BAD_SPECS = [
 def test_bad_spec_from_the_command_line(edit, needles, tmp_path):
     spec = write_spec(tmp_path, **edit)
     before = snapshot(tmp_path)
-    p = run_htmc(["sweep", "run", str(spec), "--no-progress"], tmp_path)
+    p = run_htmc(["sweep", "run", str(spec), "--no-progress", "--plugin", NOOP_PLUGIN], tmp_path)
     assert_clear_error(p, [str(spec)] + needles)
     assert snapshot(tmp_path) == before, snapshot(tmp_path) - before
 
@@ -228,7 +229,8 @@ def test_ray_job_entry_point_with_a_dead_address_writes_nothing(tmp_path):
     before = snapshot(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    p = subprocess.run([sys.executable, "-m", "jobs.sweep", str(spec), "--address", f"127.0.0.1:{port}"],
+    p = subprocess.run([sys.executable, "-m", "jobs.sweep", str(spec), "--address", f"127.0.0.1:{port}",
+                        "--plugin", NOOP_PLUGIN],
                        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120)
     assert_clear_error(p, ["cannot connect to Ray", f"127.0.0.1:{port}"])
     assert snapshot(tmp_path) == before, snapshot(tmp_path) - before

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from cluster.spec.grid import expand, group_param_sets
-from cluster.spec.keys import canonical_json, task_key
+from htmc.records import canonical_json, task_key
 from cluster.spec.model import SpecError
 from cluster.spec.parse import load_spec, parse_spec
 from cluster.spec.redact import redact, redact_uri
@@ -194,7 +194,8 @@ def test_shipped_specs_validate(monkeypatch):
 def test_submission_entrypoint_and_runtime_env(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from cluster.service import build_submission, submission_base
+    from cluster.dispatch.submission import build_submission
+    from cluster.service import submission_base
     root = Path(__file__).resolve().parent.parent
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-forwarded")
     monkeypatch.setenv("AWS_REGION", "eu-west-1")

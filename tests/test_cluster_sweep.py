@@ -23,6 +23,7 @@ from cluster.service import run_sweep, submission_base, sweep_status, sync_mlflo
 from cluster.spec.grid import expand
 from cluster.spec.parse import load_spec
 from cluster.store.core import StoreConfig, open_store
+from conftest import NOOP_PLUGIN
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -333,8 +334,8 @@ def test_bad_input_errors_before_anything_starts(ray_connected, mlflow_db, tmp_p
 def _driver(spec: Path, env_extra: dict, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(env_extra)
-    return subprocess.Popen([sys.executable, "-m", "jobs.sweep", str(spec), "--no-progress"], cwd=str(REPO),
-                            env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen([sys.executable, "-m", "jobs.sweep", str(spec), "--no-progress", "--plugin", NOOP_PLUGIN],
+                            cwd=str(REPO), env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _wait_records(d: Path, n: int, proc: subprocess.Popen, timeout=180):
@@ -429,7 +430,7 @@ def test_submit_to_a_ray_head_runs_to_success(ray_connected, mlflow_db, tmp_path
     parser = argparse.ArgumentParser(prog="htmc")
     add_sweep_commands(parser.add_subparsers(dest="group"))
     argv = ["sweep", "submit", str(path), "--address", ray_connected["dashboard"], "--working-dir", str(REPO),
-            "--wait", "--timeout-s", "240", "--json"]
+            "--plugin", NOOP_PLUGIN, "--wait", "--timeout-s", "240", "--json"]
     args = parser.parse_args(argv)
     rc = args.func(args)
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -23,6 +23,7 @@ from cluster.nightly import deadline_passed, get_night, night_dates, put_night, 
 from cluster.spec.model import SpecError
 from cluster.spec.parse import load_spec, parse_spec
 from cluster.store.core import StoreConfig, open_store
+from conftest import NOOP_PLUGIN
 
 REPO = Path(__file__).resolve().parent.parent
 FIX = REPO / "tests" / "fixtures"
@@ -227,7 +228,7 @@ def test_submission_is_idempotent_and_the_concurrency_policy_applies(ray_connect
     addr = ray_connected["dashboard"]
     client = JobSubmissionClient(addr)
     said: list[str] = []
-    kw = dict(address=addr, working_dir=str(REPO), say=said.append)
+    kw = dict(address=addr, working_dir=str(REPO), say=said.append, plugins=[NOOP_PLUGIN])
     first = submit_night(spec, str(path), date="2026-11-25", **kw)
     try:
         assert first == {"submission_id": "nightly-nightly-policy-2026-11-25", "submitted": True,
@@ -271,7 +272,7 @@ def test_a_submitted_night_runs_to_success_in_its_ray_job(ray_connected, mlflow_
         """)
     spec = load_spec(path)
     out = submit_night(spec, str(path), address=ray_connected["dashboard"], date="2026-11-27",
-                       working_dir=str(REPO), wait=True, timeout_s=300, say=lambda m: None)
+                       working_dir=str(REPO), wait=True, timeout_s=300, say=lambda m: None, plugins=[NOOP_PLUGIN])
     assert out["status"] == "SUCCEEDED", out.get("logs_tail")
     assert "night 2026-11-27 of 'nightly-job': 3 ok and 0 failed" in out["logs_tail"]
     store = open_store(StoreConfig.from_spec(spec.results))

@@ -105,7 +105,9 @@ import ray
 from ray.cluster_utils import Cluster
 from cluster.service import run_sweep
 from cluster.spec.parse import load_spec
+from htmc.registry import load_plugin
 
+load_plugin(os.path.join(sys.argv[3], "tests", "noop_kind.py"))      # the test-only task kind
 spec, out, results = load_spec(sys.argv[1]), sys.argv[2], sys.argv[4]
 # The head has 1 CPU, the worker node 2: of the 3 noop actors (1 CPU each) at least 2 run on the worker node.
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1",

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import free_port, kill_group
+from conftest import NOOP_PLUGIN, free_port, kill_group
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
@@ -230,9 +230,9 @@ def test_no_secret_reaches_any_output(s3_endpoint, s3_bucket, mlflow_db, tmp_pat
                          AWS_DEFAULT_REGION="us-east-1", MLFLOW_TRACKING_USERNAME="htmc", **MARKERS)
         outputs = []
 
-        def htmc(*args, rc=0):
-            p = subprocess.run([sys.executable, "-m", "jobs.cli", *args], cwd=str(tmp_path), env=env,
-                               capture_output=True, text=True, timeout=300)
+        def htmc(*args, rc=0):    # every command here takes the spec, and so the plugin of its noop kind
+            p = subprocess.run([sys.executable, "-m", "jobs.cli", *args, "--plugin", NOOP_PLUGIN], cwd=str(tmp_path),
+                               env=env, capture_output=True, text=True, timeout=300)
             outputs.append((f"htmc {' '.join(args)}: stdout", p.stdout.encode()))
             outputs.append((f"htmc {' '.join(args)}: stderr", p.stderr.encode()))
             assert p.returncode == rc, (args, p.stdout[-2000:], p.stderr[-3000:])

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cluster.spec.grid import expand
-from cluster.spec.keys import canonical_json
+from htmc.records import canonical_json
 from cluster.spec.model import SpecError
 from cluster.spec.parse import parse_spec
 
@@ -230,10 +230,13 @@ def test_random_documents_give_a_plan_or_a_spec_error(data):
 
 
 def test_fuzz_reached_both_outcomes():
-    """The mutations are not all trivially rejected (or all accepted): both outcomes occur in the tree fuzz.
-    (Runs after the property tests in file order; skipped when run alone.)"""
-    if "tree" not in OUTCOMES:
-        pytest.skip("run with the property tests above")
+    """The mutations are not all trivially rejected (or all accepted): both outcomes occur in the tree fuzz. A fuzz
+    that has not run yet in this session (this test run alone, or in another order) runs here first."""
+    for fuzz, test in (("tree", test_mutated_spec_trees_give_a_plan_or_a_spec_error),
+                       ("text", test_mutated_spec_text_gives_a_plan_or_a_spec_error),
+                       ("scratch", test_random_documents_give_a_plan_or_a_spec_error)):
+        if fuzz not in OUTCOMES:
+            test()
     print(f"\nfuzz outcomes ({FUZZ_CASES} cases): {OUTCOMES}")
     assert OUTCOMES["tree"].get("ok", 0) >= 20 and OUTCOMES["tree"].get("error", 0) >= 100, OUTCOMES
     assert not Path("/tmp/htmc-fuzz-pwned").exists()      # no YAML tag ever ran code

@@ -1,8 +1,6 @@
 """The dispatcher: a pool of Ray actors per task kind, bounded in-flight work, retries when a worker dies.
 
-- Units. Tasks are cut into units, one actor call each: a batched kind (resnet_train) groups tasks by its
-  batch key and cuts each group into `dispatch.batch_size[kind]` tasks that train as one batched computation;
-  other kinds send `batch_size` tasks (default 1) that run one after another in the actor.
+- Units. Tasks are cut into units, one actor call each (units.py).
 - Actors. One actor type (cluster.dispatch.worker.TaskRunner) created per kind with the spec's `num_cpus` / `num_gpus`
   (fractions allowed). As many actors as the cluster fits now, or `dispatch.max_actors[kind]` (pending actors
   are what makes an autoscaler add nodes). When a kind runs out of work its actors are released, so the
@@ -23,7 +21,6 @@
 from __future__ import annotations
 
 import collections
-import json
 import math
 import sys
 import time
@@ -35,6 +32,7 @@ from cluster.spec.model import SweepSpec, Task
 from cluster.store.core import StoreConfig, open_store
 from cluster.store.layout import StoreUnavailable
 
+from .units import Counts, Unit, make_units
 from .worker import TaskRunner
 
 ACTOR_MAX_RESTARTS = 3
@@ -45,53 +43,6 @@ WAIT_S = 0.5
 
 class DispatchError(ValueError):
     """The sweep cannot make progress (no actor of a kind could start, workers keep dying on startup)."""
-
-
-@dataclass
-class Counts:
-    total: int = 0
-    done: int = 0
-    failed: int = 0
-    running: int = 0
-    retried: int = 0
-    unrecorded: int = 0          # counted failed, but the store could not take even a failed record
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def pending(self) -> int:
-        return max(0, self.total - self.done - self.failed - self.running)
-
-    @property
-    def finished(self) -> int:
-        return self.done + self.failed
-
-    def eta_s(self) -> float | None:
-        el = time.monotonic() - self.started
-        if self.finished == 0:
-            return None
-        return el / self.finished * (self.total - self.finished)
-
-    def as_metrics(self) -> dict:
-        m = {"done": self.done, "failed": self.failed, "running": self.running, "pending": self.pending,
-             "total": self.total, "retried": self.retried, "unrecorded": self.unrecorded,
-             "elapsed_s": time.monotonic() - self.started}
-        eta = self.eta_s()
-        if eta is not None:
-            m["eta_s"] = eta
-        if m["elapsed_s"] > 0:
-            m["tasks_per_s"] = self.finished / m["elapsed_s"]
-        return m
-
-
-@dataclass
-class Unit:
-    kind: str
-    tasks: list                  # list[Task]
-    attempt: int = 1
-
-    def payload(self) -> list[dict]:
-        return [{"key": t.key, "params": t.params, "params_json": t.params_json, "group": t.group,
-                 "kind_version": t.kind_version, "attempt": self.attempt} for t in self.tasks]
 
 
 @dataclass
@@ -106,26 +57,6 @@ class Slot:
     created_at: float = 0.0
     replacements: int = 0
     recovering: bool = False
-
-
-def make_units(tasks: list[Task], spec: SweepSpec) -> dict[str, collections.deque]:
-    from htmc.tasks import TASK_KINDS
-    by_kind: dict[str, list[Task]] = collections.defaultdict(list)
-    for t in tasks:
-        by_kind[t.kind].append(t)
-    units: dict[str, collections.deque] = {}
-    for kind, ts in by_kind.items():
-        size = spec.dispatch.batch_for(kind)
-        k = TASK_KINDS.get(kind)
-        if k.batch_key is not None and size > 1:
-            groups: dict = collections.defaultdict(list)
-            for t in ts:
-                groups[json.dumps(k.batch_key(t.params), default=str)].append(t)
-            chunks = [g[i:i + size] for g in groups.values() for i in range(0, len(g), size)]
-        else:
-            chunks = [ts[i:i + size] for i in range(0, len(ts), size)]
-        units[kind] = collections.deque(Unit(kind, c) for c in chunks)
-    return units
 
 
 class Dispatcher:
@@ -155,6 +86,23 @@ class Dispatcher:
         import ray
         return ray.remote(TaskRunner)
 
+    @staticmethod
+    def _kind(name: str) -> tuple:
+        """(kind, its record type or None) to hand to the workers. The code of a plugin file
+        (htmc.registry.load_plugin) travels by value: the workers cannot import it, since it is no module of the
+        project."""
+        import ray.cloudpickle
+        from htmc.records import RECORDS
+        from htmc.registry import PLUGIN_MODULE_PREFIX
+        from htmc.tasks import TASK_KINDS
+        kind = TASK_KINDS.get(name)
+        record = RECORDS.get(name) if name in RECORDS else None
+        for obj in (kind.validate, kind.run, kind.batch_key, kind.run_batch, record):
+            module = getattr(obj, "__module__", None) or ""
+            if module.startswith(PLUGIN_MODULE_PREFIX) and module in sys.modules:
+                ray.cloudpickle.register_pickle_by_value(sys.modules[module])
+        return kind, record
+
     def _n_actors(self, kind: str, n_units: int) -> int:
         import ray
         r = self.spec.resources_for(kind)
@@ -181,7 +129,7 @@ class Dispatcher:
         self._created += 1
         slot.actor = self._actor_class().options(
             name=slot.name, num_cpus=r.num_cpus, num_gpus=r.num_gpus, max_restarts=ACTOR_MAX_RESTARTS,
-            max_task_retries=0).remote(slot.kind, self.store_cfg, ctx)
+            max_task_retries=0).remote(*self._kind(slot.kind), self.store_cfg, ctx)
         slot.ping = slot.actor.ping.remote()
         self._pings[slot.ping] = slot
         slot.started, slot.recovering, slot.created_at = False, False, time.monotonic()
@@ -200,7 +148,6 @@ class Dispatcher:
 
     # ------------------------------------------------------------------------------------------------ main loop
     def run(self, tasks: list[Task]) -> Counts:
-        import ray
         units = make_units(tasks, self.spec)
         self.counts = Counts(total=len(tasks))
         for kind, q in units.items():
@@ -208,26 +155,11 @@ class Dispatcher:
                 slot = Slot(kind, i)
                 self._create(slot)
                 self.slots.append(slot)
-        per_actor = self.spec.dispatch.in_flight_per_actor
         last_progress = 0.0
         try:
             while any(units.values()) or self._ref_owner or self._deferred:
                 self._release_deferred(units)
-                # a kind with work but no live actor (all released or replaced): start one
-                for kind, q in units.items():
-                    if q and not any(s.actor is not None for s in self.slots if s.kind == kind):
-                        slot = next(s for s in self.slots if s.kind == kind)
-                        self._create(slot)
-                # fill: bounded in flight per actor
-                for slot in self.slots:
-                    if slot.actor is None or slot.recovering:
-                        continue
-                    q = units.get(slot.kind)
-                    while q and len(slot.inflight) < per_actor:
-                        unit = q.popleft()
-                        ref = slot.actor.run.remote(unit.payload())
-                        slot.inflight.append(ref)
-                        self._ref_owner[ref] = (slot, unit)
+                self._submit(units)
                 self._release_idle(units)
                 self._update_running()
                 waitable = list(self._ref_owner) + list(self._pings)
@@ -236,14 +168,7 @@ class Dispatcher:
                         time.sleep(max(0.0, min(WAIT_S, min(t for t, _ in self._deferred) - time.monotonic())))
                         continue
                     break
-                ready, _ = ray.wait(waitable, num_returns=1, timeout=WAIT_S)
-                if ready:  # take everything that is ready now, not one per wait
-                    ready, _ = ray.wait(waitable, num_returns=len(waitable), timeout=0)
-                for ref in ready:
-                    if ref in self._ref_owner:
-                        self._handle(ref, units)
-                    elif ref in self._pings:
-                        self._handle_ping(ref)
+                self._take_ready(waitable, units)
                 self._check_startup()
                 now = time.monotonic()
                 if now - last_progress >= self.progress_every_s:
@@ -264,6 +189,35 @@ class Dispatcher:
                   f"results store stayed unavailable ({self.unrecorded[-1][1][:600]}); the next run of this spec "
                   f"runs them", file=sys.stderr, flush=True)
         return self.counts
+
+    def _submit(self, units) -> None:
+        """Start an actor for a kind with work but none alive (all released or replaced), then fill every actor up
+        to in_flight_per_actor calls."""
+        for kind, q in units.items():
+            if q and not any(s.actor is not None for s in self.slots if s.kind == kind):
+                self._create(next(s for s in self.slots if s.kind == kind))
+        per_actor = self.spec.dispatch.in_flight_per_actor
+        for slot in self.slots:
+            if slot.actor is None or slot.recovering:
+                continue
+            q = units.get(slot.kind)
+            while q and len(slot.inflight) < per_actor:
+                unit = q.popleft()
+                ref = slot.actor.run.remote(unit.payload())
+                slot.inflight.append(ref)
+                self._ref_owner[ref] = (slot, unit)
+
+    def _take_ready(self, waitable: list, units) -> None:
+        """Wait up to WAIT_S for a result or a ping, then handle everything that is ready (not one per wait)."""
+        import ray
+        ready, _ = ray.wait(waitable, num_returns=1, timeout=WAIT_S)
+        if ready:
+            ready, _ = ray.wait(waitable, num_returns=len(waitable), timeout=0)
+        for ref in ready:
+            if ref in self._ref_owner:
+                self._handle(ref, units)
+            elif ref in self._pings:
+                self._handle_ping(ref)
 
     def shutdown(self) -> None:
         for slot in self.slots:

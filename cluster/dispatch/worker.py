@@ -17,6 +17,7 @@ import traceback
 from datetime import datetime, timezone
 
 from cluster.provenance import versions
+from htmc.records import to_row
 from cluster.store import schema
 from cluster.store.core import StoreConfig, open_store
 from cluster.store.layout import StoreUnavailable
@@ -38,13 +39,16 @@ def _now() -> datetime:
 
 
 class TaskRunner:
-    """Runs tasks of one kind. `context`: sweep, execution_id, spec_hash, git_sha, num_cpus, num_gpus."""
+    """Runs tasks of one kind: the htmc.tasks.TaskKind the driver validated the spec with, and its
+    htmc.records.Record type (None: it has none), so that a kind from a plugin file runs without the worker
+    loading the file. `context`: sweep, execution_id, spec_hash, git_sha, num_cpus, num_gpus."""
 
-    def __init__(self, kind: str, store_cfg: StoreConfig, context: dict):
-        from htmc.tasks import TASK_KINDS
-        from cluster import noop  # noqa: F401  (the test/benchmark kind, registered on import)
-        self.kind_name = kind
-        self.kind = TASK_KINDS.get(kind)
+    def __init__(self, kind, record, store_cfg: StoreConfig, context: dict):
+        from htmc.records import RECORDS
+        if record is not None and kind.name not in RECORDS:
+            RECORDS.register(kind.name, kind.version, record)     # a plugin's record type, sent by value
+        self.kind_name = kind.name
+        self.kind = kind
         self.store = open_store(store_cfg)
         self.ctx = dict(context)
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -56,6 +60,7 @@ class TaskRunner:
         except Exception:  # noqa: BLE001  outside Ray: no node id
             pass
         self.versions = versions()
+        self._store_down = False     # within one call: the store gave up once, so the rest get one try each
 
     def ping(self) -> str:
         return self.worker
@@ -94,7 +99,7 @@ class TaskRunner:
         rec = self.make_record(task, out, status, error, t0, t1, wall, batch_size)
         try:
             rec["_written"], rec["_validator"] = self.store.put_record(
-                self.ctx["sweep"], self.kind_name, rec, retry_s=0.0 if getattr(self, "_store_down", False) else None)
+                self.ctx["sweep"], self.kind_name, rec, retry_s=0.0 if self._store_down else None)
         except StoreUnavailable as e:
             self._store_down = True
             rec["_written"], rec["_store_error"] = False, str(e)
@@ -108,8 +113,9 @@ class TaskRunner:
 
 def build_record(task: dict, out: dict, status: str, error: str | None, t0, t1, wall: float, batch_size: int, *,
                  ctx: dict, worker: str, node: str, versions: dict) -> dict:
-    """Common columns (cluster.store.schema) + the kind's columns. `out` is what the kind's run returned."""
-    rec = dict(out)
+    """Common columns (cluster.store.schema) + the kind's columns. `out` is what the kind's run returned: its
+    htmc.records.Record, or {} for a task that raised."""
+    rec = to_row(out)
     kind_status, kind_error = rec.pop("status", None), rec.pop("error", None)
     if kind_status not in (None, "ok"):
         status, error = "failed", kind_error or error or f"task reported status {kind_status!r}"

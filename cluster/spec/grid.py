@@ -3,15 +3,11 @@ from __future__ import annotations
 
 import itertools
 
+from htmc.tasks import TASK_KINDS
+
 from .checker import Checker
-from .keys import canonical_json, task_key
+from htmc.records import canonical_json, task_key
 from .model import GroupSpec, SweepSpec, Task
-
-
-def kind_registry():
-    from htmc.tasks import TASK_KINDS
-    from cluster import noop  # noqa: F401  registers the test/benchmark kind
-    return TASK_KINDS
 
 
 def _alternatives(value) -> list:
@@ -52,17 +48,16 @@ def group_param_sets(group: GroupSpec) -> list[dict]:
     return [{**group.params, **combo} for combo in _expand_mapping(group.grid)]
 
 
-def expand(spec: SweepSpec, *, _checker: Checker | None = None) -> list[Task]:
-    """All tasks of the spec, in spec order, validated, deduplicated by key (first group wins)."""
-    cached = getattr(spec, "_tasks", None)
-    if cached is not None:
-        return list(cached)
-    kinds = kind_registry()
-    ck = _checker or Checker(spec.source, None)
+def expand(spec: SweepSpec, *, checker: Checker | None = None) -> list[Task]:
+    """All tasks of the spec, in spec order, validated, deduplicated by key (first group wins): its plan when
+    parse_spec made one for these groups."""
+    if spec.plan is not None and spec.plan.groups is spec.groups:
+        return list(spec.plan.tasks)
+    ck = checker or Checker(spec.source, None)
     tasks: dict[str, Task] = {}
     for gi, g in enumerate(spec.groups):
-        kind = kinds.get(g.kind)
-        version = kinds.version(g.kind)
+        kind = TASK_KINDS.get(g.kind)
+        version = TASK_KINDS.version(g.kind)
         validate = kind.driver_validate or kind.validate
         for raw in group_param_sets(g):
             try:

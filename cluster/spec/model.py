@@ -5,7 +5,9 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from .keys import canonical_json
+from htmc.tasks import TASK_KINDS
+
+from htmc.records import canonical_json
 
 SPEC_VERSION = "1"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -57,7 +59,6 @@ class DispatchSpec:
 
     def batch_for(self, kind: str) -> int:
         """dispatch.batch_size of the kind, else the kind's own default (htmc.tasks.TaskKind.default_batch)."""
-        from htmc.tasks import TASK_KINDS
         return int(self.batch_size.get(kind, TASK_KINDS.get(kind).default_batch if kind in TASK_KINDS else 1))
 
 
@@ -105,6 +106,13 @@ class Task:
 
 
 @dataclass(frozen=True)
+class Plan:
+    """The validated tasks of a spec's groups (made once by parse_spec: validation is not free)."""
+    groups: tuple             # the SweepSpec.groups they were expanded from
+    tasks: tuple              # Task, in spec order, deduplicated by key
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     name: str
     groups: tuple
@@ -118,6 +126,7 @@ class SweepSpec:
     raw: dict                 # the validated mapping, overrides applied (what the spec hash covers)
     costs: CostSpec = field(default_factory=CostSpec)
     nightly: NightlySpec = field(default_factory=NightlySpec)
+    plan: Plan | None = field(default=None, compare=False, repr=False)   # None: not validated yet (expand does)
 
     @property
     def spec_hash(self) -> str:

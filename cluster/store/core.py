@@ -194,6 +194,10 @@ class Store(StatusIndex):
     def describe(self) -> str:
         return self.cfg.uri
 
+    def cleanup_tmp(self, older_than_s: float = 3600.0) -> int:
+        """Remove temporary files left by killed writers; 0 where writes leave none (S3: one PUT each)."""
+        return 0
+
     # backend
     def _put(self, relpath: str, data: bytes, retry_s: float) -> tuple[bool, str | None]:
         """Create-once write of a record: (written, validator of the file written)."""

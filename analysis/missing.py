@@ -1,0 +1,64 @@
+"""What a sweep's summary cannot show, and why: the `missing` notes of analysis.aggregate.summarize (shown in the
+report next to the plots they affect). No ray/mlflow/boto3."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+MAX_LISTED = 10            # per-function lines in `missing` before they are summarised
+
+
+def missing_notes(counts: dict, *, n_records: int, n_circuits: int, functions: pd.DataFrame, n_nets: int,
+                  nets: pd.DataFrame, phase: tuple, phase_table: pd.DataFrame, convexity: pd.DataFrame) -> list[str]:
+    """The notes, in report order. counts: summarize's counts; n_circuits: ok circuit_ladder and circuit_search
+    records; functions: the per-function fits; n_nets: ok resnet_train records; nets: their joined table; phase:
+    (family, x parameter, y parameter) of the phase diagram; phase_table, convexity: the tables drawn."""
+    if n_records == 0:
+        return ["no records at all: the sweep has not run, or the results location or sweep name is wrong"]
+    missing = []
+    for kind, st in counts["by_kind"].items():
+        nf = sum(v for s, v in st.items() if s != "ok")
+        if nf:
+            missing.append(f"{nf} of {sum(st.values())} {kind} records did not finish ok; they are listed under "
+                           f"'Failed tasks' and left out of every fit and plot")
+    if n_circuits == 0:
+        missing.append("no ok circuit_ladder or circuit_search records: no C̄(f, ε), rates, phase diagram or "
+                       "convexity test")
+    nofit = functions[functions["gamma"].isna()]
+    for _, f in nofit.head(MAX_LISTED).iterrows():
+        missing.append(f"no rate fit for {f['label']}: {f['fit_error'] or 'no ok records'}"
+                       + (f" ({int(f['n_failed'])} failed records)" if f["n_failed"] else ""))
+    if len(nofit) > MAX_LISTED:
+        missing.append(f"… and {len(nofit) - MAX_LISTED} more functions without a rate fit (summary.parquet "
+                       f"lists each with its fit_error)")
+    if n_nets == 0:
+        missing.append("no ok resnet_train records: no sandwich plot, norm ranking or Pareto frontier")
+    else:
+        missing += _net_notes(nets)
+    if n_circuits and phase_table.empty:
+        missing.append(f"no ladders of {phase[0]} with parameters {phase[1]} and {phase[2]}: no phase diagram")
+    if n_circuits and convexity.empty:
+        missing.append("no mixture ladders: no convexity test (run sweeps/convexity.yaml)")
+    return missing
+
+
+def _net_notes(net_df: pd.DataFrame) -> list[str]:
+    """Trained nets without what the sandwich plot needs: a compiled gate count, a C̄ ladder, a C̄ at their error."""
+    out = []
+    nc = int(np.isfinite(net_df["compiled_gates"].to_numpy(float)).sum())
+    if nc == 0:
+        out.append(f"none of the {len(net_df)} trained nets has a compiled gate count "
+                   f"(compiled_gates is empty): the sandwich plot shows C̄ only")
+    elif nc < len(net_df):
+        out.append(f"{len(net_df) - nc} of {len(net_df)} trained nets have no compiled gate count")
+    nol = ~net_df["has_ladder"].to_numpy(bool)
+    if nol.any():
+        fns = sorted(set(net_df.loc[nol, "label"].astype(str)))
+        out.append(f"{int(nol.sum())} of {len(net_df)} trained nets have no C̄ ladder of their function on "
+                   f"the box domain ({', '.join(fns[:5])}{', …' if len(fns) > 5 else ''}): no C̄ at "
+                   f"their error")
+    fine = int((~nol & net_df["cbar_at_error"].isna().to_numpy()).sum())
+    if fine:
+        out.append(f"{fine} trained nets reach an error finer than every rung of their function's "
+                   f"ladder: no verified C̄ at their error (extend the ladder to smaller ε)")
+    return out

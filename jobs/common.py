@@ -1,0 +1,70 @@
+"""What several commands of jobs/ share: printing a result, --param, loading a sweep spec, and stopping on
+SIGTERM as on Ctrl-C. (--plugin files are loaded by jobs/cli.py's load_plugins, the one place that loads code by
+path, before any command runs.)"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+
+def emit(payload: dict, as_json: bool) -> None:
+    """One JSON object (a stable contract), or aligned `key  value` lines."""
+    if as_json:
+        print(json.dumps(payload, sort_keys=True))
+    else:
+        width = max(len(k) for k in payload)
+        for k, v in payload.items():
+            print(f"{k:<{width}}  {v}")
+
+
+def parse_params(items: list[str] | None) -> dict:
+    """--param key=value pairs; values are parsed as YAML scalars or lists (2, 0.5, [1, 2], text)."""
+    import yaml
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--param '{item}' must look like key=value, e.g. --param s=0.5")
+        try:
+            out[key.strip()] = yaml.safe_load(value)   # safe: tags such as !!python/object are refused
+        except yaml.YAMLError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"--param '{item}': the value is not a YAML scalar or list ({first})") from None
+    return out
+
+
+def target_from_args(args):
+    """The target function named by `function` and `--param`."""
+    from htmc.functions import make_function
+    return make_function(args.function, **parse_params(args.param))
+
+
+def spec_from_args(args, **overrides):
+    """The sweep spec of `spec` (or of `--spec-from-env VAR`), with --results and --tracking-uri applied."""
+    from cluster.spec.parse import load_spec, parse_spec
+    overrides = {"results": getattr(args, "results", None), "tracking_uri": getattr(args, "tracking_uri", None),
+                 **overrides}
+    env_var = getattr(args, "spec_from_env", None)
+    if env_var:
+        text = os.environ.get(env_var)
+        if not text:
+            raise ValueError(f"--spec-from-env {env_var}: the environment variable is not set")
+        return parse_spec(text, f"${env_var}", **overrides)
+    if not args.spec:
+        raise ValueError("give a sweep spec file (e.g. sweeps/demo.yaml)")
+    return load_spec(args.spec, **overrides)
+
+
+def sigterm_as_interrupt() -> None:
+    """`ray job stop` and schedulers send SIGTERM: stop as cleanly as on Ctrl-C."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        pass
+
+
+PLUGIN_HELP = ("a Python file that registers extra task kinds or target functions (see README); repeatable. A "
+               "Ray job loads it from its working dir")
