@@ -66,5 +66,6 @@ def sigterm_as_interrupt() -> None:
         pass
 
 
-PLUGIN_HELP = ("a Python file that registers extra task kinds or target functions (see README); repeatable. A "
-               "Ray job loads it from its working dir")
+PLUGIN_HELP = ("a Python file that registers extra task kinds (e.g. tests/noop_kind.py; their code travels to the "
+               "workers with the sweep) or target functions and norms (known to this process only); repeatable. A "
+               "submitted Ray job loads it from its working dir")

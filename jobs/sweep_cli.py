@@ -102,9 +102,9 @@ def cmd_sync(args) -> int:
 def add_sweep_commands(subparsers) -> argparse.ArgumentParser:
     """Add the `sweep` command group to the `htmc` parser's subparsers."""
     sweep = subparsers.add_parser("sweep", help="run sweeps on Ray with resume, a Parquet store and MLflow",
-                                  description="Sweep specs (see sweeps/demo.yaml and cluster/spec/__init__.py) expand into "
-                                              "tasks keyed by sha256(kind, version, params); only keys without "
-                                              "an ok record run.")
+                                  description="Sweep specs (see sweeps/demo.yaml and cluster/spec/__init__.py) "
+                                              "expand into tasks keyed by sha256(kind, version, params); only keys "
+                                              "without an ok record run.")
     ssub = sweep.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     p = ssub.add_parser("run", help="run a sweep here (private local Ray, or --address / $RAY_ADDRESS)",
