@@ -30,8 +30,10 @@ from pysat.solvers import Solver
 from .circuit import CONST0, CONST1, Circuit, output_codes
 
 MAX_EXACT_INPUTS = 8
-# CaDiCaL 1.9.5 beat Glucose 4 by about 3x on the 6- and 7-gate proofs of benchmarks/exact.py.
-SAT_SOLVER = "cadical195"
+# Glucose 4.1 was as fast as CaDiCaL 1.9.5 on the 12 seven-gate NPN classes (35.6 s and 34.9 s in all, run
+# interleaved) and, unlike CaDiCaL in python-sat, can be interrupted: CaDiCaL under conflict-budget slices took
+# 30x longer on a 9-gate instance, since every resumed call disturbs its search.
+SAT_SOLVER = "glucose4"
 # Normalized op bits: bit m of the 4-bit op (value at fanins a + 2b = m) for m = 1, 2, 3; bit 0 is always 0.
 OP_BITS = (1, 2, 3)
 # op patterns (bit1, bit2, bit3) of the normalized wires a (0b1010) and b (0b1100)
@@ -146,10 +148,17 @@ def _symmetry_breaking(cnf: _Cnf, enc: _Encoding) -> None:
         readers = [s for m in range(i + 1, n_gates) for p, s in sel[m].items() if n + i in p]
         # Every gate is read: a dead gate can be deleted (KKY 2009, "all steps are used").
         cnf.add(readers + [out[h][n + i] for h in range(len(out))])
-        # A wire read by a gate can be bypassed, the reader absorbing it into its op (Knuth 7.1.2: no trivial
-        # steps); a wire survives only as an output complementing its source.
+        # A gate that reads a wire can read the wire's source instead (Knuth 7.1.2: no trivial steps), so a
+        # wire is only ever needed to hand an output the complement of a signal.
         for pattern, s in itertools.product(WIRES, readers):
             cnf.add([-s] + [-op[i][m] if b else op[i][m] for m, b in zip(OP_BITS, pattern)])
+    for i, m in itertools.combinations(range(n_gates), 2):
+        # No re-application (Haaswijk et al., TCAD 2020): if gate m reads gate i and a fanin c of i, m is a
+        # function of i's fanins and can read those instead. Like bypassing a wire, that lowers the sum over all
+        # fanins of their logic level, so a minimum circuit where that sum is least has no such m.
+        for (c, gi), s in sel[m].items():
+            if gi == n + i:
+                cnf.clauses.extend([-s, -s_i] for p, s_i in sel[i].items() if c in p)
     if len(out) == 1 and n_gates > 0:
         # With one output, the last gate is read by nothing but the output (all steps used), so it is the output.
         cnf.add([out[0][n + n_gates - 1]])
@@ -202,6 +211,7 @@ def _meets(circuit: Circuit, allowed: list[np.ndarray]) -> bool:
 
 
 def _solve(clauses: list[list[int]], deadline: float) -> tuple[bool | None, set[int]]:
+    """SAT, UNSAT, or None when the deadline passed (a timer interrupts the solver)."""
     with Solver(name=SAT_SOLVER, bootstrap_with=clauses) as s:
         timer = threading.Timer(max(0.0, deadline - time.monotonic()), s.interrupt)
         timer.start()
@@ -209,7 +219,7 @@ def _solve(clauses: list[list[int]], deadline: float) -> tuple[bool | None, set[
             res = s.solve_limited(expect_interrupt=True)
         finally:
             timer.cancel()
-        return res, set(lit for lit in (s.get_model() or []) if lit > 0)
+        return res, set(lit for lit in (s.get_model() or []) if lit > 0) if res else set()
 
 
 def exact_synthesis(n_inputs: int, allowed: list[np.ndarray], n_outputs: int, budget_s: float = 60,

@@ -1,0 +1,188 @@
+"""Exact synthesis of 4-input single-output functions, side by side with ABC's `twoexact -g` (issue 12).
+
+Default run: a seeded sample of random 4-input functions plus a fixed list of 7-gate functions (the hardest
+cost there is: Knuth, TAOCP 4A 7.1.2, 2,720 of the 65,536 functions need 7 gates and none needs more). For
+each: our gates, optimality and time (htmc.boolean.boolean_exact, so every circuit is verified), then ABC's
+minimum and time on the same table. Costs must agree; a mismatch is flagged and fails the run.
+
+`--npn` instead solves one function of each of the 222 NPN classes of 4-input functions (cost is invariant under
+permuting and complementing inputs and complementing a gate output) and weighs the costs by class size, which
+must reproduce Knuth's distribution of all 65,536 functions.
+
+    python benchmarks/exact.py [--sample 40] [--seed 12] [--budget-s 120] [--no-abc] [--npn] [--json]
+"""
+import argparse
+import itertools
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from htmc.abc import abc_binary
+from htmc.blif import read_blif
+from htmc.boolean import boolean_exact
+from htmc.circuit import output_codes
+from htmc.hextable import parse_hex, to_hex
+
+N = 4
+# 7-gate functions (ABC hex), found by `--npn` and random scans with this solver, then confirmed by ABC.
+SEVEN_GATE = ["38d1", "1a97", "1cca", "1e62", "3e52", "46da", "d398", "6e25", "932e", "9e76"]
+# TAOCP 4A 7.1.2: how many 4-input functions have each cost. Knuth counts the 4 complemented inputs as cost 0;
+# in B2 without free inverters they cost 1 gate, so 4 functions move from cost 0 to cost 1 here.
+KNUTH_COUNTS = {0: 10, 1: 60, 2: 456, 3: 2474, 4: 10624, 5: 24184, 6: 25008, 7: 2720}
+KNUTH_IN_B2 = {**KNUTH_COUNTS, 0: 6, 1: 64}
+
+
+def npn_canonical() -> np.ndarray:
+    """For every 4-input truth table, the smallest truth table of its NPN class."""
+    rows = np.arange(1 << N)
+    tables = np.arange(1 << (1 << N), dtype=np.int64)
+    bits = (tables[:, None] >> rows) & 1
+    weights = 1 << rows
+    canon = tables.copy()
+    for perm in itertools.permutations(range(N)):
+        permuted = sum(((rows >> i) & 1) << p for i, p in enumerate(perm))
+        for neg in range(1 << N):
+            image = bits[:, permuted ^ neg] @ weights
+            canon = np.minimum(canon, np.minimum(image, image ^ 0xFFFF))
+    return canon
+
+
+def table_hex(value: int) -> str:
+    return format(value, f"0{(1 << N) // 4}x")
+
+
+def ours(hex_table: str, budget_s: float) -> dict:
+    res, _ = boolean_exact([parse_hex(hex_table, N)], budget_s=budget_s)
+    return {"gates": res.gates, "optimal": res.optimal, "verified": res.verified, "seconds": res.seconds}
+
+
+def on_support(bits: np.ndarray) -> tuple[int, np.ndarray]:
+    """The function restricted to the inputs it depends on: `twoexact` assumes every input is used."""
+    rows = np.arange(bits.size)
+    support = [i for i in range(N) if np.any(bits != bits[rows ^ (1 << i)])]
+    sub = np.arange(1 << len(support))
+    full = sum(((sub >> s) & 1) << i for s, i in enumerate(support)) if support else np.zeros_like(sub)
+    return len(support), bits[full]
+
+
+def abc_twoexact(hex_table: str, budget_s: float) -> dict:
+    """ABC's minimum: `twoexact -g` at N = m-1, m, ... gates on the m used inputs; its circuit is verified."""
+    m, bits = on_support(parse_hex(hex_table, N))
+    start = time.perf_counter()
+    if m <= 1:  # twoexact asserts on 1 input: a constant or an input is free, a complemented input one gate
+        return {"gates": int(m == 1 and bits[0]), "seconds": 0.0}
+    with tempfile.TemporaryDirectory(prefix="htmc-twoexact-") as tmp:
+        for gates in itertools.count(m - 1):  # a function of m inputs needs at least m-1 two-input gates
+            left = budget_s - (time.perf_counter() - start)
+            if left <= 0:
+                return {"gates": None, "seconds": time.perf_counter() - start}
+            cmd = f"twoexact -g -I {m} -N {gates} -T {max(1, int(left))} {to_hex(bits)}"
+            text = subprocess.run([abc_binary(), "-q", cmd], cwd=tmp, capture_output=True, text=True).stdout
+            found = re.search(r'dumped into file "([^"]+)"', text)
+            if found:
+                circuit = read_blif(Path(tmp, found.group(1)).read_text())
+                if not np.array_equal(output_codes(circuit), bits.astype(np.int64)):
+                    raise AssertionError(f"ABC's {gates}-gate circuit for {hex_table} is wrong")
+                return {"gates": circuit.size, "seconds": time.perf_counter() - start}
+            if "has no solution" not in text:  # a time-out or a crash is not a proof
+                return {"gates": None, "seconds": time.perf_counter() - start}
+    raise AssertionError("unreachable")
+
+
+def summarize(records: list[dict], key: str = "ours") -> dict:
+    """Per cost: count, median and max seconds."""
+    by_cost: dict[int, list[float]] = {}
+    for r in records:
+        by_cost.setdefault(r[key]["gates"], []).append(r[key]["seconds"])
+    return {g: {"n": len(ts), "median_s": statistics.median(ts), "max_s": max(ts)}
+            for g, ts in sorted(by_cost.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))}
+
+
+def print_summary(summary: dict) -> None:
+    print("\n| gates | functions | median s | max s |\n|---|---|---|---|")
+    for g, s in summary.items():
+        print(f"| {g} | {s['n']} | {s['median_s']:.2f} | {s['max_s']:.2f} |")
+
+
+def run_sample(args) -> dict:
+    rng = np.random.default_rng(args.seed)
+    tables = [table_hex(int(v)) for v in rng.integers(0, 1 << (1 << N), size=args.sample)] + SEVEN_GATE
+    records, mismatches = [], []
+    print("| function | gates | optimal | s | abc gates | abc s | abc s / our s |\n|---|---|---|---|---|---|---|")
+    for h in tables:
+        rec = {"function": h, "ours": ours(h, args.budget_s)}
+        if not args.no_abc:
+            rec["abc"] = abc_twoexact(h, args.budget_s)
+            rec["ratio"] = rec["abc"]["seconds"] / max(rec["ours"]["seconds"], 1e-3)
+            if rec["abc"]["gates"] != rec["ours"]["gates"]:
+                mismatches.append(h)
+        records.append(rec)
+        o, a = rec["ours"], rec.get("abc", {})
+        print(f"| {h} | {o['gates']} | {o['optimal']} | {o['seconds']:.2f} | {a.get('gates', '-')} | "
+              f"{a['seconds']:.2f} | {rec['ratio']:.1f} |" if a else
+              f"| {h} | {o['gates']} | {o['optimal']} | {o['seconds']:.2f} | - | - | - |", flush=True)
+    out = {"records": records, "summary": summarize(records), "mismatches": mismatches}
+    if not args.no_abc:
+        ratios = [r["ratio"] for r in records]
+        out["abc_ratio"] = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+    return out
+
+
+def run_npn(args) -> dict:
+    canon = npn_canonical()
+    reps = np.unique(canon)
+    records, counts = [], {}
+    for rep in reps:
+        rec = {"function": table_hex(int(rep)), "class_size": int(np.sum(canon == rep))}
+        rec["ours"] = ours(rec["function"], args.budget_s)
+        records.append(rec)
+        print(f"{rec['function']} x{rec['class_size']}: {rec['ours']['gates']} gates, "
+              f"{rec['ours']['seconds']:.2f} s", flush=True)
+        # Cost is an NPN invariant once the output is a gate (readers absorb complemented inputs, a gate output's
+        # polarity is free), but x is free and NOT x one gate: classes of cost <= 1 are counted member by member.
+        members = np.flatnonzero(canon == rep) if rec["ours"]["gates"] <= 1 else [rep] * rec["class_size"]
+        for f in members:
+            g = ours(table_hex(int(f)), args.budget_s)["gates"] if f != rep else rec["ours"]["gates"]
+            counts[g] = counts.get(g, 0) + 1
+    counts = dict(sorted(counts.items()))
+    return {"classes": len(reps), "records": records, "summary": summarize(records), "counts": counts,
+            "matches_knuth": counts == KNUTH_IN_B2}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sample", type=int, default=40, help="random functions besides the 7-gate list")
+    ap.add_argument("--seed", type=int, default=12)
+    ap.add_argument("--budget-s", type=float, default=120, help="time budget per function and method (s)")
+    ap.add_argument("--no-abc", action="store_true", help="skip ABC's twoexact")
+    ap.add_argument("--npn", action="store_true", help="one function per NPN class, against Knuth's counts")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
+    args = ap.parse_args()
+    print(f"# {date.today()} {platform.machine()} {os.cpu_count()} cores; budget {args.budget_s:.0f} s")
+    out = run_npn(args) if args.npn else run_sample(args)
+    if args.json:
+        print(json.dumps(out, indent=1, default=str))
+        return
+    print_summary(out["summary"])
+    if args.npn:
+        print(f"\n{out['classes']} classes; cost counts {out['counts']}; Knuth's (B2) {KNUTH_IN_B2}: "
+              f"{'match' if out['matches_knuth'] else 'MISMATCH'}")
+    elif "abc_ratio" in out:
+        r = out["abc_ratio"]
+        print(f"\nABC time / our time: median {r['median']:.1f}, min {r['min']:.1f}, max {r['max']:.1f}; "
+              f"cost mismatches: {out['mismatches'] or 'none'}")
+    if out.get("mismatches") or out.get("matches_knuth") is False:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
