@@ -1,8 +1,8 @@
 """Sweep specs: a YAML file, a typed schema, expansion into tasks and their keys (DESIGN §4). No Ray here.
 
 Modules: loader (YAML with line numbers and limits), checker (errors that name the key and its line), model (the
-typed spec), parse (parse_spec, load_spec), grid (expansion into validated tasks), keys (canonical JSON, task
-key), redact (secrets out of logged text).
+typed spec), parse (parse_spec, load_spec), grid (expansion into validated tasks, keyed by htmc.records.task_key),
+redact (secrets out of logged text).
 
 A spec looks like this (sweeps/demo.yaml is a complete one):
 
