@@ -68,6 +68,7 @@ def test_a_seven_gate_function_is_proved_optimal():
     (["e8", "17"], 3, 5),        # majority and its complement: one gate cannot give both polarities
     (["8", "7"], 2, 2),          # AND and NAND, likewise
     (["0", "f"], 2, 0),          # constants
+    (["1"], 1, 1),               # NOT x0 with one input: the gate reads x0 twice
 ])
 def test_known_minima(tables, n, gates):
     res, _ = boolean_exact([parse_hex(t, n) for t in tables])
@@ -114,9 +115,10 @@ def test_error_tolerance_relation_lowers_the_minimum():
 
 
 @pytest.mark.parametrize("columns,gates", [
-    # 2-bit comparator (low < high, =, >); ABC's `exact -C 0 7310 8421 08ce` also finds 8
+    # Minima confirmed by ABC's `exact -C 0` with "=" (8421) complemented to 7bde: ABC has no free output inverter,
+    # and complementing a gate output costs nothing here. 2-bit comparator (<, =, >): 7310 7bde 08ce gives 8.
     ([LOW < HIGH, LOW == HIGH, LOW > HIGH], 8),
-    # high 3 bits of the 2x2-bit product and the equality bit; ABC's `exact -C 0` also finds 9
+    # the high 3 bits of the 2x2-bit product and "=": 6ac0 4c00 8000 7bde gives 9.
     ([((LOW * HIGH) >> j) & 1 == 1 for j in (1, 2, 3)] + [LOW == HIGH], 9),
 ])
 def test_multi_output_eight_and_nine_gates(columns, gates):
