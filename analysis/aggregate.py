@@ -5,7 +5,7 @@ returns a `Summary` of tidy pandas tables:
 
 functions     one row per target function (family, canonical parameters, domain): C̄(f, ε) merged over every
               ok circuit_ladder rung and circuit_search record of that function (the smallest verified circuit at
-              each ε, over methods, resolutions and records, DESIGN §2.3), then fitted with htmc.rates.fit_ladder:
+              each ε, over methods, resolutions and records, DESIGN §2.3), then fitted with htmc.rates.fits.fit_ladder:
               γ̂ with its interval (gamma_lo, gamma_hi: the spread of the fit over fixed rungs, not sampling error;
               null with ≤ 3 fitted rungs, ci_note says why), ĉ, the polylog fit, ΔAIC = AIC(polylog) − AIC(power)
               and the preferred model ("inconclusive" when |ΔAIC| < 2), saturated points (rungs at the exactly
@@ -25,7 +25,7 @@ nets          one row per ok resnet_train record: its norms, errors and compiled
                                    whether the error lies outside the ladder's ε range.
 norm_ranking  per ResNet norm and circuit-size measure (compiled_gates, cbar_at_error): Spearman rank correlation
               over nets with a bootstrap interval (Fisher z for more than BOOT_MAX_N nets), and the log-log slope of
-              size against norm with its interval (htmc.rates.fit_power on (1/norm, size)), ranked.
+              size against norm with its interval (htmc.rates.fits.fit_power on (1/norm, size)), ranked.
 convexity     one row per mixture target: number of parts m, the parts' family and theoretical γ, and γ̂.
 phase         γ̂ over two parameters of a family (default holder_random over (s, d)), median over the rest.
 counts        records per kind and status; `missing` lists what the tables could not contain, and why.
@@ -47,7 +47,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 from scipy import stats
 
-from htmc.rates import FIT_VERSION, fit_ladder, fit_power, json_safe, read_norms
+from htmc.rates.fits import fit_ladder, fit_power, FIT_VERSION, json_safe, read_norms
 
 from . import records as R
 from .missing import missing_notes
@@ -160,7 +160,7 @@ def circuit_points(ladders: pa.Table, lad_fid: np.ndarray, searches: pa.Table, s
 def cbar_table(obs: pd.DataFrame) -> pd.DataFrame:
     """C̄(f, ε): per (fid, eps), the observation with the fewest verified gates (ties: the first seen, so a
     ladder's own rung wins over an equal search). Rungs with no circuit or 0 gates (a constant or a wire) are
-    left out, as htmc.ladder leaves them out of its fits. n_obs counts the observations at that (fid, eps).
+    left out, as htmc.rates.ladder leaves them out of its fits. n_obs counts the observations at that (fid, eps).
     exact_rounded: some observation with the least gates is the exactly rounded circuit, so C̄ there is the
     exact circuit's size (DESIGN §2.3 'Saturation'); a smaller circuit elsewhere means it is not."""
     e, g, f = obs["eps"].to_numpy(float), obs["gates"].to_numpy(float), obs["fid"].to_numpy(np.int64)
@@ -207,7 +207,7 @@ def _fit_one(eps: np.ndarray, cbar: np.ndarray, exact: np.ndarray, gammas) -> tu
 def _stored_fits(ladders: pa.Table, points: pd.DataFrame, cbar: pd.DataFrame, gammas) -> dict[int, dict]:
     """fid -> the fit stored in a ladder record, where refitting would repeat it exactly: the function's C̄
     points are all that one ladder's own usable rungs (no other record changed or added a point), and the stored
-    fit has this FIT_VERSION and the HTMC norms for exactly `gammas`. htmc.ladder fits those same points (and
+    fit has this FIT_VERSION and the HTMC norms for exactly `gammas`. htmc.rates.ladder fits those same points (and
     their exact_rounded flags) with the same estimator and seed, so the stored fit is the refit, without its cost
     (bootstrap: ms per function). Fits of an older FIT_VERSION (e.g. one `htmc_norm`, saturation guessed from
     plateaus) are refitted."""
@@ -220,7 +220,7 @@ def _stored_fits(ladders: pa.Table, points: pd.DataFrame, cbar: pd.DataFrame, ga
     g = df.groupby("fid", sort=False)
     one = g["task"].nunique().eq(1) & g["lad"].all()
     n_pts = g.size()
-    # usable rungs per ladder record (what htmc.ladder fitted)
+    # usable rungs per ladder record (what htmc.rates.ladder fitted)
     pe, pg = points["eps"].to_numpy(float), points["gates"].to_numpy(float)
     usable = points[(points["source"] == "circuit_ladder") & np.isfinite(pe) & (pe > 0) & np.isfinite(pg) & (pg > 0)]
     per_task = usable.groupby("task_key").size()
@@ -485,7 +485,7 @@ def spearman_interval(x: np.ndarray, y: np.ndarray, *, n_boot: int = N_BOOT, see
 
 
 def loglog_slope(x: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[float, float, float, float]:
-    """(slope, lo, hi, c) of log2 y = log2 c + slope log2 x with its interval: htmc.rates.fit_power on (1/x, y),
+    """(slope, lo, hi, c) of log2 y = log2 c + slope log2 x with its interval: htmc.rates.fits.fit_power on (1/x, y),
     whose model log2 C = log2 c + γ log2(1/ε) is exactly this one with ε = 1/x."""
     try:
         f = fit_power(1.0 / x, y, seed=seed, n_boot=1000 if len(x) <= BOOT_MAX_N else 0)
@@ -539,7 +539,7 @@ def rank_norms(nets: pd.DataFrame, targets=SIZE_TARGETS) -> pd.DataFrame:
 def _part_gamma(part_json: str) -> float | None:
     """The theory's gamma of a target given as JSON {"name": family, **params} (None if unknown or none)."""
     try:
-        from htmc.functions import make_function
+        from htmc.targets import make_function
         part = json.loads(part_json)
         g = make_function(part["name"], **{k: v for k, v in part.items() if k != "name"}).gamma_theory
         return None if g is None else float(g)

@@ -171,7 +171,7 @@ def _rel(path: Path, base: Path) -> str:
 
 FITS_TEXT = (
     "One row per target function: C̄(f, ε) merged over every ok ladder rung and search, refit with "
-    "htmc.rates.fit_ladder (DESIGN §2.3). <b>Interval</b>: the ladder is fixed, not sampled, so the residuals are "
+    "htmc.rates.fits.fit_ladder (DESIGN §2.3). <b>Interval</b>: the ladder is fixed, not sampled, so the residuals are "
     "model misfit, not noise; the interval describes the spread of the fit (how well one power law describes "
     "these rungs), not sampling error, and with ≤3 fitted rungs it is not meaningful and shown as n/a. "
     "<b>ΔAIC</b> = AIC(polylog) − AIC(power): negative favours polylog; the choice is inconclusive when "

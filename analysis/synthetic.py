@@ -3,7 +3,7 @@
 The numbers follow the models the analysis expects (C̄ = c ε^-γ with noise, norms that grow as the error falls),
 but they are made up: never mix them with results. `synthetic_records(...)` returns a pyarrow Table like
 cluster.store.core's Store.load: the common columns, `sweep` and `kind`, and the per-kind columns of circuit_ladder
-(with a real htmc.rates fit in fit_json), circuit_search and resnet_train (compiled_gates on half of the nets).
+(with a real htmc.rates.fits fit in fit_json), circuit_search and resnet_train (compiled_gates on half of the nets).
 
 Two shapes of a million-record sweep (benchmarks/analysis.py times both):
   typical   one ladder per target function (as a sweep spec produces them), searches on a few of those targets
@@ -64,7 +64,7 @@ def _common(m: int, rng, kind: str, sweep: str, failed_share: float) -> dict:
 
 def synthetic_records(n: int = 1_000_000, *, scenario: str = "typical", steps: int = 8, seed: int = 0,
                       sweep: str = "synthetic", failed_share: float = 0.01, **overrides) -> pa.Table:
-    from htmc.rates import fit_ladder
+    from htmc.rates.fits import fit_ladder
     cfg = {**SCENARIOS[scenario], **overrides}
     rng = np.random.default_rng(seed)
     fns = _functions(cfg["n_functions"])

@@ -8,7 +8,7 @@ convexity and phase tables. Writing the tables and drawing the plots are timed s
 
 Scenarios (analysis/synthetic.py): typical = one ladder per function (the stored fit is reused unless other
 records change its points), searches on 100 functions (refit), ~94% trained nets; worst = 20 ladders and many
-searches per function, so every one of the 1,000 functions is refit (htmc.rates.fit_ladder, ~2-8 ms each here).
+searches per function, so every one of the 1,000 functions is refit (htmc.rates.fits.fit_ladder, ~2-8 ms each here).
 """
 import argparse
 import os

@@ -1,8 +1,8 @@
 """Batched vs one-after-another training of many small ResNets (DESIGN §2.4 "Batched training", §6 throughput).
 
 Trains the same B nets (seeds 0..B-1, λ cycling over a few values, target sin(2πx)) twice in one run:
-  sequential  htmc.train.train_one for each net, one after another;
-  batched     htmc.train.train_batch on all B nets at once;
+  sequential  htmc.resnets.training.train_one for each net, one after another;
+  batched     htmc.resnets.training.train_batch on all B nets at once;
 and prints models·steps/s for each and their ratio, plus how far the two runs' results are apart.
 
     python benchmarks/batched_training.py                      # B=64, w=32, L=4, r=32, 1000 points, 100 steps
@@ -38,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from htmc.train import TrainConfig, train_batch, train_one  # noqa: E402
+from htmc.resnets.training import train_batch, train_one, TrainConfig  # noqa: E402
 
 
 def sin2pi(x: np.ndarray) -> np.ndarray:

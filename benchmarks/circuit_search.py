@@ -15,8 +15,8 @@ import statistics
 import time
 from datetime import date
 
-from htmc.functions import make_function
-from htmc.search import DEFAULT_METHODS, search
+from htmc.targets import make_function
+from htmc.synthesis.search import DEFAULT_METHODS, search
 
 CASES = [  # (function, params, eps): 1-D analytic, 1-D and 2-D Hölder, 2-D arithmetic
     ("sin", {}, 2 ** -7),

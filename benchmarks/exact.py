@@ -2,7 +2,7 @@
 
 Default run: a seeded sample of random 4-input functions plus a fixed list of 7-gate functions (the hardest
 cost there is: Knuth, TAOCP 4A 7.1.2, 2,720 of the 65,536 functions need 7 gates and none needs more). For
-each: our gates, optimality and time (htmc.boolean.boolean_exact, so every circuit is verified), then ABC's
+each: our gates, optimality and time (htmc.synthesis.boolean.boolean_exact, so every circuit is verified), then ABC's
 minimum and time on the same table. Costs must agree; a mismatch is flagged and fails the run.
 
 `--npn` instead solves one function of each of the 222 NPN classes of 4-input functions (cost is invariant under
@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from htmc.abc import abc_binary
-from htmc.blif import read_blif
-from htmc.boolean import boolean_exact
-from htmc.circuit import output_codes
-from htmc.hextable import parse_hex, to_hex
+from htmc.synthesis.abc_tool import abc_binary
+from htmc.circuits.blif import read_blif
+from htmc.synthesis.boolean import boolean_exact
+from htmc.circuits.circuit import output_codes
+from htmc.circuits.hextable import parse_hex, to_hex
 
 N = 4
 # The smallest truth table of each of the 12 NPN classes of 7-gate functions (found by `--npn`; ABC agrees).

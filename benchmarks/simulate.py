@@ -12,7 +12,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core, as the target says
 
 import numpy as np  # noqa: E402
 
-from htmc.circuit import random_circuit, simulate  # noqa: E402
+from htmc.circuits.circuit import random_circuit, simulate  # noqa: E402
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .registry import Registry
+from htmc.registry import Registry
 
 SCHEMA_VERSION = "1"
 TS = pa.timestamp("us", tz="UTC")

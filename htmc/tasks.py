@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .records import LadderRecord, SearchRecord, TrainRecord
-from .registry import Registry, did_you_mean
+from htmc.records import LadderRecord, SearchRecord, TrainRecord
+from htmc.registry import did_you_mean, Registry
 
 TASK_KINDS: Registry["TaskKind"] = Registry("task kind")
 
@@ -46,7 +46,7 @@ def _merge(kind: str, params: dict, defaults: dict) -> dict:
 
 
 def _function(params: dict):
-    from .functions import make_function
+    from htmc.targets import make_function
     return make_function(params["function"], **(params.get("function_params") or {}))
 
 
@@ -67,7 +67,8 @@ SEARCH_DEFAULTS = {"function": None, "function_params": {}, "function_version": 
 
 
 def _validate_search(params: dict) -> dict:
-    from .search import METHODS, check_methods
+    from htmc.synthesis.problem import METHODS
+    from htmc.synthesis.search import check_methods
     p = _merge("circuit_search", params, SEARCH_DEFAULTS)
     if p["function"] is None:
         raise ValueError("circuit_search needs 'function'")
@@ -99,7 +100,7 @@ def search_record(target, eps: float, result) -> SearchRecord:
 
 
 def _run_search(p: dict) -> dict:
-    from .search import search
+    from htmc.synthesis.search import search
     target = _function(p)
     r = search(target, p["eps"], p["domain"], p["methods"], p["budget_s"], p["bits"], thorough=p["thorough"])
     return search_record(target, p["eps"], r)
@@ -122,7 +123,7 @@ def _validate_ladder(params: dict) -> dict:
 
 
 def _run_ladder(p: dict) -> LadderRecord:
-    from .ladder import run_ladder
+    from htmc.rates.ladder import run_ladder
     target = _function(p)
     lad = run_ladder(target, p["eps0"], p["steps"], domain=p["domain"], methods=p["methods"],
                      budget_s=p["budget_s"], gammas=p["gammas"], bits=p["bits"], thorough=p["thorough"])
@@ -144,7 +145,7 @@ TRAIN_DEFAULTS = {"function": "sin", "function_params": {}, "function_version": 
 
 
 def _config(p: dict):
-    from .train import TrainConfig
+    from htmc.resnets.training import TrainConfig
     target = _function(p)
     keys = ("width", "depth", "rank", "lam", "reg", "steps", "lr", "seed", "n_train", "device")
     return target, TrainConfig(**{k: p[k] for k in keys}, d=target.d)
@@ -177,7 +178,7 @@ def _check_train_resources(p: dict, resources) -> None:
 
 
 def _train_records(params: list[dict]) -> list[TrainRecord]:
-    from .train import train_batch
+    from htmc.resnets.training import train_batch
     pairs = [_config(p) for p in params]
     results = train_batch([t for t, _ in pairs], [c for _, c in pairs])
     return [TrainRecord.from_columns({**r.to_record(), "function": t.name, "function_version": t.version,
@@ -186,7 +187,7 @@ def _train_records(params: list[dict]) -> list[TrainRecord]:
 
 
 def _train_batch_key(p: dict):
-    """Nets of one shape train together whatever their target, seed, λ or lr (htmc.train.BATCH_SHAPE_FIELDS)."""
+    """Nets of one shape train together whatever their target, seed, λ or lr (htmc.resnets.training.BATCH_SHAPE_FIELDS)."""
     return tuple(p[k] for k in ("width", "depth", "rank", "steps", "n_train", "device")) + (_function(p).d,)
 
 

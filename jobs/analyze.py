@@ -10,7 +10,7 @@ import sys
 
 from jobs.analyze_cli import add_analyze_args, cmd_analyze
 from jobs.cli import load_plugins
-from jobs.errors import USER_ERRORS, user_error
+from jobs.errors import user_error, USER_ERRORS
 
 
 def main(argv: list[str] | None = None) -> int:

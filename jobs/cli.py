@@ -9,9 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-from htmc.hextable import parse_hex
+from htmc.circuits.hextable import parse_hex
 from jobs.common import emit, target_from_args
-from jobs.errors import USER_ERRORS, user_error
+from jobs.errors import user_error, USER_ERRORS
 
 EPILOG_HEX = """truth tables use ABC's hex convention: bit i of the table is f at input index i, where input 0 is the
 least significant bit of i, and the string is written most significant digit first. Examples: XOR of 2
@@ -23,8 +23,8 @@ def _columns(args) -> list:
 
 
 def cmd_circuit_exact(args) -> int:
-    from htmc.boolean import boolean_exact
-    from htmc.blif import write_blif
+    from htmc.synthesis.boolean import boolean_exact
+    from htmc.circuits.blif import write_blif
     result, circuit = boolean_exact(_columns(args), budget_s=args.budget_s)
     if circuit is not None and args.save:
         Path(args.save).write_text(write_blif(circuit))
@@ -33,9 +33,9 @@ def cmd_circuit_exact(args) -> int:
 
 
 def cmd_circuit_synth(args) -> int:
-    from htmc.abc import DEFAULT_SCRIPT
-    from htmc.blif import write_blif
-    from htmc.boolean import boolean_abc
+    from htmc.synthesis.abc_tool import DEFAULT_SCRIPT
+    from htmc.circuits.blif import write_blif
+    from htmc.synthesis.boolean import boolean_abc
     result, circuit = boolean_abc(_columns(args), args.script or DEFAULT_SCRIPT, args.deepsyn_s)
     if args.save:
         Path(args.save).write_text(write_blif(circuit))
@@ -44,14 +44,14 @@ def cmd_circuit_synth(args) -> int:
 
 
 def _check_bits(args, target) -> None:
-    from htmc.search import MAX_ABC_INPUTS
+    from htmc.synthesis.abc_method import MAX_ABC_INPUTS
     if args.bits is not None and target.d * args.bits > MAX_ABC_INPUTS:
         raise ValueError(f"--bits {args.bits} gives d*k = {target.d * args.bits} input bits for '{target.name}' "
                          f"(d={target.d}); circuit search handles at most {MAX_ABC_INPUTS}")
 
 
 def _methods(text: str) -> list[str]:
-    from htmc.search import check_methods
+    from htmc.synthesis.search import check_methods
     return check_methods([m.strip() for m in text.split(",") if m.strip()])
 
 
@@ -63,7 +63,7 @@ def _point_json(args, target, eps: float, result) -> dict:
 
 
 def cmd_functions_list(args) -> int:
-    from htmc.functions import FUNCTIONS, make_function
+    from htmc.targets import FUNCTIONS, make_function
     rows = []
     for e in FUNCTIONS:
         t = make_function(e.name)
@@ -79,8 +79,8 @@ def cmd_functions_list(args) -> int:
 
 
 def cmd_circuit_search(args) -> int:
-    from htmc.blif import write_blif
-    from htmc.search import search
+    from htmc.circuits.blif import write_blif
+    from htmc.synthesis.search import search
     target = target_from_args(args)
     _check_bits(args, target)
     result = search(target, args.eps, args.domain or target.domain_default, _methods(args.methods),
@@ -95,9 +95,9 @@ def cmd_circuit_search(args) -> int:
 
 
 def cmd_circuit_ladder(args) -> int:
-    from htmc.ladder import run_ladder
+    from htmc.rates.ladder import run_ladder
     target = target_from_args(args)
-    from htmc.ladder import check_ladder
+    from htmc.rates.ladder import check_ladder
     _check_bits(args, target)
     check_ladder(target, args.eps0, args.steps, domain=args.domain or target.domain_default, bits=args.bits)
     from tqdm import tqdm

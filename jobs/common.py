@@ -36,7 +36,7 @@ def parse_params(items: list[str] | None) -> dict:
 
 def target_from_args(args):
     """The target function named by `function` and `--param`."""
-    from htmc.functions import make_function
+    from htmc.targets import make_function
     return make_function(args.function, **parse_params(args.param))
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from htmc.abc import AbcError, AbcNotFoundError
+from htmc.synthesis.abc_tool import AbcError, AbcNotFoundError
 
 # Failures that are the user's input or environment (bad names and values, missing files, no ABC).
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, AbcNotFoundError, AbcError)

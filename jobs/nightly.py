@@ -7,8 +7,8 @@ import argparse
 import sys
 
 from jobs.cli import load_plugins
-from jobs.errors import USER_ERRORS, user_error
-from jobs.nightly_cli import DESCRIPTION, EPILOG, add_nightly_args, cmd_nightly
+from jobs.errors import user_error, USER_ERRORS
+from jobs.nightly_cli import add_nightly_args, cmd_nightly, DESCRIPTION, EPILOG
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""`htmc resnet train`: argparse wiring and handler. Thin: training is htmc.train, compiling is htmc.compile.
+"""`htmc resnet train`: argparse wiring and handler. Thin: training is htmc.resnets.training, compiling is htmc.resnets.to_circuit.
 
 jobs/cli.py's build_parser calls add_resnet_commands(sub). The handler raises ValueError / KeyError for user
 errors (jobs/cli.py prints `htmc: error: ...` and exits 2).
@@ -37,7 +37,7 @@ def _check_args(args) -> None:
 def cmd_resnet_train(args) -> int:
     import torch
 
-    from htmc.train import TrainConfig, train_one
+    from htmc.resnets.training import train_one, TrainConfig
     _check_args(args)
     target = target_from_args(args)
     config = TrainConfig(width=args.width, depth=args.depth, rank=args.rank, lam=args.lam, reg=args.reg,
@@ -73,7 +73,7 @@ def cmd_resnet_train(args) -> int:
 
 
 def _compile(args, target, result) -> dict:
-    from htmc.compile import compile_search, default_k
+    from htmc.resnets.to_circuit import compile_search, default_k
     out = {"compiled_gates": None, "compiled_aig_nodes": None, "compiled_bits": None, "compiled_max_error": None,
            "compiled_float_error": None, "compiled_eps": args.compile_eps, "compiled_reason": None,
            "compiled_seconds": None, "compiled_tried": None}
@@ -88,7 +88,7 @@ def _compile(args, target, result) -> dict:
                 "compiled_reason": res.reason or None, "compiled_seconds": res.seconds,
                 "compiled_tried": [list(t) for t in res.tried]})
     if args.save and res.circuit is not None:
-        from htmc.blif import write_blif
+        from htmc.circuits.blif import write_blif
         Path(args.save).write_text(write_blif(res.circuit))
     return out
 
@@ -103,7 +103,7 @@ def add_resnet_commands(subparsers) -> None:
                     "proximal lam*R step, R in {l1, block_path}. Reports the sup and RMS error on the "
                     "verification grid, every registered norm and the nonzeros; --save-params writes the trained "
                     "weights. With --compile-eps, also the fewest-gate verified circuit of the quantized net "
-                    "(htmc.compile). JSON keys: function, function_version, function_params, status, error, "
+                    "(htmc.resnets.to_circuit). JSON keys: function, function_version, function_params, status, error, "
                     "sup_error, rms_error, train_mse, norms, norm_versions, nnz, n_params, steps, seconds, device "
                     "and the arguments width, depth, rank, lam, reg, lr, seed; with --compile-eps also "
                     "compiled_gates, compiled_aig_nodes, compiled_bits {w_bits, a_bits, k}, compiled_max_error, "

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from jobs.cli import load_plugins
-from jobs.errors import USER_ERRORS, user_error
+from jobs.errors import user_error, USER_ERRORS
 from jobs.sweep_cli import add_run_args, cmd_run
 
 

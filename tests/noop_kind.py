@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from htmc.records import Record, metric
+from htmc.records import metric, Record
 from htmc.tasks import TASK_KINDS, TaskKind
 
 NOOP_VERSION = "1"

@@ -7,7 +7,7 @@ regenerate them with `python tests/test_analysis.py --write-golden` after a deli
 
 Tolerances. Counts, categories and the preferred model must match exactly. The fitted numbers (γ̂, its interval,
 ĉ, the polylog fit, the HTMC norms, Spearman's ρ and its bootstrap interval, slopes) are deterministic given
-htmc.rates' FIT_VERSION and the seeded bootstraps, so they must match to a relative 1e-6 (absolute 1e-9 near 0).
+htmc.rates.fits' FIT_VERSION and the seeded bootstraps, so they must match to a relative 1e-6 (absolute 1e-9 near 0).
 """
 from __future__ import annotations
 
@@ -137,9 +137,9 @@ def test_counts_and_cbar_merge(table, summary):
 
 
 def _with_current_fits(table: pa.Table) -> pa.Table:
-    """The fixture as htmc.ladder would store it today: each ok ladder's fit_json refitted from its own usable
+    """The fixture as htmc.rates.ladder would store it today: each ok ladder's fit_json refitted from its own usable
     rungs (the fixture's fits are FIT_VERSION 1)."""
-    from htmc.rates import fit_ladder
+    from htmc.rates.fits import fit_ladder
     fits = []
     for kind, status, pj, fj in zip(*(table[c].to_pylist() for c in ("kind", "status", "points_json", "fit_json"))):
         if kind == "circuit_ladder" and status == "ok":
@@ -152,7 +152,7 @@ def _with_current_fits(table: pa.Table) -> pa.Table:
 
 def test_refit_equals_stored_fit_and_ladder_records(table, summary):
     """Stored fits of an older FIT_VERSION are refitted. A function with one ladder whose fit is current reuses
-    it; refitting with htmc.rates gives the same numbers, and they equal the gamma column of that ladder record."""
+    it; refitting with htmc.rates.fits gives the same numbers, and they equal the gamma column of that ladder record."""
     assert (summary.functions["fit_source"].dropna() == "refit").all()      # the fixture's fits are version 1
     fresh = _with_current_fits(table)
     refit = A.summarize(fresh, reuse_stored_fits=False).functions.set_index("function_key")
@@ -362,7 +362,7 @@ def test_exact_rounded_from_points_json_reaches_the_refit():
 def test_old_stored_fit_json_is_read_and_refitted(table):
     """A ladder record whose fit_json has the old single `htmc_norm` (version 1) still summarizes: it is refit,
     and its norms are read as the at-rungs values where they are used."""
-    from htmc.rates import read_norms
+    from htmc.rates.fits import read_norms
     s = A.summarize(table)
     f = s.functions[s.functions["n_points"] > 0]
     assert f["htmc_norm_at_rungs_2"].notna().all() and f["htmc_norm_over_range_2"].notna().all()

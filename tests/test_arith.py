@@ -1,17 +1,16 @@
-"""Gate-level arithmetic (htmc.arith) checked exhaustively against Python integers, its gate counts, ABC
-post-optimization, and the `arith` piecewise-polynomial search (htmc.piecewise) under the verifier."""
+"""Gate-level arithmetic (htmc.circuits.builder) checked exhaustively against Python integers, its gate counts, ABC
+post-optimization, and the `arith` piecewise-polynomial search (htmc.synthesis.piecewise) under the verifier."""
 import itertools
 
 import numpy as np
 import pytest
 
-from htmc.abc import synthesize
-from htmc.arith import (FALSE, TRUE, CircuitBuilder, bits_value, digits_binary, digits_csd, optimize_with_abc,
-                        signed_width)
-from htmc.circuit import output_codes
-from htmc.piecewise import _kept_product, arith_circuit, search
-from htmc.table import IntervalTable
-from htmc.verify import verify
+from htmc.synthesis.abc_tool import synthesize
+from htmc.circuits.builder import (bits_value, CircuitBuilder, digits_binary, digits_csd, FALSE, optimize_with_abc, signed_width, TRUE)
+from htmc.circuits.circuit import output_codes
+from htmc.synthesis.piecewise import _kept_product, arith_circuit, search
+from htmc.targets.table import IntervalTable
+from htmc.circuits.verify import verify
 
 
 def simulate(n_inputs, make):
@@ -216,7 +215,7 @@ def test_optimize_with_abc_keeps_function_and_decoder():
         p = bl.const_mul(x[:5], -45, signed=True)
         return bl.add(p, bl.lut(x[5:], [3, 9, 1, 7], 4), signed=True)
     b = CircuitBuilder(7)
-    from htmc.table import Decoder
+    from htmc.circuits.circuit import Decoder
     c = b.build(make(b, b.inputs), Decoder(0.25, 3))
     opt = optimize_with_abc(c)
     np.testing.assert_array_equal(output_codes(opt), output_codes(c))

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from htmc.blif import BlifError, read_blif, write_blif
-from htmc.circuit import Circuit, CircuitError, output_codes, random_circuit
-from htmc.table import Decoder, IntervalTable
-from htmc.verify import VerificationError, bits_table, require, verify
+from htmc.circuits.blif import BlifError, read_blif, write_blif
+from htmc.circuits.circuit import Circuit, CircuitError, Decoder, output_codes, random_circuit
+from htmc.targets.table import IntervalTable
+from htmc.circuits.verify import bits_table, require, VerificationError, verify
 
 
 def naive_codes(c: Circuit) -> np.ndarray:
@@ -28,7 +28,7 @@ def test_simulation_matches_naive_evaluation(n):
 
 
 def test_simulation_chunks_agree():
-    from htmc.circuit import simulate
+    from htmc.circuits.circuit import simulate
     c = random_circuit(np.random.default_rng(1), 14, 300, 4)
     np.testing.assert_array_equal(simulate(c, chunk_words=7), simulate(c, chunk_words=4096))
 

@@ -214,8 +214,8 @@ def test_ladder_rejects_an_infeasible_last_rung_before_any_search():
     """Formerly the 30th rung failed only after ~10 minutes of searching the first 12."""
     import time
 
-    from htmc.functions import make_function
-    from htmc.ladder import run_ladder
+    from htmc.targets import make_function
+    from htmc.rates.ladder import run_ladder
     t0 = time.monotonic()
     with pytest.raises(ValueError, match="last rung"):
         run_ladder(make_function("sin"), 0.1, 30, methods=["abc"])

@@ -39,8 +39,8 @@ def test_synth_saves_blif(tmp_path):
     out = tmp_path / "maj.blif"
     p = htmc("circuit", "synth", "-t", "e8", "-n", "3", "--save", str(out), "--json")
     assert p.returncode == 0, p.stderr
-    from htmc.blif import read_blif
-    from htmc.circuit import output_codes
+    from htmc.circuits.blif import read_blif
+    from htmc.circuits.circuit import output_codes
     assert list(output_codes(read_blif(out.read_text()))) == [0, 0, 0, 1, 0, 1, 1, 1]
 
 
@@ -56,7 +56,7 @@ def test_search_json_contract(tmp_path):
     d = json.loads(p.stdout)
     assert SEARCH_KEYS <= set(d) and d["verified"] and d["max_error"] <= 0.05
     assert d["params"] == {"freq": 1.0} and d["method"] in ("abc", "table")
-    from htmc.blif import read_blif
+    from htmc.circuits.blif import read_blif
     assert read_blif(out).size == d["gates"]
 
 
@@ -91,7 +91,7 @@ def test_bad_search_input_is_a_clear_error(args, needle):
 
 PLUGIN = '''
 import numpy as np
-from htmc.functions import Target, cell_bounds, register_function
+from htmc.targets import cell_bounds, register_function, Target
 
 @register_function("cube", version="1")
 class Cube(Target):

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cluster.store import schema
-from cluster.store.core import StoreConfig, open_store
+from cluster.store.core import open_store, StoreConfig
 from cluster.store.s3 import S3Store
 
 

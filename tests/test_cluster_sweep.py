@@ -22,7 +22,7 @@ import pytest
 from cluster.service import run_sweep, submission_base, sweep_status, sync_mlflow
 from cluster.spec.grid import expand
 from cluster.spec.parse import load_spec
-from cluster.store.core import StoreConfig, open_store
+from cluster.store.core import open_store, StoreConfig
 from conftest import NOOP_PLUGIN
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""htmc.compile: a trained ResNet as a verified binary circuit (DESIGN §2.4 'Compiling to a circuit'), and the
+"""htmc.resnets.to_circuit: a trained ResNet as a verified binary circuit (DESIGN §2.4 'Compiling to a circuit'), and the
 `htmc resnet train` command (jobs/resnet_cli.py)."""
 import json
 import subprocess
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from htmc.circuit import output_codes
-from htmc.compile import compile_net, compile_search, default_k, emulate, float_error
-from htmc.functions import make_function
-from htmc.resnet import init_one, to_numpy
-from htmc.table import IntervalTable
-from htmc.verify import verify
+from htmc.circuits.circuit import output_codes
+from htmc.resnets.to_circuit import compile_net, compile_search, default_k, emulate, float_error
+from htmc.targets import make_function
+from htmc.resnets.model import init_one, to_numpy
+from htmc.targets.table import IntervalTable
+from htmc.circuits.verify import verify
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def random_net():
 
 @pytest.fixture(scope="module")
 def sin_net():
-    from htmc.train import TrainConfig, train_one
+    from htmc.resnets.training import train_one, TrainConfig
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -100,8 +100,8 @@ def test_depth_zero_net_is_affine(random_net):
 
 def test_emulation_tracks_the_float_net(teacher):
     net, table = teacher
-    from htmc.compile import cell_points
-    from htmc.resnet import forward_numpy
+    from htmc.resnets.to_circuit import cell_points
+    from htmc.resnets.numpy_net import forward_numpy
     em = emulate(net, table, 16, 16)
     assert np.abs(em.values - forward_numpy(net, cell_points(table))).max() < 1e-3
 
@@ -256,7 +256,7 @@ def test_cli_train_compiles_a_verified_circuit(capsys, one_thread, tmp_path):
     assert rc == 0, payload.get("compiled_reason") or err
     assert payload["compiled_gates"] > 0 and payload["compiled_max_error"] <= 0.35
     assert set(payload["compiled_bits"]) == {"w_bits", "a_bits", "k"} and payload["compiled_bits"]["k"] == 6
-    from htmc.blif import read_blif
+    from htmc.circuits.blif import read_blif
     assert read_blif(blif.read_text()).size == payload["compiled_gates"]
 
 

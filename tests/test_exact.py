@@ -1,4 +1,4 @@
-"""SAT exact synthesis (htmc.exact): known minima, a brute-force cross-check, relations, multi-output, budgets.
+"""SAT exact synthesis (htmc.synthesis.sat_exact): known minima, a brute-force cross-check, relations, multi-output, budgets.
 
 No timing asserts here; speed is measured by benchmarks/exact.py.
 """
@@ -7,10 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
-from htmc.boolean import boolean_exact
-from htmc.circuit import CONST1, output_codes
-from htmc.exact import exact_boolean, exact_synthesis
-from htmc.hextable import parse_hex
+from htmc.synthesis.boolean import boolean_exact
+from htmc.circuits.circuit import CONST1, output_codes
+from htmc.synthesis.sat_exact import exact_boolean, exact_synthesis
+from htmc.circuits.hextable import parse_hex
 
 ROWS = np.arange(16)
 BITS = [(ROWS >> i) & 1 for i in range(4)]

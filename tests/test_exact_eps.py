@@ -8,12 +8,13 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from htmc import codes
-from htmc.circuit import Circuit
-from htmc.functions import make_function
-from htmc.search import METHODS, Problem, search
-from htmc.table import Decoder, IntervalTable, sub_up
-from htmc.verify import VerificationError, require, verify
+from htmc.synthesis import code_strategies, relation
+from htmc.circuits.circuit import Circuit, Decoder
+from htmc.targets import make_function
+from htmc.synthesis.problem import METHODS, Problem
+from htmc.synthesis.search import search
+from htmc.targets.table import IntervalTable, sub_up
+from htmc.circuits.verify import require, VerificationError, verify
 
 EPS = 2.0 ** -4
 OVER = 5.7e-14  # what FLOAT_SLACK = 1e-12 let through (search(sin, 2^-4, ['table']) before issue 12)
@@ -37,7 +38,7 @@ def test_a_code_just_over_eps_is_rejected():
     """Code 0.5 is eps + 5.7e-14 from the cell's value: the old slack accepted it, exact comparison does not."""
     table = _constant_table(0.5 + EPS + OVER)
     assert (0.5 + EPS + OVER) - 0.5 > EPS                            # the code really is over eps
-    space = codes.code_space(table, EPS, shift=1)                     # output step 1/2
+    space = relation.code_space(table, EPS, shift=1)                     # output step 1/2
     assert space is None or all(space.decoder.offset + u * 0.5 != 0.5
                                 for u in range(int(space.uL[0]), int(space.uH[0]) + 1))
     c = Circuit(1, [], [0], Decoder(0.5, 0))                        # the constant 0.5
@@ -49,7 +50,7 @@ def test_a_code_just_over_eps_is_rejected():
 
 def test_a_code_at_exactly_eps_is_accepted():
     table = _constant_table(0.5 + EPS)
-    space = codes.code_space(table, EPS, shift=1)
+    space = relation.code_space(table, EPS, shift=1)
     assert space is not None
     c = Circuit(1, [], [0], Decoder(0.5, 0))
     assert verify(c, table).max_error == EPS and require(c, table, EPS).within(EPS)
@@ -57,8 +58,8 @@ def test_a_code_at_exactly_eps_is_accepted():
 
 def test_feasible_is_exact():
     lo, hi = np.array([0.0, 0.0]), np.array([2 * EPS, 2 * EPS])
-    assert IntervalTable(1, 1, lo, hi).feasible(EPS)
-    assert not IntervalTable(1, 1, lo, hi + OVER).feasible(EPS)
+    assert relation.feasible(IntervalTable(1, 1, lo, hi), EPS)
+    assert not relation.feasible(IntervalTable(1, 1, lo, hi + OVER), EPS)
 
 
 @pytest.mark.parametrize("name, eps", [("sin", 2.0 ** -4), ("exp", 2.0 ** -4), ("sqrt", 2.0 ** -3)])
@@ -72,7 +73,7 @@ def test_table_search_attempts_are_within_eps_exactly(name, eps):
 def test_exact_synthesis_tries_one_more_output_bit():
     """Issue 12's counter-example: intervals L=[3,2,0,1], U=[4,2,1,2] need 2 gates at m=2 and 1 gate at m=3."""
     table = IntervalTable(1, 2, np.array([3.5, 2.0, 0.5, 1.5]), np.array([3.5, 2.0, 0.5, 1.5]))
-    space = codes.code_space(table, 0.5, 0)
+    space = relation.code_space(table, 0.5, 0)
     assert space.uL.tolist() == [3, 2, 0, 1] and space.m == 2
     attempts = METHODS.get("exact")(Problem(None, table, 0.5, space, time.monotonic() + 120))
     by_m = {a.bits_out: a for a in attempts}
@@ -101,9 +102,9 @@ def test_exact_rounded_marks_grid_rungs_with_one_code_per_cell():
 
 
 def test_attempt_leaves_the_methods_circuit_alone():
-    from htmc.search import _attempt
+    from htmc.synthesis.problem import make_attempt as _attempt
     table = _constant_table(0.25)
-    space = codes.code_space(table, EPS, 2)
+    space = relation.code_space(table, EPS, 2)
     c = Circuit(1, [], [0], Decoder(7.0, 0))
     a = _attempt(Problem(None, table, EPS, space, time.monotonic() + 10), "table", "round", c, 0.0)
     assert c.decoder == Decoder(7.0, 0) and a.circuit.decoder == space.decoder

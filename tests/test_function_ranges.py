@@ -19,7 +19,7 @@ import mpmath
 import numpy as np
 import pytest
 
-from htmc.functions import FUNCTIONS, make_function
+from htmc.targets import FUNCTIONS, make_function
 
 iv = mpmath.iv
 iv.prec = 200
@@ -259,7 +259,7 @@ def worst_violation(t, k: int, n_cells: int = 200, n_random: int = 3, seed: int 
 # --- the checks ---------------------------------------------------------------------------------------------------
 
 def test_every_builtin_family_has_a_reference():
-    builtin = [n for n in FUNCTIONS.names() if getattr(FUNCTIONS.entry(n).obj, "__module__", "") == "htmc.functions"]
+    builtin = [n for n in FUNCTIONS.names() if getattr(FUNCTIONS.entry(n).obj, "__module__", "") == "htmc.targets"]
     missing = [name for name in builtin if name not in REFERENCE]
     assert not missing, f"add an exact or interval reference for {missing} to tests/test_function_ranges.py"
 
@@ -315,7 +315,7 @@ def test_extreme_ranges_enclose_the_true_function(name, params, k, n_cells):
 @pytest.mark.parametrize("freq,k", [(1.0, 8), (3.0, 5), (1e4, 16), (1000.1, 20), (0.3, 14), (1e6, 12),
                                     (0.25, 3), (3.3, 20), (0.7, 16), (999999.9999999999, 20)])
 def test_sin_phase_words_are_exact(freq, k):
-    from htmc.functions import _passes, _sin_phase_words
+    from htmc.targets.analytic import _passes, _sin_phase_words
     T, R, j = _sin_phase_words(freq, k)
     rng = np.random.default_rng(0)
     cs = np.unique(np.concatenate([rng.integers(0, (1 << k) + 1, 300), [0, 1 << k]]))
@@ -332,7 +332,7 @@ def test_sin_phase_words_are_exact(freq, k):
 
 def test_sin_eval_is_accurate_at_high_frequency():
     """_eval reduces freq x exactly too (a two-product), so grid-domain values are as good as the ranges'."""
-    from htmc.functions import SIN_ERR
+    from htmc.targets.analytic import SIN_ERR
     t = make_function("sin", freq=1e4)
     x = np.concatenate([np.random.default_rng(0).random(300), np.arange(0, 1, 2.0 ** -12)[:300]])
     for xi, v in zip(x, t(x[:, None])):

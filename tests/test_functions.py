@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from htmc.functions import FUNCTIONS, Target, cell_bounds, make_function
-from htmc.registry import UnknownNameError, load_plugin
-from htmc.table import IntervalTable, cell_index_grid
+from htmc.targets import cell_bounds, FUNCTIONS, make_function, Target
+from htmc.registry import load_plugin, UnknownNameError
+from htmc.targets.table import cell_index_grid, IntervalTable
 
 FAMILIES = FUNCTIONS.names()
 TOL = 1e-12
@@ -283,7 +283,7 @@ def test_inputs_outside_the_cube_rejected():
 
 PLUGIN = '''
 import numpy as np
-from htmc.functions import Target, register_function
+from htmc.targets import register_function, Target
 
 @register_function("{name}", version="7")
 class Cube(Target):

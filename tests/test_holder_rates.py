@@ -21,9 +21,9 @@ Seeds 1-3 (not run here, before issue 12) gave gamma_hat 0.98-1.08, 1.93-2.18 an
 import numpy as np
 import pytest
 
-from htmc.functions import make_function
-from htmc.ladder import run_ladder
-from htmc.verify import verify
+from htmc.targets import make_function
+from htmc.rates.ladder import run_ladder
+from htmc.circuits.verify import verify
 
 TOLERANCE = 0.3  # |gamma_hat - d/s| allowed by the issue
 

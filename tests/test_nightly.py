@@ -22,7 +22,7 @@ from analysis.nightly import compare_nights
 from cluster.nightly import deadline_passed, get_night, night_dates, put_night, replicate_sample, submit_night
 from cluster.spec.model import SpecError
 from cluster.spec.parse import load_spec, parse_spec
-from cluster.store.core import StoreConfig, open_store
+from cluster.store.core import open_store, StoreConfig
 from conftest import NOOP_PLUGIN
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from htmc.rates import (FIT_VERSION, exclude_saturated, fit_ladder, fit_polylog, fit_power, htmc_norm_at_rungs,
-                        htmc_norm_over_range, local_slopes, read_norms)
+from htmc.rates.fits import (exclude_saturated, fit_ladder, fit_polylog, fit_power, FIT_VERSION, htmc_norm_at_rungs, htmc_norm_over_range, local_slopes, read_norms)
 
 LADDER = 2.0 ** -np.arange(1, 17)  # eps_j = eps_0 2^-j, eps_0 = 1
 
@@ -140,7 +139,7 @@ def test_htmc_norm_hand_computed():
     out = fit.to_json()
     assert out["htmc_norm_at_rungs"] == {"2": pytest.approx(4.0), "4": pytest.approx(1.0)}
     assert out["htmc_norm_over_range"] == {"2": pytest.approx(8.0), "4": pytest.approx(2.0)}
-    assert "htmc_norm" not in out and fit["htmc_norm"] == out["htmc_norm_at_rungs"]   # legacy read (jobs/cli)
+    assert "htmc_norm" not in out   # the unlabelled name is gone: each estimate says what it covers
     assert "rungs only" in out["htmc_norm_at_rungs_kind"] and "range" in out["htmc_norm_over_range_kind"]
     assert out["eps_range"] == [0.125, 0.5] and out["version"] == FIT_VERSION != "1"
 
@@ -232,7 +231,7 @@ def test_run_ladder_passes_exact_rounded(monkeypatch):
     """run_ladder hands each rung's SearchResult.exact_rounded to the fit (absent: False, as on the box)."""
     from types import SimpleNamespace
 
-    import htmc.ladder as L
+    import htmc.rates.ladder as L
     rungs = {0.5: (4, False), 0.25: (8, False), 0.125: (12, True), 0.0625: (12, True), 0.03125: (12, True)}
 
     def fake_search(target, eps, domain, *args, **kwargs):

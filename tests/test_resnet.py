@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from htmc.norms import NORMS, all_norms, block_path, l1, lipschitz_l1, norm_versions, weighted_path
-from htmc.registry import UnknownNameError, load_plugin
-from htmc.resnet import (PARAM_NAMES, Layout, forward, forward_numpy, from_numpy, init_params, nnz, select,
-                         to_numpy)
-from htmc.train import (TrainConfig, prox_, prune_dead_units, train_batch, train_one, verification_grid)
+from htmc.resnets.norms import all_norms, block_path, l1, lipschitz_l1, norm_versions, NORMS, weighted_path
+from htmc.registry import load_plugin, UnknownNameError
+from htmc.resnets.model import forward, from_numpy, init_params, Layout, nnz, select, to_numpy
+from htmc.resnets.numpy_net import forward_numpy, PARAM_NAMES
+from htmc.resnets.training import prox_, prune_dead_units, train_batch, train_one, TrainConfig, verification_grid
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -119,7 +119,7 @@ def test_block_path_invariant_under_unit_rescaling_l1_not():
 
 def test_register_norm_from_a_plugin_file(tmp_path):
     f = tmp_path / "my_norms.py"
-    f.write_text("from htmc.norms import register_norm\n"
+    f.write_text("from htmc.resnets.norms import register_norm\n"
                  "@register_norm('test_a_only', version='7')\n"
                  "def a_only(params):\n"
                  "    '''Σ|A|.'''\n"
@@ -281,7 +281,7 @@ def test_student_of_a_resnet_teacher_reaches_a_norm_near_the_teachers():
     """A student trained with adequate λ on resnet_teacher fits it closely and its block_path norm lands within a
     small factor of the teacher's: not above it by much (the teacher is one feasible net), not far below it (the
     function needs that much norm). Measured: teacher 29.3, student 11.2 at λ=1e-5 (factor 2.6), sup error 0.0034."""
-    from htmc.functions import make_function
+    from htmc.targets import make_function
     teacher = make_function("resnet_teacher", d=1, width=8, depth=2, rank=2, seed=0)
     t_norm = float(all_norms(from_numpy([teacher.weights]))["block_path"][0])
     cfg = TrainConfig(width=8, depth=2, rank=4, lam=1e-5, reg="block_path", steps=1500, lr=1e-2, seed=0, d=1)

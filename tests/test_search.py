@@ -7,12 +7,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from htmc import codes
-from htmc.circuit import output_codes
-from htmc.functions import make_function
+from htmc.synthesis import code_strategies, relation
+from htmc.circuits.circuit import output_codes
+from htmc.targets import make_function
 from htmc.registry import UnknownNameError
-from htmc.search import METHODS, Problem, search
-from htmc.verify import verify
+from htmc.synthesis.problem import METHODS, Problem
+from htmc.synthesis.search import search
+from htmc.circuits.verify import verify
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -33,9 +34,9 @@ def test_code_strategies_stay_inside_intervals(strategy):
     target = make_function("sin")
     for k, eps in [(6, 0.1), (9, 0.01)]:
         table = target.table(k)
-        shift = codes.coarsest_shift(table, eps) + 1
-        space = codes.code_space(table, eps, shift)
-        u = codes.STRATEGIES.get(strategy)(space, table)
+        shift = relation.coarsest_shift(table, eps) + 1
+        space = relation.code_space(table, eps, shift)
+        u = code_strategies.STRATEGIES.get(strategy)(space, table)
         if u is None:  # plain rounding may miss at this step; the others never do
             assert strategy == "round"
             continue
@@ -45,7 +46,7 @@ def test_code_strategies_stay_inside_intervals(strategy):
 def test_dont_care_filling_respects_cares_and_merges():
     val = np.array([0, 1, 0, 0, 0, 1, 0, 0], bool)
     care = np.array([1, 1, 0, 0, 0, 0, 1, 1], bool)
-    out = codes.fill_dont_cares(val, care)
+    out = code_strategies.fill_dont_cares(val, care)
     assert np.all(out[care] == val[care])
     # halves [0,1,?,?] and [?,?,0,0] are compatible: the column ignores the top variable
     np.testing.assert_array_equal(out[:4], out[4:])
@@ -68,7 +69,7 @@ def test_abc_is_never_below_the_exact_minimum():
     for seed, s, eps in [(0, 1.0, 0.35), (2, 1.0, 0.35), (3, 1.0, 0.35), (0, 0.5, 0.45), (2, 0.5, 0.45)]:
         target = make_function("holder_random", d=1, s=s, seed=seed)
         table = target.table(3)
-        space = codes.code_space(table, eps, codes.coarsest_shift(table, eps))
+        space = relation.code_space(table, eps, relation.coarsest_shift(table, eps))
         ex = METHODS.get("exact")(Problem(target, table, eps, space, deadline=time.monotonic() + 120))[0]
         assert ex.optimal_in_format and ex.verified
         for a in METHODS.get("abc")(Problem(target, table, eps, space, deadline=time.monotonic() + 120)):
@@ -81,7 +82,7 @@ def test_exact_uses_the_eps_relation_not_one_rounding():
     # the top 3 bits of a 4-bit x^2: one output step of allowed error cuts the minimum by more than half.
     x = np.arange(16)
     u = (x * x) >> 5
-    from htmc.exact import exact_synthesis
+    from htmc.synthesis.sat_exact import exact_synthesis
     strict = exact_synthesis(4, [np.array([v]) for v in u], 3, budget_s=120)
     loose = exact_synthesis(4, [np.arange(max(0, v - 1), min(7, v + 1) + 1) for v in u], 3, budget_s=120)
     assert strict.optimal and loose.optimal

@@ -3,8 +3,8 @@ sin and exp prefer the polylog model and their local slopes fall as ε shrinks."
 import numpy as np
 import pytest
 
-from htmc.functions import make_function
-from htmc.ladder import run_ladder
+from htmc.targets import make_function
+from htmc.rates.ladder import run_ladder
 
 
 @pytest.mark.parametrize("name", ["sin", "exp"])

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from htmc import abc as abc_mod
-from htmc.boolean import boolean_abc, boolean_exact
-from htmc.hextable import parse_hex, to_hex
+from htmc.synthesis import abc_tool as abc_mod
+from htmc.synthesis.boolean import boolean_abc, boolean_exact
+from htmc.circuits.hextable import parse_hex, to_hex
 
 XOR3, MAJ3 = "96", "e8"
 
@@ -37,7 +37,7 @@ def test_abc_synthesis_of_random_tables_is_verified(n):
     cols = [rng.random(1 << n) < 0.5 for _ in range(2)]
     res, circuit = boolean_abc(cols)
     assert res.verified and res.gates > 0
-    from htmc.circuit import output_codes
+    from htmc.circuits.circuit import output_codes
     u = output_codes(circuit)
     for j, col in enumerate(cols):
         np.testing.assert_array_equal((u >> j) & 1, col)

@@ -10,9 +10,9 @@ import pytest
 from analysis.aggregate import summarize
 from cluster.service import plan
 from cluster.spec.parse import parse_spec
-from cluster.store.core import StoreConfig, open_store
-from htmc.functions import FUNCTIONS, register_function
-from htmc.search import METHODS
+from cluster.store.core import open_store, StoreConfig
+from htmc.targets import FUNCTIONS, register_function
+from htmc.synthesis.problem import METHODS
 
 SPEC = """
 name: versions

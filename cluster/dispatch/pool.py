@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from cluster.spec.model import SweepSpec, Task
-from cluster.store.core import StoreConfig, open_store
+from cluster.store.core import open_store, StoreConfig
 from cluster.store.layout import StoreUnavailable
 
 from .units import Counts, Unit, make_units

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from cluster.provenance import versions
 from htmc.records import to_row
 from cluster.store import schema
-from cluster.store.core import StoreConfig, open_store
+from cluster.store.core import open_store, StoreConfig
 from cluster.store.layout import StoreUnavailable
 
 ERROR_MAX_CHARS = 8000

@@ -1,10 +1,10 @@
-"""Named, versioned parameter norms of the ResNet of DESIGN §2.4 (htmc.resnet).
+"""Named, versioned parameter norms of the ResNet of DESIGN §2.4 (htmc.resnets.model).
 
 Every entry of NORMS maps a batched parameter dict to a tensor of shape (B,), one value per net, and is plain
 differentiable torch. Bump an entry's version whenever its formula changes: the version is stored with every
 result. Users add norms from their own file:
 
-    from htmc.norms import register_norm
+    from htmc.resnets.norms import register_norm
 
     @register_norm("my_norm", version="1")
     def my_norm(params):
@@ -22,7 +22,8 @@ from typing import Callable
 import torch
 
 from htmc.registry import Registry
-from htmc.resnet import PARAM_NAMES, Params
+from htmc.resnets.model import Params
+from htmc.resnets.numpy_net import PARAM_NAMES
 
 NormFn = Callable[[Params], torch.Tensor]
 NORMS: Registry[NormFn] = Registry("norm")

@@ -5,10 +5,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .abc import DEFAULT_SCRIPT, synthesize
-from .circuit import Circuit
-from .exact import exact_boolean
-from .verify import bits_table, require
+from htmc.synthesis.abc_tool import DEFAULT_SCRIPT, synthesize
+from htmc.circuits.circuit import Circuit
+from htmc.synthesis.sat_exact import exact_boolean
+from htmc.circuits.verify import bits_table, require
 
 
 @dataclass

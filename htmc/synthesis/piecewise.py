@@ -7,7 +7,7 @@ coefficients, and Horner's rule p(u) = c0 + u (c1 + u (c2 + u c3)) runs on gate-
 the low L = k - t bits, read as u = z / 2^L in [0, 1).
 
 Every stage is integer arithmetic that `emulate` reproduces bit for bit in numpy, so a parameter choice is
-accepted or rejected before any gate is built; the verifier (htmc.verify.require) still has the last word on
+accepted or rejected before any gate is built; the verifier (htmc.circuits.verify.require) still has the last word on
 every circuit returned.
 
 Fixed-point plan (all integers):
@@ -31,11 +31,12 @@ from typing import Callable
 
 import numpy as np
 
-from .abc import AbcError
-from .arith import CircuitBuilder, optimize_with_abc, value_width
-from .circuit import Circuit
-from .table import Decoder, IntervalTable
-from .verify import VerificationError, require
+from htmc.synthesis.abc_tool import AbcError
+from htmc.circuits.builder import CircuitBuilder, optimize_with_abc, value_width
+from htmc.circuits.circuit import Circuit, Decoder
+from htmc.synthesis import relation
+from htmc.targets.table import IntervalTable
+from htmc.circuits.verify import require, VerificationError
 
 try:  # BLAS threads on tiny per-segment systems only spin, badly so on a loaded machine (10x measured); optional
     from threadpoolctl import threadpool_limits
@@ -300,7 +301,7 @@ def _search(table: IntervalTable, eps: float, budget_s: float, use_abc: bool) ->
     start = time.perf_counter()
     deadline = start + budget_s
     info: dict = {"emulated": 0, "built": 0}
-    if eps <= 0 or not table.feasible(eps):  # eps = 0 leaves no slack for a polynomial: other methods' job
+    if eps <= 0 or not relation.feasible(table, eps):  # eps = 0 leaves no slack for a polynomial: other methods' job
         return None, {**info, "reason": "infeasible: eps <= 0 or some cell oscillates by more than 2 eps"}
     center = 0.5 * (table.lo + table.hi)
     slack = eps - 0.5 * (table.hi - table.lo)

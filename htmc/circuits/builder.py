@@ -27,10 +27,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .abc import B2_MAPPING, run_abc
-from .blif import read_blif, write_blif
-from .circuit import CONST0, CONST1, Circuit, output_codes
-from .table import Decoder
+from htmc.synthesis.abc_tool import B2_MAPPING, run_abc
+from htmc.circuits.blif import read_blif, write_blif
+from htmc.circuits.circuit import Circuit, CONST0, CONST1, Decoder, output_codes
 
 FALSE, TRUE = 0, 1
 OP_AND, OP_OR, OP_XOR = 0b1000, 0b1110, 0b0110
@@ -485,7 +484,7 @@ def bits_value(codes: np.ndarray, bits: Sequence[int], signed: bool = False) -> 
 
 
 # --- ABC post-optimization -----------------------------------------------------------------------------------------
-# Local AIG rewriting, then the B2 mapping of htmc.abc (STACK-NOTES "Logic synthesis"). Starts from the structure we
+# Local AIG rewriting, then the B2 mapping of htmc.synthesis.abc_tool (STACK-NOTES "Logic synthesis"). Starts from the structure we
 # built, not from a truth table, so there is no collapse.
 OPT_SCRIPT = "dc2; resyn2; dc2"
 CHECK_MAX_INPUTS = 20

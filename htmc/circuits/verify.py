@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .circuit import Circuit, evaluate
-from .table import IntervalTable
+from htmc.circuits.circuit import Circuit, evaluate
+from htmc.targets.table import IntervalTable
 
 
 class VerificationError(AssertionError):

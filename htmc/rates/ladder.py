@@ -6,8 +6,8 @@ from typing import Callable
 
 import numpy as np
 
-from .rates import LadderFit, fit_ladder
-from .search import DEFAULT_METHODS, SearchResult, search
+from htmc.rates.fits import fit_ladder, LadderFit
+from htmc.synthesis.search import DEFAULT_METHODS, search, SearchResult
 
 
 @dataclass
@@ -29,7 +29,8 @@ def check_ladder(target, eps0: float, steps: int, *, domain: str = "box", bits: 
     """Raise ValueError, before any search runs, for a ladder that cannot complete: too few rungs, eps0 not a
     finite number > 0, or a last rung eps0·2^-(steps-1) that needs more input bits than circuit search handles
     (feasibility only gets harder as eps shrinks, so checking the last rung covers them all)."""
-    from .search import MAX_ABC_INPUTS, _resolutions
+    from htmc.synthesis.abc_method import MAX_ABC_INPUTS
+    from htmc.synthesis.search import _resolutions
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 2:
         raise ValueError(f"a ladder needs --steps >= 2 to fit a rate, got {steps}")
     if not (isinstance(eps0, (int, float, np.integer, np.floating)) and np.isfinite(eps0) and eps0 > 0):

@@ -1,14 +1,14 @@
 """Compiling a trained ResNet (DESIGN §2.4) to a verified binary circuit (DESIGN §2.1, §2.2).
 
 The net's parameters are quantized to fixed point, its forward pass becomes integer arithmetic, and that
-arithmetic is emitted as a B2 netlist with htmc.arith: constant multiplications by shift-and-add with canonical
+arithmetic is emitted as a B2 netlist with htmc.circuits.builder: constant multiplications by shift-and-add with canonical
 signed digits, one bit heap per neuron, ReLU from the sign bit, residual adds fused into the block's heap.
-ABC then optimizes the netlist, and htmc.verify measures its error against the TARGET's interval table over all
+ABC then optimizes the netlist, and htmc.circuits.verify measures its error against the TARGET's interval table over all
 2^(d k) input codes, like every other circuit. The gate count is an upper bound on C(f, eps) (the sandwich link).
 
 Fixed-point plan (all integers; F_w = w_bits, F_a = a_bits; q(v, F) = round(v 2^F)):
 - Input. The cell code of coordinate j, z_j in [0, 2^k), enters as the k input bits of that coordinate's block
-  (htmc.table's cell-index convention). On the `box` domain the net is evaluated at the cell's midpoint
+  (htmc.targets.table's cell-index convention). On the `box` domain the net is evaluated at the cell's midpoint
   x_j = (2 z_j + 1) 2^-(k+1): the constant 1 is one more input bit, always TRUE, so it costs no gates and the
   midpoint is exact. On `grid`, x_j = z_j 2^-k. fx = k+1 (box) or k (grid) fraction bits.
 - Weights and biases: q(., F_w). Zero weights emit nothing, so a sparser net compiles to fewer gates.
@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .abc import AbcError
-from .arith import FALSE, TRUE, BitHeap, CircuitBuilder, digits_csd, optimize_with_abc, value_width
-from .circuit import Circuit
-from .resnet import PARAM_NAMES, forward_numpy
-from .table import Decoder, IntervalTable, cell_index_grid
-from .verify import Verification, VerificationError, verify
+from htmc.synthesis.abc_tool import AbcError
+from htmc.circuits.builder import BitHeap, CircuitBuilder, digits_csd, FALSE, optimize_with_abc, TRUE, value_width
+from htmc.circuits.circuit import Circuit, Decoder
+from htmc.resnets.numpy_net import forward_numpy, PARAM_NAMES
+from htmc.targets.table import cell_index_grid, IntervalTable
+from htmc.circuits.verify import Verification, VerificationError, verify
 
 COMPILE_VERSION = "1"
 MAX_INPUTS = 16           # exhaustive emulation and verification: 2^16 cells at most by default
@@ -59,7 +59,7 @@ def _check_net(net: dict[str, np.ndarray], table: IntervalTable) -> None:
                          f"every input code: keep d*k <= {MAX_INPUTS} (at most {MAX_ENUM_INPUTS})")
     missing = [k for k in PARAM_NAMES if k not in net]
     if missing:
-        raise ValueError(f"net is missing parameters {missing}; expected htmc.resnet.to_numpy's keys {PARAM_NAMES}")
+        raise ValueError(f"net is missing parameters {missing}; expected htmc.resnets.model.to_numpy's keys {PARAM_NAMES}")
     d = np.asarray(net["W_in"]).shape[1]
     if d != table.d:
         raise ValueError(f"net has input dimension {d} but the table has d={table.d}")
@@ -75,7 +75,7 @@ def _check_bits(w_bits: int, a_bits: int) -> None:
 
 
 def quantize(net: dict[str, np.ndarray], w_bits: int) -> dict[str, np.ndarray]:
-    """Every weight and bias as the integer round(v 2^w_bits) (int64, shapes of htmc.resnet.param_shapes)."""
+    """Every weight and bias as the integer round(v 2^w_bits) (int64, shapes of htmc.resnets.model.param_shapes)."""
     out = {}
     for k in PARAM_NAMES:
         v = np.rint(np.asarray(net[k], dtype=np.float64) * 2.0 ** w_bits)
@@ -174,7 +174,7 @@ def float_error(net: dict[str, np.ndarray], table: IntervalTable) -> float:
 
 @dataclass
 class _Vec:
-    """A bit vector with its signedness (htmc.arith conventions: little endian literals)."""
+    """A bit vector with its signedness (htmc.circuits.builder conventions: little endian literals)."""
     bits: list[int]
     signed: bool
 
@@ -224,7 +224,7 @@ def compile_net(net: dict[str, np.ndarray], table: IntervalTable, w_bits: int, a
                 optimize: bool = True, method: str = "fused", emulation: Emulation | None = None) -> Circuit:
     """The B2 circuit of the quantized net (module docstring), decoder set; its output codes equal
     emulate(...).u on every input. With optimize, ABC post-optimizes it (optimize_with_abc keeps the smaller and
-    checks the function). Not verified here: compile_search and callers run htmc.verify on it."""
+    checks the function). Not verified here: compile_search and callers run htmc.circuits.verify on it."""
     if method not in METHODS:
         raise ValueError(f"unknown compile method '{method}': valid choices: {', '.join(METHODS)}")
     if emulation is not None and (emulation.w_bits, emulation.a_bits) != (w_bits, a_bits):
@@ -295,7 +295,7 @@ class CompileResult:
     gates: int | None
     w_bits: int | None
     a_bits: int | None
-    max_error: float | None                       # verified error of `circuit` (htmc.verify)
+    max_error: float | None                       # verified error of `circuit` (htmc.circuits.verify)
     seconds: float
     tried: list[tuple[int, int, float, int | None]] = field(default_factory=list)
     # (w_bits, a_bits, emulated error, gates of the compiled circuit or None when not built)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .circuit import CONST0, CONST1, Circuit, CircuitError
+from htmc.circuits.circuit import Circuit, CircuitError, CONST0, CONST1
 
 
 class BlifError(ValueError):

@@ -1,7 +1,7 @@
 """Training of the ResNets of DESIGN §2.4: Adam on the MSE, then a proximal step for λ·R after every Adam step.
 
 One batched computation trains B nets of one shape (other seeds, λ, lr or targets): the parameters of all nets
-live in one (B, P) tensor (htmc.resnet.Layout), the forward pass is batched matrix products, and the loss is
+live in one (B, P) tensor (htmc.resnets.model.Layout), the forward pass is batched matrix products, and the loss is
 Σ_b mean_n (f_b(x_bn) - y_bn)^2, a sum over nets of per-net means. Net b's parameters only enter term b, so
 ∂loss/∂θ_b is exactly the gradient net b would get alone (not scaled by B), and Adam and the proximal steps are
 elementwise, so each net follows the trajectory it would follow alone, up to floating-point summation order.
@@ -38,9 +38,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from htmc.norms import all_norms, norm_versions
-from htmc.registry import UnknownNameError, check_positive, did_you_mean
-from htmc.resnet import Layout, Params, forward, init_params, nnz, to_numpy
+from htmc.resnets.norms import all_norms, norm_versions
+from htmc.registry import check_positive, did_you_mean, UnknownNameError
+from htmc.resnets.model import forward, init_params, Layout, nnz, Params, to_numpy
 
 TRAIN_VERSION = "1"
 REGS = ("l1", "block_path")
@@ -133,7 +133,7 @@ class TrainResult:
     batch_seconds: float = 0.0                   # wall time of the whole batched run
     batch_size: int = 1
     device: str = "cpu"
-    params: dict[str, np.ndarray] | None = None  # htmc.resnet.to_numpy of the trained net
+    params: dict[str, np.ndarray] | None = None  # htmc.resnets.model.to_numpy of the trained net
 
     def to_record(self) -> dict:
         """Flat columns for the training result record (DESIGN §4): config fields, outcome, norm_<name>."""
@@ -178,7 +178,7 @@ def soft_threshold_(flat: torch.Tensor, thr: torch.Tensor) -> None:
 
 def block_path_weights(layout: Layout, flat: torch.Tensor) -> torch.Tensor:
     """κ of the module docstring: (B, P) coefficient of each |θ| in the linearised block_path norm."""
-    from htmc.norms import block_path_coefficients  # the exact factors the norm uses
+    from htmc.resnets.norms import block_path_coefficients  # the exact factors the norm uses
     p = layout.views(flat)
     a_out, b_in = block_path_coefficients(p)                        # (B, L, r) each
     kappa = torch.zeros_like(flat)

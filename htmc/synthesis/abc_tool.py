@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .blif import read_blif
-from .circuit import Circuit
+from htmc.circuits.blif import read_blif
+from htmc.circuits.circuit import Circuit
 
 INSTALL_HINT = ("install it with `pip install pyosys` (ships yosys-abc), or `apt-get install berkeley-abc`, "
                 "or point HTMC_ABC at an ABC binary")
@@ -120,7 +120,7 @@ def synthesize(columns: list[np.ndarray], script: str = DEFAULT_SCRIPT, deepsyn_
     """Synthesize a multi-output truth table (columns[j][c] = output bit j at input code c) with ABC.
 
     Returns the mapped B2 circuit (outputs LSB first). The caller verifies it against its table: functions here
-    only promise what ABC produced, and every search result passes through htmc.verify.
+    only promise what ABC produced, and every search result passes through htmc.circuits.verify.
     """
     n_rows = np.asarray(columns[0]).size
     n = n_rows.bit_length() - 1

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from pysat.solvers import Solver
 
-from .circuit import CONST0, CONST1, Circuit, output_codes
+from htmc.circuits.circuit import Circuit, CONST0, CONST1, output_codes
 
 MAX_EXACT_INPUTS = 8
 # Glucose 4.1 was as fast as CaDiCaL 1.9.5 on the 12 seven-gate NPN classes (35.6 s and 34.9 s in all, run

@@ -21,9 +21,8 @@ import numpy as np
 import torch
 
 from htmc.registry import check_positive
+from htmc.resnets.numpy_net import PARAM_NAMES
 
-# Order matters: it is the order of the flat layout (Layout) and of to_numpy/from_numpy.
-PARAM_NAMES = ("W_in", "b_in", "A", "B", "c", "W_out", "b_out")
 
 Params = dict[str, torch.Tensor]
 
@@ -198,14 +197,6 @@ def from_numpy(nets: list[dict[str, np.ndarray]], dtype: torch.dtype = torch.flo
     """Inverse of to_numpy for a list of nets of one shape."""
     return {k: torch.stack([torch.as_tensor(n[k]) for n in nets]).to(dtype=dtype, device=device)
             for k in PARAM_NAMES}
-
-
-def forward_numpy(net: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Reference forward pass of one exported net in numpy float64 (x: (N, d) -> (N,)); no torch involved."""
-    h = x @ net["W_in"].T + net["b_in"]
-    for l in range(net["A"].shape[0]):
-        h = h + np.maximum(h @ net["B"][l].T + net["c"][l], 0.0) @ net["A"][l].T
-    return (h @ net["W_out"].T + net["b_out"])[:, 0]
 
 
 def nnz(params: Params) -> torch.Tensor:

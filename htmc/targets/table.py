@@ -1,4 +1,5 @@
-"""The interval truth table of DESIGN §2.2, and the input/output codes of DESIGN §2.1.
+"""The interval truth table of DESIGN §2.2 and the input codes of DESIGN §2.1 (the ε relation on it is
+htmc.synthesis.relation; the output decoder is htmc.circuits.circuit.Decoder).
 
 Conventions (used by every module; change them only with a version bump):
 - Cell index c of a d-dimensional input at k bits per coordinate: coordinate 0 is the most significant block,
@@ -42,16 +43,6 @@ def cell_lower_corners(d: int, k: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Decoder:
-    """Free output decoder: value = offset + u * 2^-shift (DESIGN §2.1)."""
-    offset: float = 0.0
-    shift: int = 0
-
-    def decode(self, u: np.ndarray) -> np.ndarray:
-        return self.offset + np.asarray(u, dtype=np.float64) * 2.0 ** (-self.shift)
-
-
-@dataclass(frozen=True)
 class IntervalTable:
     """Rigorous range [lo_c, hi_c] of f on each of the 2^(d k) cells (or the value at grid points)."""
     d: int
@@ -73,19 +64,6 @@ class IntervalTable:
     @property
     def n_inputs(self) -> int:
         return self.d * self.k
-
-    def accepted(self, eps: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per cell, the interval I_c = [hi_c - eps, lo_c + eps] of accepted outputs (may be empty)."""
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps!r}")
-        return self.hi - eps, self.lo + eps
-
-    def feasible(self, eps: float) -> bool:
-        """False when some cell oscillates by more than 2 eps, i.e. k is too small for eps (exact: 2 eps is a
-        float, so hi - lo <= 2 eps is decided on the exact difference)."""
-        if eps < 0:
-            raise ValueError(f"eps must be >= 0, got {eps!r}")
-        return bool(np.all(sub_up(self.hi, self.lo) <= 2.0 * eps))
 
     def errors(self, y: np.ndarray) -> np.ndarray:
         """sup over each cell of |f - y| given the cell's range, max(hi - y, y - lo), rounded UP to a float:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .table import Decoder
 
 CONST0, CONST1 = 0, 1
 OP_AND, OP_OR, OP_XOR, OP_NAND = 0b1000, 0b1110, 0b0110, 0b0111
@@ -19,6 +18,16 @@ OP_AND, OP_OR, OP_XOR, OP_NAND = 0b1000, 0b1110, 0b0110, 0b0111
 TRIVIAL_OPS = frozenset({0b0000, 0b1111, 0b1010, 0b0101, 0b1100, 0b0011})
 # AIG cost of one B2 gate: XOR and XNOR need 3 ANDs, every other non-trivial op is one AND with inversions.
 AIG_COST = {op: (3 if op in (0b0110, 0b1001) else 0 if op in TRIVIAL_OPS else 1) for op in range(16)}
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """Free output decoder: value = offset + u * 2^-shift (DESIGN §2.1)."""
+    offset: float = 0.0
+    shift: int = 0
+
+    def decode(self, u: np.ndarray) -> np.ndarray:
+        return self.offset + np.asarray(u, dtype=np.float64) * 2.0 ** (-self.shift)
 
 
 class CircuitError(ValueError):

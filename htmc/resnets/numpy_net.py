@@ -1,0 +1,17 @@
+"""One net of DESIGN §2.4 as numpy arrays, with no torch: the parameter names and the reference forward pass, shared
+by the compiler (to_circuit) and the resnet_teacher target, whose weights are such a net."""
+from __future__ import annotations
+
+import numpy as np
+
+# Order matters: it is the order of the flat layout (model.Layout) and of model.to_numpy/from_numpy.
+PARAM_NAMES = ("W_in", "b_in", "A", "B", "c", "W_out", "b_out")
+
+
+def forward_numpy(net: dict, x: np.ndarray) -> np.ndarray:
+    """Reference forward pass of one net in numpy float64 (x: (N, d) -> (N,)). A, B and c are per-block: stacked
+    arrays (L, ...) of an exported net, or lists of arrays (a teacher's weights)."""
+    h = x @ net["W_in"].T + net["b_in"]
+    for A, B, c in zip(net["A"], net["B"], net["c"]):
+        h = h + np.maximum(h @ B.T + c, 0.0) @ A.T
+    return (h @ net["W_out"].T + net["b_out"])[:, 0]
