@@ -12,7 +12,7 @@
   recorded as `failed` ("worker died ..."). Units queued behind it are resubmitted without counting an attempt.
   Tasks of a resubmitted unit that were already recorded `ok` are not run again.
 - Store outages. A task whose record could not be written because the store stayed unreachable for
-  `results.write_retry_s` comes back with `_store_error`; it is retried later (after another write_retry_s, while
+  `results.write_retry_s` comes back with a store_error (TaskOutcome); it is retried later (after another write_retry_s, while
   the other work goes on), up to `dispatch.max_attempts` times, then recorded `failed` with the reason (the
   endpoint and the time spent). If even that record cannot be written, the task is counted failed and
   `unrecorded`, a warning says so, and it has no record: the next run of the spec runs it.
@@ -33,7 +33,7 @@ from cluster.store.core import open_store, StoreConfig
 from cluster.store.layout import StoreUnavailable
 
 from .units import Counts, Unit, make_units
-from .worker import TaskRunner
+from .worker import TaskOutcome, TaskRunner
 
 ACTOR_MAX_RESTARTS = 3
 INDEX_FLUSH = 2000            # status-index entries buffered in the driver before they are merged into the store
@@ -248,19 +248,19 @@ class Dispatcher:
         slot.started = True
         lost = []
         for s in summaries:
-            if s.get("_store_error"):
+            if s.store_error:
                 lost.append(s)
             else:
                 self._count(s)
         if lost:
             self._store_failed(unit, lost)
 
-    def _store_failed(self, unit: Unit, lost: list[dict]) -> None:
+    def _store_failed(self, unit: Unit, lost: list[TaskOutcome]) -> None:
         """Tasks that ran but whose records the store did not take: again later, or failed after max_attempts."""
         by_key = {t.key: t for t in unit.tasks}
-        again, give_up, reason = [], [], lost[-1]["_store_error"]
+        again, give_up, reason = [], [], lost[-1].store_error
         for s in lost:
-            t = by_key[s["task_key"]]
+            t = by_key[s.record["task_key"]]
             n = self._store_tries[t.key] = self._store_tries.get(t.key, 0) + 1
             (again if n < self.spec.dispatch.max_attempts else give_up).append(t)
         if again:
@@ -280,19 +280,20 @@ class Dispatcher:
             for _, unit in due:
                 units.setdefault(unit.kind, collections.deque()).append(unit)
 
-    def _count(self, summary: dict) -> None:
-        if summary.get("status") == "ok":
+    def _count(self, outcome: TaskOutcome) -> None:
+        rec = outcome.record
+        if rec.get("status") == "ok":
             self.counts.done += 1
         else:
             self.counts.failed += 1
-        v = summary.pop("_validator", None)
-        if v and summary.get("_written", True):
-            kind, key = summary.get("kind"), summary["task_key"]
-            self._index[f"sweep={self.ctx['sweep']}/kind={kind}/{key}.parquet"] = (kind, key, summary["status"], v)
+        if outcome.validator and outcome.written:
+            kind, key = rec.get("kind"), rec["task_key"]
+            self._index[f"sweep={self.ctx['sweep']}/kind={kind}/{key}.parquet"] = (kind, key, rec["status"],
+                                                                                  outcome.validator)
             if len(self._index) >= INDEX_FLUSH:
                 self._flush_index()
-        if summary.pop("_written", True):
-            self.on_result(summary)
+        if outcome.written:
+            self.on_result(rec)
 
     def _handle_ping(self, ref) -> None:
         import ray
@@ -335,9 +336,7 @@ class Dispatcher:
             rec = recorded.get(t.key)
             if rec is not None and rec.get("execution_id") == self.ctx["execution_id"]:
                 # written by this execution before the worker died: count it, do not run it again
-                rec["_written"] = True
-                rec["kind"] = unit.kind
-                self._count(rec)
+                self._count(TaskOutcome({**rec, "kind": unit.kind}))
             else:
                 left.append(t)
         if not left:
@@ -363,16 +362,16 @@ class Dispatcher:
                                versions=versions())
             # Within write_retry_s of a give-up, one try each: the driver loop must not wait retry_s per task.
             recent = time.monotonic() - self._store_down_at < self.store_cfg.retry_s
+            outcome = TaskOutcome({**rec, "kind": kind})
             try:
-                rec["_written"], rec["_validator"] = self._get_store().put_record(
+                outcome.written, outcome.validator = self._get_store().put_record(
                     self.ctx["sweep"], kind, rec, retry_s=0.0 if recent else None)
             except StoreUnavailable as e:
                 self._store_down_at = time.monotonic()
-                rec["_written"] = False
+                outcome.written = False
                 self.unrecorded.append((t.key, f"{reason}; the failed record was not stored either: {e}"))
                 self.counts.unrecorded += 1
-            rec["kind"] = kind
-            self._count(rec)
+            self._count(outcome)
 
     def _flush_index(self) -> None:
         """Tell the store's status index what was written, so that the next plan need not parse these files

@@ -5,7 +5,7 @@ raises becomes a `failed` record holding the error text; nothing a task does sto
 written one by one as tasks finish, so a worker killed in the middle of a chunk loses only unfinished tasks.
 
 A store that stays unreachable for `results.write_retry_s` (StoreUnavailable) does not fail the call: the task's
-summary carries `_store_error` and no record, and the dispatcher retries the task later. The rest of that
+TaskOutcome carries the store_error and written=False, and the dispatcher retries the task later. The rest of that
 call's records then get one try each, not a full retry budget each (a batch of 64 would otherwise wait 64 times).
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import socket
 import time
 import traceback
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from cluster.provenance import versions
@@ -23,6 +24,16 @@ from cluster.store.core import open_store, StoreConfig
 from cluster.store.layout import StoreUnavailable
 
 ERROR_MAX_CHARS = 8000
+
+
+@dataclass
+class TaskOutcome:
+    """What a worker returns per task: the record as stored (without its large JSON columns, plus `kind`), and,
+    outside it, whether the store took it, the file's validator for the status index, or why it did not."""
+    record: dict
+    written: bool = True
+    validator: str | None = None
+    store_error: str | None = None
 # Large JSON columns stay in the store; the driver gets the rest (for tracking and progress).
 NOT_RETURNED = ("attempts_json", "points_json", "fit_json", "extra_json")
 
@@ -66,14 +77,14 @@ class TaskRunner:
         return self.worker
 
     # ------------------------------------------------------------------------------------------------------
-    def run(self, tasks: list[dict]) -> list[dict]:
-        """tasks: dicts with key, params, group, kind_version, attempt. Returns one summary per task, in order."""
+    def run(self, tasks: list[dict]) -> list[TaskOutcome]:
+        """tasks: dicts with key, params, group, kind_version, attempt. Returns one outcome per task, in order."""
         self._store_down = False
         if len(tasks) > 1 and self.kind.run_batch is not None:
             return self._run_batched(tasks)
         return [self._run_one(t) for t in tasks]
 
-    def _run_one(self, task: dict) -> dict:
+    def _run_one(self, task: dict) -> TaskOutcome:
         t0, s0 = _now(), time.perf_counter()
         try:
             out, status, error = self.kind.run(task["params"]), "ok", None
@@ -82,7 +93,7 @@ class TaskRunner:
         wall = time.perf_counter() - s0
         return self._finish(task, out, status, error, t0, _now(), wall, 1)
 
-    def _run_batched(self, tasks: list[dict]) -> list[dict]:
+    def _run_batched(self, tasks: list[dict]) -> list[TaskOutcome]:
         t0, s0 = _now(), time.perf_counter()
         try:
             outs = self.kind.run_batch([t["params"] for t in tasks])
@@ -95,16 +106,18 @@ class TaskRunner:
         return [self._finish(t, o, "ok", None, t0, t1, wall, len(tasks)) for t, o in zip(tasks, outs)]
 
     # ------------------------------------------------------------------------------------------------------
-    def _finish(self, task, out, status, error, t0, t1, wall, batch_size) -> dict:
+    def _finish(self, task, out, status, error, t0, t1, wall, batch_size) -> TaskOutcome:
         rec = self.make_record(task, out, status, error, t0, t1, wall, batch_size)
+        outcome = TaskOutcome({})
         try:
-            rec["_written"], rec["_validator"] = self.store.put_record(
+            outcome.written, outcome.validator = self.store.put_record(
                 self.ctx["sweep"], self.kind_name, rec, retry_s=0.0 if self._store_down else None)
         except StoreUnavailable as e:
             self._store_down = True
-            rec["_written"], rec["_store_error"] = False, str(e)
+            outcome.written, outcome.store_error = False, str(e)
         rec["kind"] = self.kind_name
-        return {k: v for k, v in rec.items() if k not in NOT_RETURNED}
+        outcome.record = {k: v for k, v in rec.items() if k not in NOT_RETURNED}
+        return outcome
 
     def make_record(self, task, out, status, error, t0, t1, wall, batch_size) -> dict:
         return build_record(task, out, status, error, t0, t1, wall, batch_size, ctx=self.ctx, worker=self.worker,
