@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from htmc.synthesis.abc_tool import synthesize
-from htmc.circuits.builder import (bits_value, CircuitBuilder, digits_binary, digits_csd, FALSE, optimize_with_abc, signed_width, TRUE)
+from htmc.synthesis.abc_tool import optimize_with_abc, synthesize
+from htmc.circuits.builder import (bits_value, CircuitBuilder, digits_binary, digits_csd, FALSE, signed_width, TRUE)
 from htmc.circuits.circuit import output_codes
 from htmc.synthesis.piecewise import _kept_product, arith_circuit, search
 from htmc.targets.table import IntervalTable

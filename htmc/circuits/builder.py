@@ -20,24 +20,16 @@ Conventions
 """
 from __future__ import annotations
 
-import tempfile
 from collections import defaultdict
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from htmc.synthesis.abc_tool import B2_MAPPING, run_abc
-from htmc.circuits.blif import read_blif, write_blif
-from htmc.circuits.circuit import Circuit, CONST0, CONST1, Decoder, output_codes
+from htmc.circuits.circuit import Circuit, CONST0, CONST1, Decoder
 
 FALSE, TRUE = 0, 1
 OP_AND, OP_OR, OP_XOR = 0b1000, 0b1110, 0b0110
 OP_NOT_A = 0b0101  # ~a, used only for an output that is the complement of an input
-
-
-def lit_not(a: int) -> int:
-    return a ^ 1
 
 
 def _absorb(op: int, inv_a: int, inv_b: int) -> int:
@@ -481,34 +473,3 @@ def bits_value(codes: np.ndarray, bits: Sequence[int], signed: bool = False) -> 
     w = len(bits)
     codes = np.asarray(codes, dtype=np.int64)
     return codes - ((codes >> (w - 1) & 1) << w) if signed and w else codes
-
-
-# --- ABC post-optimization -----------------------------------------------------------------------------------------
-# Local AIG rewriting, then the B2 mapping of htmc.synthesis.abc_tool (STACK-NOTES "Logic synthesis"). Starts from the structure we
-# built, not from a truth table, so there is no collapse.
-OPT_SCRIPT = "dc2; resyn2; dc2"
-CHECK_MAX_INPUTS = 20
-
-
-def optimize_with_abc(circuit: Circuit, script: str = OPT_SCRIPT, timeout_s: float = 300,
-                      check: bool = True) -> Circuit:
-    """Run ABC on a built circuit and return whichever of input and result is smaller (decoder kept).
-
-    With check (and at most CHECK_MAX_INPUTS inputs) the result must compute the same codes on every input, or
-    the input is returned: ABC's rewriting preserves function, and this guards the BLIF round trip.
-    """
-    circuit = circuit.pruned()
-    with tempfile.TemporaryDirectory(prefix="htmc-opt-") as tmp:
-        work = Path(tmp)
-        (work / "f.blif").write_text(write_blif(circuit))
-        run_abc(f"read_blif f.blif; strash; {script}; {B2_MAPPING}; write_blif out.blif", work, timeout_s)
-        got = read_blif((work / "out.blif").read_text()).pruned()
-    if got.n_inputs != circuit.n_inputs or len(got.outputs) != len(circuit.outputs):
-        return circuit
-    got = Circuit(got.n_inputs, got.gates, got.outputs, circuit.decoder)
-    if got.size >= circuit.size:
-        return circuit
-    if check and circuit.n_inputs <= CHECK_MAX_INPUTS and \
-            not np.array_equal(output_codes(got), output_codes(circuit)):
-        return circuit
-    return got

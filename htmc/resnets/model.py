@@ -57,15 +57,6 @@ class Layout:
         return param_shapes(self.d, self.width, self.depth, self.rank)
 
     @property
-    def slices(self) -> dict[str, slice]:
-        out, start = {}, 0
-        for name in PARAM_NAMES:
-            n = math.prod(self.shapes[name])
-            out[name] = slice(start, start + n)
-            start += n
-        return out
-
-    @property
     def n_params(self) -> int:
         return sum(math.prod(s) for s in self.shapes.values())
 
@@ -83,12 +74,6 @@ class Layout:
     def flatten(self, params: Params) -> torch.Tensor:
         B = params["W_in"].shape[0]
         return torch.cat([params[k].reshape(B, -1) for k in PARAM_NAMES], dim=1)
-
-
-def layout_of(params: Params) -> Layout:
-    """Read (d, width, depth, rank) off a parameter dict."""
-    _, L, w, r = params["A"].shape
-    return Layout(d=params["W_in"].shape[2], width=w, depth=L, rank=r)
 
 
 def _uniform(gen: torch.Generator, shape, bound: float) -> torch.Tensor:

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from htmc.synthesis.abc_tool import AbcError
-from htmc.circuits.builder import BitHeap, CircuitBuilder, digits_csd, FALSE, optimize_with_abc, TRUE, value_width
+from htmc.synthesis.abc_tool import AbcError, optimize_with_abc
+from htmc.circuits.builder import BitHeap, CircuitBuilder, digits_csd, FALSE, TRUE, value_width
 from htmc.circuits.circuit import Circuit, Decoder
 from htmc.resnets.numpy_net import forward_numpy, PARAM_NAMES
 from htmc.targets.table import cell_index_grid, IntervalTable
@@ -220,6 +220,69 @@ def _relu(b: CircuitBuilder, p: _Vec, values: np.ndarray) -> _Vec:
     return _Vec(b.relu(p.bits)[:keep], False)
 
 
+def _input_vectors(b: CircuitBuilder, table: IntervalTable) -> list[_Vec]:
+    """The fixed-point input of each coordinate (input_codes): its k cell-index bits, below a constant TRUE (the
+    midpoint's 1) on box."""
+    d, k, ins = table.d, table.k, b.inputs
+    xs = []
+    for j in range(d):  # coordinate j is the block at bits k(d-1-j) .. k(d-j)-1 of the cell index
+        z = ins[k * (d - 1 - j): k * (d - j)]
+        xs.append(_Vec([TRUE] + z if table.domain == "box" else z, False))
+    return xs
+
+
+def _input_layer(b: CircuitBuilder, em: Emulation, table: IntervalTable, method: str) -> list[_Vec]:
+    """h_0 of the module docstring, one heap per unit."""
+    q, fx = em.q, _frac_in(table)
+    xs = _input_vectors(b, table)
+    h = []
+    for i in range(q["W_in"].shape[0]):
+        heap = b.heap()
+        for j in range(table.d):
+            _add_term(b, heap, xs[j], q["W_in"][i, j], 0, method)
+        heap.add_const(int(q["b_in"][i]), fx)
+        h.append(_close(heap, em.w_bits + fx - em.a_bits, em.h[0][:, i]))
+    return h
+
+
+def _block(b: CircuitBuilder, em: Emulation, l: int, h: list[_Vec], method: str) -> list[_Vec]:
+    """h_{l+1} from h_l: the relu units r_l, then the residual add fused into one heap per coordinate."""
+    q, w_bits = em.q, em.w_bits
+    r = []
+    for i in range(q["B"].shape[1]):
+        if not np.any(q["A"][l][:, i]):  # nobody reads this unit
+            r.append(_Vec([], False))
+            continue
+        heap = b.heap()
+        for j, hj in enumerate(h):
+            _add_term(b, heap, hj, q["B"][l][i, j], 0, method)
+        heap.add_const(int(q["c"][l][i]), em.a_bits)
+        r.append(_relu(b, _close(heap, w_bits, em.pre[l][:, i]), em.pre[l][:, i]))
+    new_h = []
+    for j, hj in enumerate(h):
+        if not np.any(q["A"][l][j]):  # the residual passes through untouched
+            new_h.append(hj)
+            continue
+        heap = b.heap()
+        heap.add_vector(hj.bits, shift=w_bits, signed=hj.signed)
+        for i, ri in enumerate(r):
+            _add_term(b, heap, ri, q["A"][l][j, i], 0, method)
+        new_h.append(_close(heap, w_bits, em.h[l + 1][:, j]))
+    return new_h
+
+
+def _output(b: CircuitBuilder, em: Emulation, h: list[_Vec], method: str) -> _Vec:
+    """u = y - min y of the module docstring (unsigned)."""
+    q, w_bits = em.q, em.w_bits
+    heap = b.heap()
+    for j, hj in enumerate(h):
+        _add_term(b, heap, hj, q["W_out"][0, j], 0, method)
+    y_min = int(em.y.min())
+    heap.add_const(int(q["b_out"][0]), em.a_bits)
+    heap.add_const(-y_min, w_bits)  # u = y - min y, exact: the shift is a multiple of 2^w_bits
+    return _close(heap, w_bits, em.u)
+
+
 def compile_net(net: dict[str, np.ndarray], table: IntervalTable, w_bits: int, a_bits: int,
                 optimize: bool = True, method: str = "fused", emulation: Emulation | None = None) -> Circuit:
     """The B2 circuit of the quantized net (module docstring), decoder set; its output codes equal
@@ -231,53 +294,11 @@ def compile_net(net: dict[str, np.ndarray], table: IntervalTable, w_bits: int, a
         raise ValueError(f"emulation is for w_bits={emulation.w_bits}, a_bits={emulation.a_bits}, "
                          f"not {w_bits}, {a_bits}")
     em = emulation if emulation is not None else emulate(net, table, w_bits, a_bits)
-    q, d, k = em.q, table.d, table.k
     b = CircuitBuilder(table.n_inputs)
-    ins = b.inputs
-    xs = []
-    for j in range(d):  # coordinate j is the block at bits k(d-1-j) .. k(d-j)-1 of the cell index
-        z = ins[k * (d - 1 - j): k * (d - j)]
-        xs.append(_Vec([TRUE] + z if table.domain == "box" else z, False))
-    fx = _frac_in(table)
-
-    h = []
-    for i in range(q["W_in"].shape[0]):
-        heap = b.heap()
-        for j in range(d):
-            _add_term(b, heap, xs[j], q["W_in"][i, j], 0, method)
-        heap.add_const(int(q["b_in"][i]), fx)
-        h.append(_close(heap, w_bits + fx - a_bits, em.h[0][:, i]))
-
-    for l in range(q["A"].shape[0]):
-        r = []
-        for i in range(q["B"].shape[1]):
-            if not np.any(q["A"][l][:, i]):  # nobody reads this unit
-                r.append(_Vec([], False))
-                continue
-            heap = b.heap()
-            for j, hj in enumerate(h):
-                _add_term(b, heap, hj, q["B"][l][i, j], 0, method)
-            heap.add_const(int(q["c"][l][i]), a_bits)
-            r.append(_relu(b, _close(heap, w_bits, em.pre[l][:, i]), em.pre[l][:, i]))
-        new_h = []
-        for j, hj in enumerate(h):
-            if not np.any(q["A"][l][j]):  # the residual passes through untouched
-                new_h.append(hj)
-                continue
-            heap = b.heap()
-            heap.add_vector(hj.bits, shift=w_bits, signed=hj.signed)
-            for i, ri in enumerate(r):
-                _add_term(b, heap, ri, q["A"][l][j, i], 0, method)
-            new_h.append(_close(heap, w_bits, em.h[l + 1][:, j]))
-        h = new_h
-
-    heap = b.heap()
-    for j, hj in enumerate(h):
-        _add_term(b, heap, hj, q["W_out"][0, j], 0, method)
-    y_min = int(em.y.min())
-    heap.add_const(int(q["b_out"][0]), a_bits)
-    heap.add_const(-y_min, w_bits)  # u = y - min y, exact: the shift is a multiple of 2^w_bits
-    u = _close(heap, w_bits, em.u)
+    h = _input_layer(b, em, table, method)
+    for l in range(em.q["A"].shape[0]):
+        h = _block(b, em, l, h, method)
+    u = _output(b, em, h, method)
     circuit = b.build(u.bits if u.bits else [FALSE], em.decoder)
     if optimize and circuit.size:
         circuit = optimize_with_abc(circuit)
@@ -291,12 +312,12 @@ def compile_net(net: dict[str, np.ndarray], table: IntervalTable, w_bits: int, a
 @dataclass
 class CompileResult:
     """Outcome of compile_search. circuit is None when nothing verified; `reason` then says why."""
-    circuit: Circuit | None
-    gates: int | None
-    w_bits: int | None
-    a_bits: int | None
-    max_error: float | None                       # verified error of `circuit` (htmc.circuits.verify)
-    seconds: float
+    circuit: Circuit | None = None
+    gates: int | None = None
+    w_bits: int | None = None
+    a_bits: int | None = None
+    max_error: float | None = None                # verified error of `circuit` (htmc.circuits.verify)
+    seconds: float = 0.0
     tried: list[tuple[int, int, float, int | None]] = field(default_factory=list)
     # (w_bits, a_bits, emulated error, gates of the compiled circuit or None when not built)
     k: int = 0
@@ -319,6 +340,96 @@ def _pareto_min(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [p for p in points if not any(o != p and o[0] <= p[0] and o[1] <= p[1] for o in points)]
 
 
+def _checked_bits(eps: float, bits) -> list[int]:
+    """compile_search's bit choices, sorted and deduplicated, once eps and bits are valid."""
+    if not (isinstance(eps, (int, float, np.floating)) and math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    bits = sorted({int(v) for v in bits})
+    if not bits or bits[0] < 0:
+        raise ValueError(f"bits must be a non-empty set of ints >= 0, got {bits}")
+    return bits
+
+
+@dataclass
+class _Search:
+    """What one compile_search run compiles against, and its clock."""
+    net: dict[str, np.ndarray]
+    table: IntervalTable
+    eps: float
+    budget_s: float
+    optimize: bool
+    method: str
+    t0: float
+
+    def over_budget(self) -> bool:
+        return time.monotonic() - self.t0 > self.budget_s
+
+    def budget_left(self) -> float:
+        return self.budget_s - (time.monotonic() - self.t0)
+
+
+def _staircase(s: _Search, bits: list[int]) -> tuple[dict[tuple[int, int], Emulation], dict[tuple[int, int], float]]:
+    """Emulated error of each (w_bits, a_bits) scanned, and the emulations of those within eps.
+
+    Exact for the Pareto-minimal set without emulating the whole grid: for each w_bits only the smallest passing
+    a_bits can be minimal, and for a larger w_bits only a_bits below every smaller w_bits' pass can be (anything
+    else is dominated). No monotonicity of the error is assumed.
+    """
+    ems: dict[tuple[int, int], Emulation] = {}
+    errors: dict[tuple[int, int], float] = {}
+    a_limit = math.inf
+    for w in bits:
+        for a in bits:
+            if a >= a_limit or s.over_budget():
+                break
+            try:
+                em = emulate(s.net, s.table, w, a)
+            except ValueError:  # overflow of the 64-bit emulation at this many bits
+                continue
+            errors[(w, a)] = em.max_error
+            if em.max_error <= s.eps:
+                ems[(w, a)] = em
+                a_limit = a
+                break
+    return ems, errors
+
+
+def _raw_netlists(s: _Search, cands: list[tuple[int, int]], ems: dict[tuple[int, int], Emulation]
+                  ) -> dict[tuple[int, int], Circuit]:
+    """The unoptimized circuit of each candidate pair, as many as the budget allows (at least one)."""
+    raw = {}
+    for p in cands:
+        if s.over_budget() and raw:
+            break
+        raw[p] = compile_net(s.net, s.table, *p, optimize=False, method=s.method, emulation=ems[p])
+    return raw
+
+
+def _best_verified(s: _Search, raw: dict[tuple[int, int], Circuit], errors: dict[tuple[int, int], float],
+                   res: CompileResult, gates: dict[tuple[int, int], int]
+                   ) -> tuple[int, tuple[int, int], Circuit, Verification] | None:
+    """The ABC_CANDIDATES smallest raw netlists, ABC-optimized and verified: the one with the fewest gates within
+    eps as (gates, pair, circuit, verification), or None. Fills gates per pair and res.notes on skipped ABC."""
+    best: tuple[int, tuple[int, int], Circuit, Verification] | None = None
+    for p in sorted(raw, key=lambda p: (raw[p].size, sum(p), p))[:ABC_CANDIDATES]:
+        if best is not None and s.over_budget():
+            break
+        c = raw[p]
+        if s.optimize and c.size:
+            try:  # ABC's &dch is the slow step (~30 s at 7k gates) and saves ~5-10%: bounded by the budget
+                c = optimize_with_abc(c, timeout_s=max(MIN_ABC_S, s.budget_left()))
+            except AbcError as e:  # past the budget: the raw netlist stands
+                res.notes.append(f"w_bits={p[0]}, a_bits={p[1]}: ABC skipped ({str(e).splitlines()[0][:120]})")
+        v = verify(c, s.table)
+        if abs(v.max_error - errors[p]) > 1e-9 * max(1.0, abs(errors[p])):
+            raise VerificationError(f"compiled circuit at w_bits={p[0]}, a_bits={p[1]} has verified error "
+                                    f"{v.max_error:.9g} but its emulation gave {errors[p]:.9g}: a compiler bug")
+        gates[p] = c.size
+        if v.within(s.eps) and (best is None or (c.size, sum(p)) < (best[0], sum(best[1]))):
+            best = (c.size, p, c, v)
+    return best
+
+
 def compile_search(net: dict[str, np.ndarray], table: IntervalTable, eps: float, bits=DEFAULT_BITS,
                    budget_s: float = 60, optimize: bool = True, method: str = "fused") -> CompileResult:
     """Fewest weight and activation bits whose compiled circuit verifies within eps, and the fewest gates.
@@ -330,68 +441,23 @@ def compile_search(net: dict[str, np.ndarray], table: IntervalTable, eps: float,
        verified, and the one with the fewest gates is returned. tried records every emulated pair with its gates where one was built.
     The verified error of each built circuit must equal its emulated error (else VerificationError: a bug).
     """
-    t0 = time.monotonic()
-    if not (isinstance(eps, (int, float, np.floating)) and math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
-    bits = sorted({int(v) for v in bits})
-    if not bits or bits[0] < 0:
-        raise ValueError(f"bits must be a non-empty set of ints >= 0, got {bits}")
+    s = _Search(net, table, eps, budget_s, optimize, method, time.monotonic())
+    bits = _checked_bits(eps, bits)
     fe = float_error(net, table)
-    res = CompileResult(None, None, None, None, None, 0.0, [], table.k, float(eps), fe)
+    res = CompileResult(k=table.k, eps=float(eps), float_error=fe)
     if fe > eps:
         res.reason = (f"the float net itself is too inaccurate: its sup error on the {1 << table.n_inputs} cells "
                       f"(k={table.k}) is {fe:.6g} > eps={eps:.6g}; no quantization can meet eps")
-        res.seconds = time.monotonic() - t0
+        res.seconds = time.monotonic() - s.t0
         return res
-
-    # Staircase scan, exact for the Pareto-minimal set without emulating the whole grid: for each w_bits only
-    # the smallest passing a_bits can be minimal, and for a larger w_bits only a_bits below every smaller
-    # w_bits' pass can be (anything else is dominated). No monotonicity of the error is assumed.
-    ems: dict[tuple[int, int], Emulation] = {}
-    errors: dict[tuple[int, int], float] = {}
-    a_limit = math.inf
-    for w in bits:
-        for a in bits:
-            if a >= a_limit or time.monotonic() - t0 > budget_s:
-                break
-            try:
-                em = emulate(net, table, w, a)
-            except ValueError:  # overflow of the 64-bit emulation at this many bits
-                continue
-            errors[(w, a)] = em.max_error
-            if em.max_error <= eps:
-                ems[(w, a)] = em
-                a_limit = a
-                break
+    ems, errors = _staircase(s, bits)
     gates: dict[tuple[int, int], int] = {}
     passing = [p for p in errors if p in ems]
     if not passing:
         res.reason = (f"no (w_bits, a_bits) in {bits[0]}..{bits[-1]} emulates within eps={eps:.6g} (float net "
                       f"error {fe:.6g}; best quantized {min(errors.values(), default=math.inf):.6g}); allow more bits")
     else:
-        cands = _pareto_min(passing)
-        raw = {}
-        for p in cands:
-            if time.monotonic() - t0 > budget_s and raw:
-                break
-            raw[p] = compile_net(net, table, *p, optimize=False, method=method, emulation=ems[p])
-        best: tuple[int, tuple[int, int], Circuit, Verification] | None = None
-        for p in sorted(raw, key=lambda p: (raw[p].size, sum(p), p))[:ABC_CANDIDATES]:
-            if best is not None and time.monotonic() - t0 > budget_s:
-                break
-            c = raw[p]
-            if optimize and c.size:
-                try:  # ABC's &dch is the slow step (~30 s at 7k gates) and saves ~5-10%: bounded by the budget
-                    c = optimize_with_abc(c, timeout_s=max(MIN_ABC_S, budget_s - (time.monotonic() - t0)))
-                except AbcError as e:  # past the budget: the raw netlist stands
-                    res.notes.append(f"w_bits={p[0]}, a_bits={p[1]}: ABC skipped ({str(e).splitlines()[0][:120]})")
-            v = verify(c, table)
-            if abs(v.max_error - errors[p]) > 1e-9 * max(1.0, abs(errors[p])):
-                raise VerificationError(f"compiled circuit at w_bits={p[0]}, a_bits={p[1]} has verified error "
-                                        f"{v.max_error:.9g} but its emulation gave {errors[p]:.9g}: a compiler bug")
-            gates[p] = c.size
-            if v.within(eps) and (best is None or (c.size, sum(p)) < (best[0], sum(best[1]))):
-                best = (c.size, p, c, v)
+        best = _best_verified(s, _raw_netlists(s, _pareto_min(passing), ems), errors, res, gates)
         if best is not None:
             size, p, c, v = best
             res.circuit, res.gates, res.aig_nodes = c, size, c.aig_nodes
@@ -399,7 +465,7 @@ def compile_search(net: dict[str, np.ndarray], table: IntervalTable, eps: float,
         else:
             res.reason = "no compiled circuit verified within eps"
     res.tried = [(w, a, errors[(w, a)], gates.get((w, a))) for (w, a) in sorted(errors)]
-    res.seconds = time.monotonic() - t0
+    res.seconds = time.monotonic() - s.t0
     return res
 
 

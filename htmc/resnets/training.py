@@ -285,15 +285,49 @@ def train_batch(targets: list[Target], configs: list[TrainConfig]) -> list[Train
     t0 = time.perf_counter()
     X = torch.as_tensor(np.stack(xs), dtype=dtype, device=device)                    # (B, N, d)
     Y = torch.as_tensor(np.stack(ys), dtype=dtype, device=device)                    # (B, N)
+    flat, failures, steps_done = _train_steps(layout, configs, X, Y, device, dtype)
+    params, out = _evaluate(layout, flat, failures, X, Y, grid, y_grid, device, dtype)
+    _sync(device)
+    wall = time.perf_counter() - t0
+    dev_name = str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})"
+    common = dict(n_params=layout.n_params, seconds=wall / B, batch_seconds=wall, batch_size=B, device=dev_name,
+                  norm_versions=norm_versions())
+    return [_result(i, c, out, params, steps_done, common) for i, c in enumerate(configs)]
+
+
+@dataclass
+class _Failures:
+    """Per net (B,): whether it still trains, and the step and loss at which it failed (-1 and 0 until then)."""
+    active: torch.Tensor
+    step: torch.Tensor
+    loss: torch.Tensor
+
+    @classmethod
+    def none(cls, n_nets: int, device: torch.device, dtype: torch.dtype) -> "_Failures":
+        return cls(torch.ones(n_nets, dtype=torch.bool, device=device),
+                   torch.full((n_nets,), -1, dtype=torch.long, device=device),
+                   torch.zeros(n_nets, dtype=dtype, device=device))
+
+    def record(self, step: int, per_loss: torch.Tensor, finite: torch.Tensor) -> None:
+        """Nets whose loss is no longer finite stop at this step."""
+        newly = self.active & ~finite
+        self.step = torch.where(newly, step, self.step)
+        self.loss = torch.where(newly, per_loss.detach(), self.loss)
+        self.active = self.active & finite
+
+
+def _train_steps(layout: Layout, configs: list[TrainConfig], X: torch.Tensor, Y: torch.Tensor,
+                 device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, _Failures, int]:
+    """The Adam + proximal steps of the batch from its initial parameters: the (B, P) parameters after them,
+    which nets failed, and the number of steps taken."""
+    c0 = configs[0]
     flat = layout.flatten(init_params(c0.d, c0.width, c0.depth, c0.rank, [c.seed for c in configs],
                                       dtype=dtype, device=device)).requires_grad_(True)
     lr = torch.tensor([c.lr for c in configs], dtype=dtype, device=device).unsqueeze(1)
     thr = lr * torch.tensor([c.lam for c in configs], dtype=dtype, device=device).unsqueeze(1)
     rows = _rows(configs, device)
     m, v = torch.zeros_like(flat), torch.zeros_like(flat)
-    active = torch.ones(B, dtype=torch.bool, device=device)
-    fail_step = torch.full((B,), -1, dtype=torch.long, device=device)
-    fail_loss = torch.zeros(B, dtype=dtype, device=device)
+    failures = _Failures.none(len(configs), device, dtype)
 
     # On a GPU, failures are tracked on the device every step (no host sync). On the CPU a sync is free, so the
     # masking is skipped until some net has actually failed (fewer ops per step for small nets).
@@ -305,10 +339,8 @@ def train_batch(targets: list[Target], configs: list[TrainConfig]) -> list[Train
             finite = torch.isfinite(per_loss)
             masking = masking or not bool(finite.all())
             if masking:
-                newly = active & ~finite
-                fail_step = torch.where(newly, step, fail_step)
-                fail_loss = torch.where(newly, per_loss.detach(), fail_loss)
-                active = active & finite
+                failures.record(step, per_loss, finite)
+        active = failures.active
         # torch.where, not a product: 0 * nan would be nan. Sum of per-net means: see the module docstring.
         (g,) = torch.autograd.grad(torch.where(active, per_loss, 0.0).sum() if masking else per_loss.sum(), flat)
         with torch.no_grad():
@@ -320,7 +352,14 @@ def train_batch(targets: list[Target], configs: list[TrainConfig]) -> list[Train
         steps_done = step
         if masking and (device.type == "cpu" or step % 50 == 0) and not bool(active.any()):
             break  # every net failed (on a GPU this is a sync, hence only every 50 steps)
+    return flat, failures, steps_done
 
+
+def _evaluate(layout: Layout, flat: torch.Tensor, failures: _Failures, X: torch.Tensor, Y: torch.Tensor,
+              grid: np.ndarray, y_grid: np.ndarray, device: torch.device, dtype: torch.dtype
+              ) -> tuple[Params, dict]:
+    """The trained nets, dead units pruned, and their numbers as numpy: errors on the verification grid, norms,
+    nnz, final training MSE and the failures (read by _result)."""
     with torch.no_grad():
         params = {k: t.detach().clone() for k, t in layout.views(flat).items()}
         prune_dead_units(params)
@@ -330,14 +369,9 @@ def train_batch(targets: list[Target], configs: list[TrainConfig]) -> list[Train
                "norms": {k: t.double().cpu().numpy() for k, t in all_norms(params).items()},
                "nnz": nnz(params).cpu().numpy(),
                "mse": ((forward(params, X) - Y) ** 2).mean(1).double().cpu().numpy(),
-               "active": active.cpu().numpy(), "fail_step": fail_step.cpu().numpy(),
-               "fail_loss": fail_loss.cpu().numpy()}
-    _sync(device)
-    wall = time.perf_counter() - t0
-    dev_name = str(device) if device.type == "cpu" else f"{device} ({torch.cuda.get_device_name(device)})"
-    common = dict(n_params=layout.n_params, seconds=wall / B, batch_seconds=wall, batch_size=B, device=dev_name,
-                  norm_versions=norm_versions())
-    return [_result(i, c, out, params, steps_done, common) for i, c in enumerate(configs)]
+               "active": failures.active.cpu().numpy(), "fail_step": failures.step.cpu().numpy(),
+               "fail_loss": failures.loss.cpu().numpy()}
+    return params, out
 
 
 def _result(i: int, c: TrainConfig, out: dict, params: Params, steps_done: int, common: dict) -> TrainResult:

@@ -1,4 +1,5 @@
-"""Synthesis through ABC: multi-output truth table in, verified B2 circuit out.
+"""Synthesis through ABC: multi-output truth table in, verified B2 circuit out (`synthesize`), and post-optimization
+of a circuit that htmc.circuits.builder built (`optimize_with_abc`).
 
 ABC comes with the Python install: the `pyosys` wheel ships a native `yosys-abc` inside the package. `abc_binary`
 is the one place that finds it (STACK-NOTES "Logic synthesis").
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from htmc.circuits.blif import read_blif
-from htmc.circuits.circuit import Circuit
+from htmc.circuits.blif import read_blif, write_blif
+from htmc.circuits.circuit import Circuit, output_codes
 
 INSTALL_HINT = ("install it with `pip install pyosys` (ships yosys-abc), or `apt-get install berkeley-abc`, "
                 "or point HTMC_ABC at an ABC binary")
@@ -139,3 +140,34 @@ def synthesize(columns: list[np.ndarray], script: str = DEFAULT_SCRIPT, deepsyn_
     aig = _first_stat(text, "and")  # the first print_stats is the optimized AIG, before mapping
     return SynthResult(circuit.pruned(), circuit.size, aig if aig is not None else circuit.aig_nodes,
                        time.perf_counter() - start, script)
+
+
+# --- ABC post-optimization -----------------------------------------------------------------------------------------
+# Local AIG rewriting of a built circuit (htmc.circuits.builder), then the B2 mapping above (STACK-NOTES "Logic
+# synthesis"). Starts from the structure that was built, not from a truth table, so there is no collapse.
+OPT_SCRIPT = "dc2; resyn2; dc2"
+CHECK_MAX_INPUTS = 20
+
+
+def optimize_with_abc(circuit: Circuit, script: str = OPT_SCRIPT, timeout_s: float = 300,
+                      check: bool = True) -> Circuit:
+    """Run ABC on a built circuit and return whichever of input and result is smaller (decoder kept).
+
+    With check (and at most CHECK_MAX_INPUTS inputs) the result must compute the same codes on every input, or
+    the input is returned: ABC's rewriting preserves function, and this guards the BLIF round trip.
+    """
+    circuit = circuit.pruned()
+    with tempfile.TemporaryDirectory(prefix="htmc-opt-") as tmp:
+        work = Path(tmp)
+        (work / "f.blif").write_text(write_blif(circuit))
+        run_abc(f"read_blif f.blif; strash; {script}; {B2_MAPPING}; write_blif out.blif", work, timeout_s)
+        got = read_blif((work / "out.blif").read_text()).pruned()
+    if got.n_inputs != circuit.n_inputs or len(got.outputs) != len(circuit.outputs):
+        return circuit
+    got = Circuit(got.n_inputs, got.gates, got.outputs, circuit.decoder)
+    if got.size >= circuit.size:
+        return circuit
+    if check and circuit.n_inputs <= CHECK_MAX_INPUTS and \
+            not np.array_equal(output_codes(got), output_codes(circuit)):
+        return circuit
+    return got

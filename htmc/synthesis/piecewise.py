@@ -31,8 +31,8 @@ from typing import Callable
 
 import numpy as np
 
-from htmc.synthesis.abc_tool import AbcError
-from htmc.circuits.builder import CircuitBuilder, optimize_with_abc, value_width
+from htmc.synthesis.abc_tool import AbcError, optimize_with_abc
+from htmc.circuits.builder import CircuitBuilder, value_width
 from htmc.circuits.circuit import Circuit, Decoder
 from htmc.synthesis import relation
 from htmc.targets.table import IntervalTable
@@ -303,6 +303,35 @@ def _search(table: IntervalTable, eps: float, budget_s: float, use_abc: bool) ->
     info: dict = {"emulated": 0, "built": 0}
     if eps <= 0 or not relation.feasible(table, eps):  # eps = 0 leaves no slack for a polynomial: other methods' job
         return None, {**info, "reason": "infeasible: eps <= 0 or some cell oscillates by more than 2 eps"}
+    found = _plan_candidates(table, eps, deadline, info)
+    if not found:
+        return None, {**info, "reason": "no plan met eps", "seconds": time.perf_counter() - start}
+    found.sort(key=lambda c: c.size)
+    if use_abc:
+        _add_abc_candidates(found, deadline)
+        found.sort(key=lambda c: c.size)
+    for cand in found:  # the verifier has the last word; a failure here would be a bug in emulate
+        try:
+            v = require(cand.circuit, table, eps)
+        except VerificationError:
+            info.setdefault("rejected", []).append(cand.params)
+            continue
+        info["candidates"] = sorted((c.size, tuple(c.params.values())) for c in found)
+        return cand.circuit, {**info, **cand.params, "gates": cand.size, "max_error": v.max_error,
+                              "seconds": time.perf_counter() - start}
+    return None, {**info, "reason": "no candidate verified", "seconds": time.perf_counter() - start}
+
+
+def _formats(degree: int, fo0: int) -> list[tuple[int, int, int]]:
+    """(frac, out_frac, guard) to try for a degree, from the output step fo0 up."""
+    if degree == 0:  # the common 2^T of C0 finds the coarsest output grid by itself
+        return [(fo0 + 5, fo0 + 5, 0)]
+    return [(fr, fo, g) for fo in range(fo0, fo0 + 4) for fr in range(fo, fo + 4) for g in (1, 3)]
+
+
+def _plan_candidates(table: IntervalTable, eps: float, deadline: float, info: dict) -> list[Candidate]:
+    """The built circuit of every plan that emulates within eps, over degrees, segment counts and formats;
+    counts the plans emulated and built in info."""
     center = 0.5 * (table.lo + table.hi)
     slack = eps - 0.5 * (table.hi - table.lo)
     # output step: the C0 choice needs about one grid point per accepted interval, whose half-width is the slack
@@ -311,13 +340,8 @@ def _search(table: IntervalTable, eps: float, budget_s: float, use_abc: bool) ->
     found: list[Candidate] = []
     for degree in range(MAX_DEGREE + 1):
         for t, coefs in _segment_choices(table, center, slack, eps, degree, deadline):
-            if degree == 0:  # the common 2^T of C0 finds the coarsest output grid by itself
-                grid = [(fo0 + 5, fo0 + 5, 0)]
-            else:
-                grid = [(fr, fo, g) for fo in range(fo0, fo0 + 4) for fr in range(fo, fo + 4)
-                        for g in (1, 3)]
             worked: set[tuple[int, int]] = set()  # (out_frac, guard) that some frac met
-            for frac, out_frac, guard in grid:
+            for frac, out_frac, guard in _formats(degree, fo0):
                 if time.perf_counter() > deadline:
                     break
                 if len({fo for fo, _ in worked}) >= 2 and out_frac > max(fo for fo, _ in worked):
@@ -332,30 +356,20 @@ def _search(table: IntervalTable, eps: float, budget_s: float, use_abc: bool) ->
                 circuit = build_plan(plan)
                 info["built"] += 1
                 found.append(Candidate(circuit.size, circuit, plan.params()))
-    if not found:
-        return None, {**info, "reason": "no plan met eps", "seconds": time.perf_counter() - start}
-    found.sort(key=lambda c: c.size)
-    if use_abc:
-        for cand in found[:ABC_CANDIDATES]:
-            if time.perf_counter() > deadline:
-                break
-            try:  # the verifier below checks the result, so no check here
-                opt = optimize_with_abc(cand.circuit, check=False, timeout_s=max(5.0, deadline - time.perf_counter()))
-            except AbcError:
-                continue
-            if opt.size < cand.size:
-                found.append(Candidate(opt.size, opt, {**cand.params, "abc": True}))
-        found.sort(key=lambda c: c.size)
-    for cand in found:  # the verifier has the last word; a failure here would be a bug in emulate
-        try:
-            v = require(cand.circuit, table, eps)
-        except VerificationError:
-            info.setdefault("rejected", []).append(cand.params)
+    return found
+
+
+def _add_abc_candidates(found: list[Candidate], deadline: float) -> None:
+    """Append the ABC-optimized circuit of each of the ABC_CANDIDATES first candidates where ABC makes it smaller."""
+    for cand in found[:ABC_CANDIDATES]:
+        if time.perf_counter() > deadline:
+            break
+        try:  # the verifier checks every candidate afterwards, so no check here
+            opt = optimize_with_abc(cand.circuit, check=False, timeout_s=max(5.0, deadline - time.perf_counter()))
+        except AbcError:
             continue
-        info["candidates"] = sorted((c.size, tuple(c.params.values())) for c in found)
-        return cand.circuit, {**info, **cand.params, "gates": cand.size, "max_error": v.max_error,
-                              "seconds": time.perf_counter() - start}
-    return None, {**info, "reason": "no candidate verified", "seconds": time.perf_counter() - start}
+        if opt.size < cand.size:
+            found.append(Candidate(opt.size, opt, {**cand.params, "abc": True}))
 
 
 def arith_circuit(f: Callable | None, table: IntervalTable, eps: float, budget_s: float = 30) -> Circuit | None:
