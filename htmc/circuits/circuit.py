@@ -55,9 +55,6 @@ class Circuit:
                 raise CircuitError(f"output reads signal {o}, but only signals 0..{top - 1} exist")
 
     # --- signals -------------------------------------------------------------------------------------------------
-    def input_signal(self, i: int) -> int:
-        return 2 + i
-
     def gate_signal(self, g: int) -> int:
         return self.n_inputs + 2 + g
 

@@ -37,11 +37,6 @@ def cell_index_grid(d: int, k: int) -> np.ndarray:
     return np.stack([(c >> (k * (d - 1 - j))) & ((1 << k) - 1) for j in range(d)], axis=1)
 
 
-def cell_lower_corners(d: int, k: int) -> np.ndarray:
-    """Lower-left corner x of every cell in [0,1]^d, shape (2^(d k), d)."""
-    return cell_index_grid(d, k) / float(1 << k)
-
-
 @dataclass(frozen=True)
 class IntervalTable:
     """Rigorous range [lo_c, hi_c] of f on each of the 2^(d k) cells (or the value at grid points)."""
