@@ -115,6 +115,13 @@ def select(t: pa.Table, mask: np.ndarray, columns: Iterable[str], prefixes: Iter
     return sub.filter(pa.array(mask)) if len(t) else sub
 
 
+def bool_column(df: pd.DataFrame, col: str) -> np.ndarray:
+    """A boolean column as a numpy array; absent or null (records from before the column existed): False."""
+    if col not in df:
+        return np.zeros(len(df), dtype=bool)
+    return pd.array(df[col].to_numpy(object), dtype="boolean").fillna(False).to_numpy(bool)
+
+
 def frame(t: pa.Table, columns: Iterable[str], *, pattern: str | None = None) -> pd.DataFrame:
     """Selected columns (absent ones as null) and those matching `pattern` (a prefix), as a DataFrame."""
     cols = list(dict.fromkeys(columns))
@@ -162,14 +169,26 @@ def function_ids(t: pa.Table) -> tuple[np.ndarray, pd.DataFrame]:
         return np.zeros(0, dtype=np.int64), empty
     pj = column(t, "params_json", pa.string()).combine_chunks() if "params_json" in t.column_names \
         else pa.nulls(n, pa.string())
-    fn = column(t, "function", pa.string()).combine_chunks()
-    fp = pc.struct_field(pc.extract_regex(pj, _FLAT_FP_RE), [0]) if pj.null_count < n else pa.nulls(n, pa.string())
-    fp = _refill(fp, pj, _NESTED_FP_RE)
-    fn = _refill(fn, pj, _FN_RE)      # failed records have no function column value: read it from params_json
-    fv = _refill(column(t, "function_version", pa.string()).combine_chunks(), pj, _VERSION_RE)
-    fn = pc.binary_join_element_wise(pc.fill_null(fn, _NO_FP), pc.fill_null(fv, ""), _VERSION_SEP)
-    fp = pc.fill_null(fp, _NO_FP)
-    # Domain: a parameter of circuit kinds only; read it where it can be.
+    dom = _domains(t, pj)
+    enc = _raw_keys(t, pj, dom).dictionary_encode()
+    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    uniq = enc.dictionary.to_pylist()
+
+    cat: dict[str, int] = {}
+    rows: list[tuple[str, str, str, str]] = []
+    raw_to_fid, todo = _intern_raw_keys(uniq, cat, rows)
+    fid = raw_to_fid[codes]
+    if todo:
+        _intern_parsed(fid, np.flatnonzero(np.isin(codes, todo)), codes, uniq, pj, dom, cat, rows)
+    catalogue = pd.DataFrame(rows, columns=["function", "function_version", "function_params", "domain"])
+    catalogue["function_key"] = [_key(*r) for r in rows]
+    catalogue["label"] = _labels(rows)
+    return fid, catalogue
+
+
+def _domains(t: pa.Table, pj: pa.Array) -> pa.Array:
+    """The domain per row: a parameter of circuit kinds only, read from params_json where it can be; else box."""
+    n = len(t)
     kind = column(t, "kind", pa.string()).combine_chunks()
     circ = pc.fill_null(pc.is_in(kind, pa.array(CIRCUIT_KINDS)), False)
     dom = pa.repeat(pa.scalar("box", pa.string()), n)
@@ -177,13 +196,26 @@ def function_ids(t: pa.Table) -> tuple[np.ndarray, pd.DataFrame]:
         idx = pa.array(np.flatnonzero(circ.to_numpy(zero_copy_only=False)))
         d = pc.struct_field(pc.extract_regex(pj.take(idx), r'"domain":"(?P<d>[^"\\]*)"'), [0])
         dom = pc.replace_with_mask(dom, circ, pc.fill_null(d, "box"))
-    raw = pc.binary_join_element_wise(fn, fp, dom, "|")
-    enc = raw.dictionary_encode()
-    codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    uniq = enc.dictionary.to_pylist()
+    return dom
 
-    cat: dict[str, int] = {}
-    rows: list[tuple[str, str, str, str]] = []
+
+def _raw_keys(t: pa.Table, pj: pa.Array, dom: pa.Array) -> pa.Array:
+    """Per row the raw key name _VERSION_SEP version | function_params as written | domain, read by the RE2
+    patterns (_NO_FP for a name or parameters they cannot read)."""
+    n = len(t)
+    fn = column(t, "function", pa.string()).combine_chunks()
+    fp = pc.struct_field(pc.extract_regex(pj, _FLAT_FP_RE), [0]) if pj.null_count < n else pa.nulls(n, pa.string())
+    fp = _refill(fp, pj, _NESTED_FP_RE)
+    fn = _refill(fn, pj, _FN_RE)      # failed records have no function column value: read it from params_json
+    fv = _refill(column(t, "function_version", pa.string()).combine_chunks(), pj, _VERSION_RE)
+    fn = pc.binary_join_element_wise(pc.fill_null(fn, _NO_FP), pc.fill_null(fv, ""), _VERSION_SEP)
+    fp = pc.fill_null(fp, _NO_FP)
+    return pc.binary_join_element_wise(fn, fp, dom, "|")
+
+
+def _intern_raw_keys(uniq: list[str], cat: dict, rows: list) -> tuple[np.ndarray, list[int]]:
+    """Catalogue ids of the distinct raw keys (their parameters canonicalised), and the indices of those the
+    regexes could not read, left at -1 for _intern_parsed."""
     raw_to_fid = np.full(len(uniq), -1, dtype=np.int64)
     todo: list[int] = []
     for i, r in enumerate(uniq):
@@ -198,30 +230,36 @@ def function_ids(t: pa.Table) -> tuple[np.ndarray, pd.DataFrame]:
             todo.append(i)
             continue
         raw_to_fid[i] = _intern(cat, rows, name, version, params, domain)
-    fid = raw_to_fid[codes]
-    if todo:
-        # Rows the regex could not read (no params_json, deeper nesting, hand-made tables): parse each fully.
-        rows_todo = np.flatnonzero(np.isin(codes, todo))
-        texts = pj.take(pa.array(rows_todo)).to_pylist()
-        doms = dom.take(pa.array(rows_todo)).to_pylist()
-        for i, text, d in zip(rows_todo, texts, doms):
-            try:
-                params = json.loads(text) if text else {}
-            except (TypeError, ValueError):
-                params = {}
-            if not isinstance(params, dict):
-                params = {}
-            raw_name, raw_version = split_key(uniq[codes[i]])[0].split(_VERSION_SEP, 1)
-            name = params.get("function") or raw_name
-            if name == _NO_FP:
-                continue
-            version = raw_version or str(params.get("function_version") or "")
-            fid[i] = _intern(cat, rows, name, version, records.canonical_json(params.get("function_params") or {}),
-                             params.get("domain") or d)
-    catalogue = pd.DataFrame(rows, columns=["function", "function_version", "function_params", "domain"])
-    catalogue["function_key"] = [_key(*r) for r in rows]
-    catalogue["label"] = _labels(rows)
-    return fid, catalogue
+    return raw_to_fid, todo
+
+
+def _intern_parsed(fid: np.ndarray, rows_todo: np.ndarray, codes: np.ndarray, uniq: list[str], pj: pa.Array,
+                   dom: pa.Array, cat: dict, rows: list) -> None:
+    """fid of the rows the regexes could not read (no params_json, deeper nesting, hand-made tables): each row's
+    params_json parsed fully. Fills fid in place; rows that name no function stay -1."""
+    texts = pj.take(pa.array(rows_todo)).to_pylist()
+    doms = dom.take(pa.array(rows_todo)).to_pylist()
+    for i, text, d in zip(rows_todo, texts, doms):
+        try:
+            params = json.loads(text) if text else {}
+        except (TypeError, ValueError):
+            params = {}
+        if not isinstance(params, dict):
+            params = {}
+        raw_name, raw_version = split_key(uniq[codes[i]])[0].split(_VERSION_SEP, 1)
+        name = params.get("function") or raw_name
+        if name == _NO_FP:
+            continue
+        version = raw_version or str(params.get("function_version") or "")
+        fid[i] = _intern(cat, rows, name, version, records.canonical_json(params.get("function_params") or {}),
+                         params.get("domain") or d)
+
+
+def per_row(values: list, fid: np.ndarray, missing: str) -> pd.Categorical:
+    """values[fid] for every row as a Categorical (cheap for a million rows), `missing` where fid < 0."""
+    cats, inv = np.unique(np.asarray([str(v) for v in values] + [missing], dtype=object), return_inverse=True)
+    codes = inv[np.where(fid >= 0, fid, len(values))]
+    return pd.Categorical.from_codes(codes, categories=pd.Index(cats, dtype=object))
 
 
 def _labels(rows: list[tuple[str, str, str, str]]) -> list[str]:

@@ -22,9 +22,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from htmc.rates.fits import FIT_VERSION
+
 from . import aggregate as A
+from . import net_plots as NP
 from . import plots as P
 from .costs import cost_totals, costs_html
+from .family_tables import PHASE_DEFAULT
+from .figures import PlotResult
+from .function_fits import DEFAULT_GAMMAS
 
 PLOT_FILES = {"ladders": "ladders.png", "phase": "phase.png", "sandwich": "sandwich.png", "pareto": "pareto.png",
               "convexity": "convexity.png"}
@@ -40,7 +46,7 @@ class ReportResult:
     paths: dict[str, Path]                 # "report", "summary_json", "summary_parquet", ..., and one per plot drawn
     summary: A.Summary
     missing: list[str]
-    plots: dict[str, P.PlotResult] = field(default_factory=dict)
+    plots: dict[str, PlotResult] = field(default_factory=dict)
     seconds: float = 0.0
     mlflow_run_id: str | None = None       # set by cluster/analyze.py once it logged the files
 
@@ -56,7 +62,7 @@ def _empty_summary(msg: str) -> A.Summary:
                      phase=pd.DataFrame(), counts={"records": 0, "by_kind": {}}, missing=[msg])
 
 
-def summarize_records(records, *, gammas=A.DEFAULT_GAMMAS, phase=A.PHASE_DEFAULT) -> A.Summary:
+def summarize_records(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT) -> A.Summary:
     """analysis.aggregate.summarize; when it fails, an empty summary that says why (a report is still written)."""
     try:
         return A.summarize(records, gammas=gammas, phase=phase)
@@ -65,8 +71,8 @@ def summarize_records(records, *, gammas=A.DEFAULT_GAMMAS, phase=A.PHASE_DEFAULT
         return _empty_summary(f"the summary could not be computed: {type(e).__name__}: {e}")
 
 
-def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=A.DEFAULT_GAMMAS,
-                 phase=A.PHASE_DEFAULT, pareto_norm: str | None = None, prices: dict | None = None,
+def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=DEFAULT_GAMMAS,
+                 phase=PHASE_DEFAULT, pareto_norm: str | None = None, prices: dict | None = None,
                  sections=(), summary: A.Summary | None = None) -> ReportResult:
     """Summary tables (Parquet + JSON), the five PNG plots and report.html in out_dir. Never raises on the
     records' content: failures of one part are reported as missing and the rest is still written.
@@ -89,17 +95,17 @@ def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=A.DEFAUL
     jobs = {
         "ladders": lambda p: P.plot_ladders(summary.functions, summary.points, p),
         "phase": lambda p: P.plot_phase(summary.phase, p),
-        "sandwich": lambda p: P.plot_sandwich(summary.nets, summary.norm_ranking, p),
-        "pareto": lambda p: P.plot_pareto(summary.nets, p, norm=pareto_norm),
+        "sandwich": lambda p: NP.plot_sandwich(summary.nets, summary.norm_ranking, p),
+        "pareto": lambda p: NP.plot_pareto(summary.nets, p, norm=pareto_norm),
         "convexity": lambda p: P.plot_convexity(summary.convexity, p),
     }
-    plots: dict[str, P.PlotResult] = {}
+    plots: dict[str, PlotResult] = {}
     for name, job in jobs.items():
         try:
             res = job(out / PLOT_FILES[name])
         except Exception as e:  # noqa: BLE001  one broken plot must not cost the others
             traceback.print_exc()
-            res = P.PlotResult(name, None, 0, 0, "", f"drawing failed: {type(e).__name__}: {e}")
+            res = PlotResult(name, None, 0, 0, "", f"drawing failed: {type(e).__name__}: {e}")
         plots[name] = res
         if res.path is not None:
             paths[name] = res.path
@@ -214,7 +220,7 @@ def render_html(title: str, summary: A.Summary, plots: dict, missing: list[str],
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title><style>{_CSS}</style>"
              f"</head><body><h1>{_e(title)}</h1>",
              f"<p class='meta'>Generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by analysis/ "
-             f"(version {A.ANALYSIS_VERSION}, fit version {A.FIT_VERSION}) from {c.get('records', 0)} records.</p>",
+             f"(version {A.ANALYSIS_VERSION}, fit version {FIT_VERSION}) from {c.get('records', 0)} records.</p>",
              "<h2>Records</h2>",
              (f"<table><tr><th class='l'>kind</th><th>records</th><th>ok</th><th>not ok</th></tr>{kinds_rows}</table>"
               if kinds_rows else "<p class='none'>No records.</p>")]

@@ -37,6 +37,9 @@ sys.path.insert(0, str(REPO))
 from analysis import aggregate as A  # noqa: E402
 from analysis import plots as P  # noqa: E402
 from analysis import records as R  # noqa: E402
+from analysis.cbar import cbar_table  # noqa: E402
+from analysis.family_tables import phase_table  # noqa: E402
+from analysis.function_fits import DEFAULT_GAMMAS, _norm_cols, _norm_values, fit_functions  # noqa: E402
 from analysis.report import build_report  # noqa: E402
 
 
@@ -66,7 +69,7 @@ def golden_values(summary: A.Summary, plots: dict) -> dict:
         fn[r["label"]] = {k: (None if pd.isna(r[k]) else (r[k] if isinstance(r[k], str) else float(r[k])))
                           for k in ("n_records", "n_failed", "n_points", "n_used", "gamma", "gamma_lo", "gamma_hi",
                                     "ci_note", "c", "polylog_a", "polylog_b", "preferred_model", "delta_aic",
-                                    "gamma_theory", *A._norm_cols(A.DEFAULT_GAMMAS))}
+                                    "gamma_theory", *_norm_cols(DEFAULT_GAMMAS))}
     rank = {f"{r['size']}/{r['norm']}": {"rank": int(r["rank"]), "n_nets": int(r["n_nets"]),
                                          "spearman": r["spearman"], "spearman_lo": r["spearman_lo"],
                                          "spearman_hi": r["spearman_hi"], "slope": r["slope"]}
@@ -144,7 +147,7 @@ def _with_current_fits(table: pa.Table) -> pa.Table:
     for kind, status, pj, fj in zip(*(table[c].to_pylist() for c in ("kind", "status", "points_json", "fit_json"))):
         if kind == "circuit_ladder" and status == "ok":
             pts = [q for q in json.loads(pj) if q["gates"] and q["gates"] > 0]
-            fj = json.dumps(fit_ladder([q["eps"] for q in pts], [q["gates"] for q in pts], A.DEFAULT_GAMMAS,
+            fj = json.dumps(fit_ladder([q["eps"] for q in pts], [q["gates"] for q in pts], DEFAULT_GAMMAS,
                                        exact_rounded=[bool(q.get("exact_rounded")) for q in pts]).to_json())
         fits.append(fj)
     return table.set_column(table.column_names.index("fit_json"), "fit_json", pa.array(fits, pa.string()))
@@ -301,7 +304,7 @@ def _toy(domain: str, sizes, exact=None) -> tuple[pd.DataFrame, pd.DataFrame, pd
 def test_saturated_points_are_marked(tmp_path):
     # grid: the last three rungs are the exactly rounded circuit; the plateau's first point is kept
     points, meta, cat = _toy("grid", [10, 40, 160, 640, 640, 640], [False, False, False, True, True, True])
-    functions, pts = A.fit_functions(points, meta, cat)
+    functions, pts = fit_functions(points, meta, cat)
     assert functions["n_saturated"].iloc[0] == 2 and list(pts["kept"]) == [True] * 4 + [False] * 2
     assert functions["gamma"].iloc[0] == pytest.approx(2.0)
     r = P.plot_ladders(functions, pts.assign(function_key="toy|{}|grid"), tmp_path / "l.png")
@@ -312,11 +315,11 @@ def test_box_plateau_is_fitted_and_thin_intervals_are_null(tmp_path):
     """Box: no exact circuit, so a plateau is data. With <= 3 fitted rungs the interval is null and every
     downstream table and plot says so instead of crashing."""
     points, meta, cat = _toy("box", [10, 40, 160, 640, 640, 640])
-    functions, pts = A.fit_functions(points, meta, cat)
+    functions, pts = fit_functions(points, meta, cat)
     assert functions["n_saturated"].iloc[0] == 0 and pts["kept"].all()
     assert functions["gamma_lo"].notna().all() and "misfit" in functions["ci_note"].iloc[0]
     points, meta, cat = _toy("box", [10, 40, 160])
-    functions, pts = A.fit_functions(points, meta, cat)
+    functions, pts = fit_functions(points, meta, cat)
     f = functions.iloc[0]
     assert pd.isna(f["gamma_lo"]) and pd.isna(f["gamma_hi"]) and f["ci_note"] == "not meaningful with 3 fitted rungs"
     # norms: ε_j C̄_{j+1}^{1/2}: 0.2*sqrt(40)=1.265, 0.1*sqrt(160)=1.265, 0.05*sqrt(160)=0.632
@@ -325,7 +328,7 @@ def test_box_plateau_is_fitted_and_thin_intervals_are_null(tmp_path):
     r = P.plot_ladders(functions, pts.assign(function_key="toy|{}|box"), tmp_path / "l.png")
     assert r.path.is_file()
     fake = functions.assign(function="holder_random", function_params=json.dumps({"s": 1, "d": 1}))
-    ph = A.phase_table(fake)
+    ph = phase_table(fake)
     assert ph["gamma"].notna().all() and ph["gamma_lo"].isna().all()
     assert P.plot_phase(ph, tmp_path / "p.png").path.is_file()
     assert P._fmt_gamma_ci(None, None) == P._fmt_gamma_ci(math.nan, math.nan) == "n/a (≤3 rungs)"
@@ -337,7 +340,7 @@ def test_cbar_exact_rounded_merge():
     obs = pd.DataFrame({"fid": [0, 0, 0, 0, 0], "eps": [0.1, 0.1, 0.05, 0.05, 0.02], "gates": [9, 7, 12, 12, 20],
                         "exact_rounded": [True, None, None, True, None], "source": "circuit_ladder",
                         "task_key": "k"})
-    cb = A.cbar_table(obs).set_index("eps")
+    cb = cbar_table(obs).set_index("eps")
     assert cb.loc[0.1, "cbar"] == 7 and not cb.loc[0.1, "exact_rounded"]    # a smaller inexact circuit wins
     assert cb.loc[0.05, "exact_rounded"] and not cb.loc[0.02, "exact_rounded"]
 
@@ -370,8 +373,8 @@ def test_old_stored_fit_json_is_read_and_refitted(table):
     assert "htmc_norm" in old and old["version"] == "1"
     at, over = read_norms(old)
     assert at == old["htmc_norm"] and over == {}
-    assert A._norm_values(old, (2,)) == {"htmc_norm_at_rungs_2": old["htmc_norm"]["2"],
-                                         "htmc_norm_over_range_2": None}
+    assert _norm_values(old, (2,)) == {"htmc_norm_at_rungs_2": old["htmc_norm"]["2"],
+                                       "htmc_norm_over_range_2": None}
 
 
 # ---------------------------------------------------------------------------------------------------------------
