@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 
 from htmc import records
 
+
 def _declared(cls, names: list[str]) -> list[str]:
     """The columns analysis reads of a record class: a selection, checked against the one definition."""
     unknown = sorted(set(names) - {n for n, _ in records.columns(cls)})
@@ -34,13 +35,7 @@ def _declared(cls, names: list[str]) -> list[str]:
     return list(names)
 
 
-# Columns analysis reads, per kind (anything else is left in the table, unread).
-COMMON = _declared(records.CommonColumns, ["task_key", "status", "error", "params_json", "group", "wall_s",
-                                           "extra_json"]) + ["sweep", "kind"]
-LADDER_COLS = _declared(records.LadderRecord, [n for n, _ in records.columns(records.LadderRecord)])
-SEARCH_COLS = _declared(records.SearchRecord, ["function", "function_version", "eps", "method", "gates",
-                                               "aig_nodes", "max_error", "bits_in", "bits_out",
-                                               "optimal_in_format", "verified"])
+# Columns analysis reads of the nets (anything else is left in the table, unread).
 NET_COLS = _declared(records.TrainRecord, ["function", "function_version", "width", "depth", "rank", "lam", "reg",
                                            "steps", "lr", "seed", "n_train", "d", "sup_error", "rms_error",
                                            "train_mse", "nnz", "n_params", "seconds"])

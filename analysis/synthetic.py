@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from htmc.records import canonical_json
+
 NORMS = ("l1", "block_path", "weighted_path", "lipschitz_l1")
 EPS0 = 0.2      # the ladders' first ε
 SCENARIOS = {
@@ -44,10 +46,6 @@ def _functions(n_functions: int) -> list[tuple[str, dict, float]]:
                         d / s))
             j += 1
     return out
-
-
-def _canon(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
 def _common(m: int, rng, kind: str, sweep: str, failed_share: float) -> dict:
@@ -87,7 +85,7 @@ def synthetic_records(n: int = 1_000_000, *, scenario: str = "typical", steps: i
     fns = _functions(cfg["n_functions"])
     nf = len(fns)
     gamma_true = np.array([g for _, _, g in fns]) * rng.uniform(0.85, 1.1, nf)
-    draw = _Draw(rng, fns, [_canon(p) for _, p, _ in fns], gamma_true, EPS0 * 2.0 ** -np.arange(steps), sweep,
+    draw = _Draw(rng, fns, [canonical_json(p) for _, p, _ in fns], gamma_true, EPS0 * 2.0 ** -np.arange(steps), sweep,
                  failed_share)
     n_lad = nf if cfg["ladder_share"] is None else int(round(n * cfg["ladder_share"]))
     n_srch = int(round(n * cfg["search_share"]))
