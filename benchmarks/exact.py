@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -65,8 +66,10 @@ def table_hex(value: int) -> str:
 
 
 def ours(hex_table: str, budget_s: float) -> dict:
+    cpu = time.process_time()
     res, _ = boolean_exact([parse_hex(hex_table, N)], budget_s=budget_s)
-    return {"gates": res.gates, "optimal": res.optimal, "verified": res.verified, "seconds": res.seconds}
+    return {"gates": res.gates, "optimal": res.optimal, "verified": res.verified, "seconds": res.seconds,
+            "cpu_s": time.process_time() - cpu}
 
 
 def on_support(bits: np.ndarray) -> tuple[int, np.ndarray]:
@@ -78,17 +81,26 @@ def on_support(bits: np.ndarray) -> tuple[int, np.ndarray]:
     return len(support), bits[full]
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def abc_twoexact(hex_table: str, budget_s: float) -> dict:
     """ABC's minimum: `twoexact -g` at N = m-1, m, ... gates on the m used inputs; its circuit is verified."""
     m, bits = on_support(parse_hex(hex_table, N))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
+
+    def answer(gates: int | None) -> dict:
+        return {"gates": gates, "seconds": time.perf_counter() - start, "cpu_s": children_cpu() - cpu}
+
     if m <= 1:  # twoexact asserts on 1 input: a constant or an input is free, a complemented input one gate
-        return {"gates": int(m == 1 and bits[0]), "seconds": 0.0}
+        return answer(int(m == 1 and bits[0]))
     with tempfile.TemporaryDirectory(prefix="htmc-twoexact-") as tmp:
         for gates in itertools.count(m - 1):  # a function of m inputs needs at least m-1 two-input gates
             left = budget_s - (time.perf_counter() - start)
             if left <= 0:
-                return {"gates": None, "seconds": time.perf_counter() - start}
+                return answer(None)
             cmd = f"twoexact -g -I {m} -N {gates} -T {max(1, int(left))} {to_hex(bits)}"
             proc = subprocess.run([abc_binary(), "-q", cmd], cwd=tmp, capture_output=True, text=True)
             found = re.search(r'dumped into file "([^"]+)"', proc.stdout)
@@ -96,45 +108,52 @@ def abc_twoexact(hex_table: str, budget_s: float) -> dict:
                 circuit = read_blif(Path(tmp, found.group(1)).read_text())
                 if not np.array_equal(output_codes(circuit), bits.astype(np.int64)):
                     raise AssertionError(f"ABC's {gates}-gate circuit for {hex_table} is wrong")
-                return {"gates": circuit.size, "seconds": time.perf_counter() - start}
+                return answer(circuit.size)
             # A time-out or a crash proves nothing. ABC prints no verdict at all when the CNF is refuted while
             # being built (seen at N = m-1), so only "timed out" or a failed run count as no answer.
             if proc.returncode != 0 or "timed out" in proc.stdout:
-                return {"gates": None, "seconds": time.perf_counter() - start}
+                return answer(None)
     raise AssertionError("unreachable")
 
 
-def summarize(records: list[dict], key: str = "ours") -> dict:
-    """Per cost: count, median and max seconds."""
-    by_cost: dict[int, list[float]] = {}
+def summarize(records: list[dict]) -> dict:
+    """Per cost: count, median and max of our wall-clock and CPU seconds."""
+    by_cost: dict[int, list[dict]] = {}
     for r in records:
-        by_cost.setdefault(r[key]["gates"], []).append(r[key]["seconds"])
-    return {g: {"n": len(ts), "median_s": statistics.median(ts), "max_s": max(ts)}
-            for g, ts in sorted(by_cost.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))}
+        by_cost.setdefault(r["ours"]["gates"], []).append(r["ours"])
+    return {g: {"n": len(rs), **{f"{stat.__name__}_{key}": stat(x[key] for x in rs) for stat in (median, max)
+                                 for key in ("seconds", "cpu_s")}}
+            for g, rs in sorted(by_cost.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))}
+
+
+def median(values) -> float:
+    return statistics.median(list(values))
 
 
 def print_summary(summary: dict) -> None:
-    print("\n| gates | functions | median s | max s |\n|---|---|---|---|")
+    print("\n| gates | functions | median s | max s | median CPU s | max CPU s |\n|---|---|---|---|---|---|")
     for g, s in summary.items():
-        print(f"| {g} | {s['n']} | {s['median_s']:.2f} | {s['max_s']:.2f} |")
+        print(f"| {g} | {s['n']} | {s['median_seconds']:.2f} | {s['max_seconds']:.2f} | {s['median_cpu_s']:.2f} | "
+              f"{s['max_cpu_s']:.2f} |")
 
 
 def table_row(rec: dict) -> str:
     o, a = rec["ours"], rec.get("abc")
-    theirs = f"{a['gates']} | {a['seconds']:.2f} | {rec['ratio']:.1f}" if a else "- | - | -"
-    return f"| {rec['function']} | {o['gates']} | {o['optimal']} | {o['seconds']:.2f} | {theirs} |"
+    theirs = f"{a['gates']} | {a['seconds']:.2f} | {a['cpu_s']:.2f} | {rec['ratio']:.1f}" if a else "- | - | - | -"
+    return f"| {rec['function']} | {o['gates']} | {o['optimal']} | {o['seconds']:.2f} | {o['cpu_s']:.2f} | {theirs} |"
 
 
 def run_sample(args) -> dict:
     rng = np.random.default_rng(args.seed)
     tables = [table_hex(int(v)) for v in rng.integers(0, 1 << (1 << N), size=args.sample)] + SEVEN_GATE
     records, mismatches = [], []
-    args.log("| function | gates | optimal | s | abc gates | abc s | abc s / our s |\n|---|---|---|---|---|---|---|")
+    args.log("| function | gates | optimal | s | CPU s | abc gates | abc s | abc CPU s | abc CPU / our CPU |\n"
+             "|---|---|---|---|---|---|---|---|---|")
     for h in tables:
         rec = {"function": h, "ours": ours(h, args.budget_s)}
         if not args.no_abc:
             rec["abc"] = abc_twoexact(h, args.budget_s)
-            rec["ratio"] = rec["abc"]["seconds"] / max(rec["ours"]["seconds"], 1e-3)
+            rec["ratio"] = rec["abc"]["cpu_s"] / max(rec["ours"]["cpu_s"], 1e-3)
             if rec["abc"]["gates"] != rec["ours"]["gates"]:
                 mismatches.append(h)
         records.append(rec)
@@ -208,7 +227,8 @@ def main() -> None:
               f"{'match' if out['matches_knuth'] else 'MISMATCH'}")
     elif "abc_ratio" in out:
         for label, r in out["abc_ratio"].items():
-            print(f"ABC time / our time, {label}: median {r['median']:.1f}, min {r['min']:.1f}, max {r['max']:.1f}")
+            print(f"ABC CPU time / our CPU time, {label}: median {r['median']:.1f}, min {r['min']:.1f}, "
+                  f"max {r['max']:.1f}")
         print(f"cost mismatches: {out['mismatches'] or 'none'}")
     if out.get("mismatches") or out.get("matches_knuth") is False:
         raise SystemExit(1)

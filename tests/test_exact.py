@@ -1,4 +1,4 @@
-"""SAT exact synthesis (htmc.synthesis.sat_exact): known minima, a brute-force cross-check, relations, multi-output, budgets.
+"""SAT exact synthesis (htmc.synthesis.sat_exact): known minima, brute force, relations, multi-output, budgets.
 
 No timing asserts here; speed is measured by benchmarks/exact.py.
 """
@@ -24,7 +24,8 @@ def brute_force_costs(n: int = 3, max_gates: int = 4) -> np.ndarray:
     inputs = [sum(1 << t for t in range(1 << n) if (t >> i) & 1) for i in range(n)]
     a, b = np.arange(full + 1)[:, None], np.arange(full + 1)[None, :]
     minterms = [~a & ~b, a & ~b, ~a & b, a & b]  # op bit m is the gate's value where a + 2b = m
-    ops = np.stack([sum((minterms[m] for m in range(4) if (op >> m) & 1), 0 * a * b) & full for op in range(16)])
+    zero = np.zeros((full + 1, full + 1), dtype=np.int64)
+    ops = np.stack([sum((minterms[m] for m in range(4) if (op >> m) & 1), zero) & full for op in range(16)])
     cost = np.full(full + 1, -1)
     cost[[0, full] + inputs] = 0
     chains = {()}  # the sets of gate functions of the chains of the current length
