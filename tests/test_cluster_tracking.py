@@ -42,3 +42,18 @@ def test_artifacts_default_beside_a_sqlite_database(tmp_path):
     assert default_artifact_location("http://mlflow:5000", s) is None
     s2 = parse_spec("name: a\ntracking: {artifact_location: s3://b/art}\ngroups:\n  - kind: noop\n", "x")
     assert default_artifact_location("sqlite:///m.db", s2) == "s3://b/art"
+
+
+def test_experiments_open_on_their_runs_in_the_mlflow_ui(mlflow_db):
+    """MLflow 3 shows an experiment without mlflow.experimentKind on its GenAI trace overview (issue 14): new
+    experiments get the tag, and an existing untagged one gets it on the next execution."""
+    from mlflow import MlflowClient
+    from cluster.tracking.tracker import Tracker
+    client = MlflowClient(tracking_uri=mlflow_db["uri"])
+    old_id = client.create_experiment("htmc-untagged")
+    for name in ("kindtag", "untagged"):
+        spec = parse_spec(f"name: {name}\ntracking: {{uri: '{mlflow_db['uri']}'}}\ngroups:\n  - kind: noop\n", "x")
+        Tracker(spec).start(params={}, tags={}, run_name="t")
+        exp = client.get_experiment_by_name(f"htmc-{name}")
+        assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert client.get_experiment_by_name("htmc-untagged").experiment_id == old_id

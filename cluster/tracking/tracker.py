@@ -37,6 +37,9 @@ from cluster.spec.redact import redact_uri
 from .entities import MAX_METRICS, batches, epoch_ms, flatten_params, mlflow_env_defaults, record_metrics
 from .runs import log_task_run
 
+# MLflow 3 opens an untagged experiment on its GenAI trace overview, not on the runs (STACK-NOTES; issue 14)
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+
 
 class TrackingUnavailable(Exception):
     pass
@@ -134,7 +137,7 @@ class Tracker:
             try:
                 self.experiment_id = self.client.create_experiment(
                     self.spec.experiment, artifact_location=default_artifact_location(self.uri, self.spec),
-                    tags={"htmc.sweep": self.spec.name})
+                    tags={"htmc.sweep": self.spec.name, **EXPERIMENT_TAGS})
             except Exception:  # noqa: BLE001  created concurrently by another driver
                 exp = self.client.get_experiment_by_name(self.spec.experiment)
                 if exp is None:
@@ -145,6 +148,9 @@ class Tracker:
                 raise TrackingUnavailable(f"MLflow experiment '{self.spec.experiment}' is deleted; restore it "
                                           f"or set tracking.experiment to another name")
             self.experiment_id = exp.experiment_id
+            if any(exp.tags.get(k) != v for k, v in EXPERIMENT_TAGS.items()):  # experiments made before the tag
+                for k, v in EXPERIMENT_TAGS.items():
+                    self.client.set_experiment_tag(self.experiment_id, k, v)
 
     def _disable(self, e: BaseException) -> None:
         if self.enabled:
