@@ -334,8 +334,12 @@ def test_bad_input_errors_before_anything_starts(ray_connected, mlflow_db, tmp_p
 def _driver(spec: Path, env_extra: dict, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(env_extra)
+    # SIGINT at its default, as for a command typed at a terminal: a suite started in the background by a
+    # non-interactive shell inherits SIGINT ignored, and the driver would then never see the test's Ctrl-C
     return subprocess.Popen([sys.executable, "-m", "jobs.sweep", str(spec), "--no-progress",
-                             "--plugin", NOOP_PLUGIN], cwd=str(REPO), env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+                             "--plugin", NOOP_PLUGIN], cwd=str(REPO), env=env, stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_records(d: Path, n: int, proc: subprocess.Popen, timeout=180):
