@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -328,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except USER_ERRORS as e:
         return user_error(e)
+    except BrokenPipeError:  # `htmc functions list | head`: the reader left; no traceback, and no second error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # when Python flushes stdout at exit
+        return 0
 
 
 if __name__ == "__main__":

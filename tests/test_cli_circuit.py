@@ -121,3 +121,12 @@ def test_plugin_function_from_the_command_line(tmp_path):
     assert d["function"] == "cube" and d["verified"] and d["max_error"] <= 0.02
     p = htmc("functions", "list", "--plugin", str(plugin), "--json")
     assert "cube" in {r["name"] for r in json.loads(p.stdout)}
+
+
+def test_output_into_a_closed_pipe_is_no_traceback():
+    """`htmc functions list | head -1`: the reader has gone before the output comes; exit 0, nothing on stderr."""
+    import subprocess as sp
+    p = sp.Popen([sys.executable, "-m", "jobs.cli", "functions", "list"], stdout=sp.PIPE, stderr=sp.PIPE)
+    p.stdout.close()   # before the child has imported anything: its first write meets a closed pipe
+    err = p.stderr.read().decode()
+    assert p.wait(60) == 0 and "Traceback" not in err, err
