@@ -12,6 +12,7 @@ run time (one per registered norm): `norm_<name>` and `norm_<name>_version`, mat
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -77,6 +78,7 @@ def _arrow_type(annotation) -> pa.DataType:
     return _ARROW[args[0]]
 
 
+@functools.cache  # record classes do not change; the store derives a schema on every write
 def columns(cls) -> list[tuple[str, pa.DataType]]:
     """(name, Arrow type) of every field of a record class, in declaration order."""
     hints = typing.get_type_hints(cls)
@@ -199,8 +201,8 @@ class LadderRecord(Record, kind="circuit_ladder"):
 
 @dataclass(kw_only=True)
 class TrainRecord(Record, kind="resnet_train"):
-    """resnet_train: one trained net, every registered norm (norms: name -> (value, version)) and, once compiled,
-    its verified gate count."""
+    """resnet_train: one trained net, every registered norm (the norm_<name> family, carried in `extra`) and, once
+    compiled, its verified gate count."""
     function: str
     function_version: str
     gamma_theory: float | None = None

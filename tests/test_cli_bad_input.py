@@ -119,6 +119,8 @@ CASES = [
      ["'sine'", "did you mean 'sin'"]),
     (["resnet", "train", "sin", "--width", "0", "--depth", "1", "--rank", "2", "--lam", "0"], ["width must be > 0"]),
     (["resnet", "train", "sin", "--width", "4", "--depth", "1", "--rank", "2", "--lam", "-1"], ["lam", "-1"]),
+    (["resnet", "train", "sin", "--width", "4", "--depth", "1", "--rank", "2", "--lam", "0", "--save-params",
+      "/nonexistent/d/p.json"], ["--save-params", "/nonexistent/d", "does not exist"]),
     (["resnet", "train", "sin", "--width", "4", "--depth", "1", "--rank", "2", "--lam", "nan"], ["lam", "nan"]),
     (["resnet", "train", "sin", "--width", "4", "--depth", "1", "--rank", "2", "--lam", "0", "--reg", "l2"],
      ["'l2'", "did you mean 'l1'", "block_path"]),
