@@ -51,7 +51,7 @@ and "cube" appears in FUNCTIONS. A family that does not define `_ranges` but set
 `lipschitz` (a bound on |f(x) - f(y)| / ||x - y||_inf) gets the rigorous Lipschitz range f(mid) +- L 2^-(k+1).
 A family may also be a plain factory function returning a Target.
 """
-from . import analytic, arithmetic, combinations, discrete, holder, networks  # noqa: F401  (register the families)
+from . import analytic, arithmetic, combinations, discrete, holder, networks, walsh  # noqa: F401  (register the families)
 from .base import FUNCTIONS, Target, cell_bounds, make_function, register_function
 from htmc.targets.table import IntervalTable
 
