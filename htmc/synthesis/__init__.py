@@ -3,4 +3,4 @@ Problem/Attempt contract and the METHODS registry (problem), one module per meth
 exact_method, arith_method with piecewise), the search portfolio (search), and the tool wrappers: ABC
 (abc_tool) and SAT exact synthesis (sat_exact, boolean for plain Boolean functions).
 """
-from . import abc_method, arith_method, exact_method, table_method  # noqa: F401  (register the methods)
+from . import abc_method, arith_method, datapath_method, exact_method, mc_method, table_method  # noqa: F401

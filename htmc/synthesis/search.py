@@ -18,7 +18,7 @@ DEFAULT_GRID_BITS = 4
 
 DEFAULT_METHODS = ("table", "abc", "arith", "exact")
 # methods that choose their own output format run once per resolution, not once per output step
-OWN_FORMAT = frozenset({"arith"})
+OWN_FORMAT = frozenset({"arith", "datapath", "mc"})
 
 
 def check_methods(names: list[str]) -> list[str]:

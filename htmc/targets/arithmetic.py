@@ -25,6 +25,11 @@ class Product(Target):
     def _eval(self, x):
         return x[:, 0] * x[:, 1]
 
+    def formula(self):
+        """The arithmetic form, for structured synthesis (htmc.synthesis.expr; the `datapath` method)."""
+        from htmc.synthesis.expr import x
+        return x(0) * x(1)
+
     def _ranges(self, k):
         a, b = cell_bounds(2, k)
         return a[:, 0] * a[:, 1], b[:, 0] * b[:, 1]
@@ -44,6 +49,11 @@ class AbsDiff(Target):
 
     def _eval(self, x):
         return np.abs(x[:, 0] - x[:, 1])
+
+    def formula(self):
+        """The arithmetic form, for structured synthesis (htmc.synthesis.expr; the `datapath` method)."""
+        from htmc.synthesis.expr import x
+        return abs(x(0) - x(1))
 
     def _ranges(self, k):
         a, b = cell_bounds(2, k)
