@@ -227,7 +227,36 @@ class TrainRecord(Record, kind="resnet_train"):
     seconds: float | None = None
     batch_seconds: float | None = None
     compiled_gates: int | None = metric()
+    net_text: str | None = None                 # the trained net (htmc.resnets.numpy_net.net_to_text): what
+                                                # resnet_compile compiles; large, so not sent back to the driver
     extra: dict = field(default_factory=dict)   # status, error, device, batch_size, norm_* (see to_row)
+
+
+@dataclass(kw_only=True)
+class CompileRecord(Record, kind="resnet_compile"):
+    """resnet_compile: one trained net (train_key, its resnet_train record) compiled at every rung of a ladder;
+    points_json holds one entry per ε (gates, AIG nodes, bits, verified error, or the reason it did not compile).
+    The net's norms are copied from its training record (norm_* in `extra`) so that R̄_ν needs no join."""
+    function: str
+    function_version: str
+    gamma_theory: float | None = None
+    train_key: str
+    width: int | None = None
+    depth: int | None = None
+    rank: int | None = None
+    lam: float | None = None
+    reg: str | None = None
+    seed: int | None = None
+    sup_error: float | None = None
+    nnz: int | None = None
+    eps0: float
+    steps: int
+    compile_version: str | None = None
+    rungs_compiled: int | None = metric()
+    gates_min: int | None = metric()
+    compile_seconds: float | None = metric()
+    points_json: str | None = None
+    extra: dict = field(default_factory=dict)   # norm_* of the net (see TrainRecord)
 
 
 NORM_COLUMNS: list[tuple[re.Pattern, pa.DataType]] = [

@@ -11,10 +11,11 @@ devices) and its checks against the resources the spec gives it.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from htmc.records import LadderRecord, SearchRecord, TrainRecord
+from htmc.records import CompileRecord, LadderRecord, SearchRecord, task_key, TrainRecord
 from htmc.registry import did_you_mean, Registry
 
 TASK_KINDS: Registry["TaskKind"] = Registry("task kind")
@@ -35,6 +36,10 @@ class TaskKind:
     driver_validate: Callable[[dict], dict] | None = None
     # (canonical params, resources with num_cpus and num_gpus) -> None, or ValueError when they cannot run
     driver_check: Callable[[dict, Any], None] | None = None
+    # a kind that consumes another task's record: params -> (that task's kind, its key). The sweep runs such
+    # tasks after the others, and `run` then gets (params, that record as a dict, or None when it has none).
+    upstream: Callable[[dict], tuple[str, str]] | None = None
+    upstream_kind: str | None = None           # the kind `upstream` points at (a spec's for_each is checked on it)
 
 
 def _merge(kind: str, params: dict, defaults: dict) -> dict:
@@ -111,12 +116,16 @@ LADDER_DEFAULTS = {**SEARCH_DEFAULTS, "eps": None, "eps0": None, "steps": None, 
 del LADDER_DEFAULTS["eps"]
 
 
+def _check_rungs(p: dict) -> None:
+    if not isinstance(p["steps"], int) or isinstance(p["steps"], bool) or p["steps"] < 2:
+        raise ValueError(f"steps must be an integer >= 2, got {p['steps']!r}")
+    if not isinstance(p["eps0"], (int, float)) or isinstance(p["eps0"], bool) or not 0 < p["eps0"] < float("inf"):
+        raise ValueError(f"eps0 must be a finite number > 0, got {p['eps0']!r}")
+
+
 def _validate_ladder(params: dict) -> dict:
     p = _merge("circuit_ladder", params, LADDER_DEFAULTS)
-    if not isinstance(p["steps"], int) or p["steps"] < 2:
-        raise ValueError(f"steps must be an integer >= 2, got {p['steps']!r}")
-    if not isinstance(p["eps0"], (int, float)) or p["eps0"] <= 0:
-        raise ValueError(f"eps0 must be a number > 0, got {p['eps0']!r}")
+    _check_rungs(p)
     rest = _validate_search({**{k: v for k, v in p.items() if k in SEARCH_DEFAULTS}, "eps": p["eps0"]})
     rest.pop("eps")
     return {**p, **rest}
@@ -181,8 +190,10 @@ def _train_records(params: list[dict]) -> list[TrainRecord]:
     from htmc.resnets.training import train_batch
     pairs = [_config(p) for p in params]
     results = train_batch([t for t, _ in pairs], [c for _, c in pairs])
+    from htmc.resnets.numpy_net import net_to_text
     return [TrainRecord.from_columns({**r.to_record(), "function": t.name, "function_version": t.version,
-                                      "gamma_theory": t.gamma_theory})
+                                      "gamma_theory": t.gamma_theory,
+                                      "net_text": net_to_text(r.params) if r.params is not None else None})
             for (t, _), r in zip(pairs, results)]
 
 
@@ -200,3 +211,67 @@ TASK_KINDS.register("resnet_train", "1", TaskKind("resnet_train", "1", TRAIN_DEF
                                                   _train_records, default_batch=64,
                                                   driver_validate=_validate_train_on_driver,
                                                   driver_check=_check_train_resources))
+
+
+# --- resnet_compile -----------------------------------------------------------------------------------------------
+# One trained net (the resnet_train task `train`) compiled at every rung eps0 2^-j of a ladder (issue 14 A): its own
+# key, so it resumes and extends; CPU actors, while training may use GPUs. A spec writes it as a group with
+# `for_each: <a resnet_train group>`, which fills `train` with each of that group's tasks.
+COMPILE_DEFAULTS = {"train": None, "eps0": None, "steps": None, "budget_s": 20.0, "max_inputs": 16}
+MAX_COMPILE_INPUTS = 20
+
+
+def _validate_compile(params: dict, *, on_driver: bool = True) -> dict:
+    p = _merge("resnet_compile", params, COMPILE_DEFAULTS)
+    if not isinstance(p["train"], dict):
+        raise ValueError("resnet_compile needs 'train', the parameters of a resnet_train task (a spec group sets "
+                         f"it with for_each: <resnet_train group>), got {p['train']!r}")
+    p["train"] = (_validate_train_on_driver if on_driver else _validate_train)(p["train"])
+    _check_rungs(p)
+    if not isinstance(p["budget_s"], (int, float)) or not p["budget_s"] > 0:
+        raise ValueError(f"budget_s must be a number > 0, got {p['budget_s']!r}")
+    if not isinstance(p["max_inputs"], int) or not 1 <= p["max_inputs"] <= MAX_COMPILE_INPUTS:
+        raise ValueError(f"max_inputs must be an integer in 1..{MAX_COMPILE_INPUTS} (every input code is "
+                         f"enumerated), got {p['max_inputs']!r}")
+    return p
+
+
+def _train_key(p: dict) -> tuple[str, str]:
+    return "resnet_train", task_key("resnet_train", TASK_KINDS.version("resnet_train"), p["train"])
+
+
+def _compile_failed(p: dict, target, why: str) -> CompileRecord:
+    return CompileRecord(function=target.name, function_version=target.version, gamma_theory=target.gamma_theory,
+                         train_key=_train_key(p)[1], eps0=p["eps0"], steps=p["steps"],
+                         extra={"status": "failed", "error": why})
+
+
+def _run_compile(p: dict, trained: dict | None) -> CompileRecord:
+    from htmc.rates.ladder import ladder_eps
+    from htmc.resnets.compile_ladder import compile_ladder
+    from htmc.resnets.numpy_net import net_from_text
+    from htmc.resnets.to_circuit import COMPILE_VERSION
+    target = _function(p["train"])
+    if trained is None:
+        return _compile_failed(p, target, f"the net is not trained: this sweep has no record of resnet_train task "
+                                          f"{_train_key(p)[1]} (run the sweep again to train it first)")
+    if trained.get("status") != "ok" or not trained.get("net_text"):
+        why = (trained.get("error") or "no stored net").splitlines()[0][:300]
+        return _compile_failed(p, target, f"training failed, nothing to compile: {why}")
+    t0 = time.monotonic()
+    points = compile_ladder(net_from_text(trained["net_text"]), target, ladder_eps(p["eps0"], p["steps"]),
+                            budget_s=p["budget_s"], max_inputs=p["max_inputs"])
+    gates = [pt["gates"] for pt in points if pt.get("verified")]
+    t = p["train"]
+    return CompileRecord(
+        function=target.name, function_version=target.version, gamma_theory=target.gamma_theory,
+        train_key=_train_key(p)[1], **{k: t[k] for k in ("width", "depth", "rank", "lam", "reg", "seed")},
+        sup_error=trained.get("sup_error"), nnz=trained.get("nnz"), eps0=p["eps0"], steps=p["steps"],
+        compile_version=COMPILE_VERSION, rungs_compiled=len(gates), gates_min=min(gates) if gates else None,
+        compile_seconds=time.monotonic() - t0, points_json=json.dumps(points),
+        extra={k: v for k, v in trained.items() if k.startswith("norm_")})
+
+
+TASK_KINDS.register("resnet_compile", "1", TaskKind(
+    "resnet_compile", "1", COMPILE_DEFAULTS, lambda q: _validate_compile(q, on_driver=False), _run_compile,
+    driver_validate=_validate_compile, upstream=_train_key, upstream_kind="resnet_train"))

@@ -59,6 +59,15 @@ class Slot:
     recovering: bool = False
 
 
+def waves(tasks: list[Task]) -> list[list[Task]]:
+    """The tasks in run order: first those that read no other task's record, then those that do (non-empty
+    waves only)."""
+    from htmc.tasks import TASK_KINDS
+    later = [t for t in tasks if TASK_KINDS.get(t.kind).upstream is not None]
+    first = [t for t in tasks if TASK_KINDS.get(t.kind).upstream is None]
+    return [w for w in (first, later) if w]
+
+
 class Dispatcher:
     def __init__(self, spec: SweepSpec, store_cfg: StoreConfig, context: dict, *, local: bool,
                  on_result: Callable[[dict], None] | None = None,
@@ -148,8 +157,20 @@ class Dispatcher:
 
     # ------------------------------------------------------------------------------------------------ main loop
     def run(self, tasks: list[Task]) -> Counts:
-        units = make_units(tasks, self.spec)
+        """Run every task: those of kinds that consume another task's record (TaskKind.upstream) in a second wave,
+        after the first has written the records they read."""
         self.counts = Counts(total=len(tasks))
+        for wave in waves(tasks):
+            self._run_wave(wave)
+        if self.unrecorded:
+            print(f"htmc: warning: {len(self.unrecorded)} tasks are counted failed but have no record, because the "
+                  f"results store stayed unavailable ({self.unrecorded[-1][1][:600]}); the next run of this spec "
+                  f"runs them", file=sys.stderr, flush=True)
+        return self.counts
+
+    def _run_wave(self, tasks: list[Task]) -> None:
+        units = make_units(tasks, self.spec)
+        self.slots = []
         for kind, q in units.items():
             for i in range(self._n_actors(kind, len(q))):
                 slot = Slot(kind, i)
@@ -184,11 +205,6 @@ class Dispatcher:
         self.on_progress(self.counts)
         self.shutdown()
         self._flush_index()
-        if self.unrecorded:
-            print(f"htmc: warning: {len(self.unrecorded)} tasks are counted failed but have no record, because the "
-                  f"results store stayed unavailable ({self.unrecorded[-1][1][:600]}); the next run of this spec "
-                  f"runs them", file=sys.stderr, flush=True)
-        return self.counts
 
     def _submit(self, units) -> None:
         """Start an actor for a kind with work but none alive (all released or replaced), then fill every actor up

@@ -35,7 +35,7 @@ class TaskOutcome:
     validator: str | None = None
     store_error: str | None = None
 # Large JSON columns stay in the store; the driver gets the rest (for tracking and progress).
-NOT_RETURNED = ("attempts_json", "points_json", "fit_json", "extra_json")
+NOT_RETURNED = ("attempts_json", "points_json", "fit_json", "extra_json", "net_text")
 
 
 def error_text(exc: BaseException) -> str:
@@ -87,11 +87,19 @@ class TaskRunner:
     def _run_one(self, task: dict) -> TaskOutcome:
         t0, s0 = _now(), time.perf_counter()
         try:
-            out, status, error = self.kind.run(task["params"]), "ok", None
+            out, status, error = self._call(task["params"]), "ok", None
         except Exception as e:  # noqa: BLE001  any task error becomes a failed record
             out, status, error = {}, "failed", error_text(e)
         wall = time.perf_counter() - s0
         return self._finish(task, out, status, error, t0, _now(), wall, 1)
+
+    def _call(self, params: dict):
+        """kind.run(params); a kind with an upstream task also gets that task's record from this sweep's store
+        (None when it has none), read here on the worker so that large columns (a stored net) skip the driver."""
+        if self.kind.upstream is None:
+            return self.kind.run(params)
+        up_kind, up_key = self.kind.upstream(params)
+        return self.kind.run(params, self.store.read_records(self.ctx["sweep"], up_kind, [up_key]).get(up_key))
 
     def _run_batched(self, tasks: list[dict]) -> list[TaskOutcome]:
         t0, s0 = _now(), time.perf_counter()

@@ -43,9 +43,13 @@ def count_mapping(m: dict, memo: dict) -> int:
     return memo[id(m)]
 
 
-def group_param_sets(group: GroupSpec) -> list[dict]:
-    """The raw parameter sets of a group (grid expanded, params merged), before validation."""
-    return [{**group.params, **combo} for combo in _expand_mapping(group.grid)]
+def group_param_sets(group: GroupSpec, upstream: list[Task] | None = None) -> list[dict]:
+    """The raw parameter sets of a group (grid expanded, params merged), before validation. A for_each group gets
+    one set per task of the named group, that task's params under the upstream kind's parameter ('train')."""
+    sets = [{**group.params, **combo} for combo in _expand_mapping(group.grid)]
+    if group.for_each is None:
+        return sets
+    return [{**raw, "train": t.params} for t in upstream or [] for raw in sets]
 
 
 def expand(spec: SweepSpec, *, checker: Checker | None = None) -> list[Task]:
@@ -55,11 +59,13 @@ def expand(spec: SweepSpec, *, checker: Checker | None = None) -> list[Task]:
         return list(spec.plan.tasks)
     ck = checker or Checker(spec.source, None)
     tasks: dict[str, Task] = {}
+    by_group: dict[str, list[Task]] = {}
     for gi, g in enumerate(spec.groups):
         kind = TASK_KINDS.get(g.kind)
         version = TASK_KINDS.version(g.kind)
         validate = kind.driver_validate or kind.validate
-        for raw in group_param_sets(g):
+        by_group[g.name] = []
+        for raw in group_param_sets(g, by_group.get(g.for_each)):
             try:
                 params = validate(raw)
                 key = task_key(g.kind, version, params)
@@ -75,4 +81,5 @@ def expand(spec: SweepSpec, *, checker: Checker | None = None) -> list[Task]:
                 ck.value(lambda p: kind.driver_check(p, spec.resources_for(g.kind)), params, ("groups", gi))
             if key not in tasks:
                 tasks[key] = Task(key, g.kind, version, params, g.name)
+            by_group[g.name].append(tasks[key])
     return list(tasks.values())

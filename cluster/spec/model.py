@@ -90,6 +90,7 @@ class GroupSpec:
     name: str
     params: dict
     grid: dict
+    for_each: str | None = None   # an earlier group: one task per task of it, given as the kind's upstream param
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ SECTIONS = {
                 "slower_min_s": lambda v: _number(v, lo=0)},
 }
 TOP_KEYS = ("name", "description", "results", "tracking", "resources", "dispatch", "costs", "nightly", "groups")
-GROUP_KEYS = ("kind", "name", "params", "grid")
+GROUP_KEYS = ("kind", "name", "params", "grid", "for_each")
 
 
 def parse_spec(text: str, source: str = "<string>", *, results: str | None = None,
@@ -225,11 +225,38 @@ def _group(ck: Checker, g, path: tuple, before: list[GroupSpec]) -> GroupSpec:
     if n_sets == 0:
         ck.fail(path + ("grid",), "expands to no tasks: an empty list of alternatives inside it (a list-valued "
                                   "parameter's alternatives are a list of lists)")
+    for_each = _for_each(ck, g, path, kind, before)
+    if for_each is not None:
+        n_sets *= count_mapping(next(x for x in before if x.name == for_each).grid, {})
     n_total = n_sets + sum(count_mapping(x.grid, {}) for x in before)
     if n_total > MAX_TASKS:
         ck.fail(path + ("grid",), f"expands to {n_total:.3g} parameter sets (with the groups before it); "
                                   f"at most {MAX_TASKS} are allowed: split the sweep")
-    return GroupSpec(g["kind"], gname, params, grid)
+    return GroupSpec(g["kind"], gname, params, grid, for_each)
+
+
+def _for_each(ck: Checker, g: dict, path: tuple, kind, before: list[GroupSpec]) -> str | None:
+    """The group named by for_each: earlier in the spec, of the kind this group's kind consumes."""
+    name = g.get("for_each")
+    if name is None:
+        if kind.upstream is not None and "train" not in (g.get("params") or {}) and "train" not in (g.get("grid") or {}):
+            ck.fail(path, f"task kind '{g['kind']}' compiles the tasks of another group: add for_each: <the name "
+                          f"of a {kind.upstream_kind} group before it>")
+        return None
+    if kind.upstream is None:
+        ck.fail(path + ("for_each",), f"task kind '{g['kind']}' takes no for_each (it consumes no other task)")
+    earlier = [x.name for x in before]
+    if name not in earlier:
+        ck.fail(path + ("for_each",), f"no group named '{name}' before this one: "
+                                      f"{did_you_mean(str(name), earlier)}")
+    up = next(x for x in before if x.name == name)
+    if up.kind != kind.upstream_kind:
+        ck.fail(path + ("for_each",), f"group '{name}' is of kind '{up.kind}', but '{g['kind']}' consumes "
+                                      f"'{kind.upstream_kind}' tasks")
+    for sec in ("params", "grid"):
+        if "train" in (g.get(sec) or {}):
+            ck.fail(path + (sec, "train"), "for_each sets 'train' from the named group; remove it here")
+    return name
 
 
 def _kind_name(ck: Checker, name, path: tuple) -> str:

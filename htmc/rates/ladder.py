@@ -25,6 +25,12 @@ class Ladder:
         return np.array([bool(getattr(r, "exact_rounded", False)) for r in self.results], dtype=bool)
 
 
+def ladder_eps(eps0: float, steps: int) -> list[float]:
+    """The rungs eps_j = eps0 2^-j, j < steps (DESIGN §2.3): one formula, so that a compiled net's rungs equal
+    the ladder's floats exactly and join with C̄ by value."""
+    return [eps0 * 2.0 ** -j for j in range(steps)]
+
+
 def check_ladder(target, eps0: float, steps: int, *, domain: str = "box", bits: int | None = None) -> None:
     """Raise ValueError, before any search runs, for a ladder that cannot complete: too few rungs, eps0 not a
     finite number > 0, or a last rung eps0·2^-(steps-1) that needs more input bits than circuit search handles
@@ -51,7 +57,7 @@ def run_ladder(target, eps0: float, steps: int, *, domain: str = "box", methods=
     wire, below the power-law regime) do not enter the fits. Each rung's `exact_rounded` (its circuit is the
     exactly rounded one, grid domain only) tells the fit which rungs can be saturated (DESIGN §2.3)."""
     check_ladder(target, eps0, steps, domain=domain, bits=bits)
-    eps = [eps0 * 2.0 ** -j for j in range(steps)]
+    eps = ladder_eps(eps0, steps)
     results = []
     for j, e in enumerate(eps):
         results.append(search(target, e, domain, methods, budget_s, bits, thorough=thorough))

@@ -15,3 +15,25 @@ def forward_numpy(net: dict, x: np.ndarray) -> np.ndarray:
     for A, B, c in zip(net["A"], net["B"], net["c"]):
         h = h + np.maximum(h @ B.T + c, 0.0) @ A.T
     return (h @ net["W_out"].T + net["b_out"])[:, 0]
+
+
+def net_to_text(net: dict) -> str:
+    """A trained net as text for a record column (base64 of an uncompressed .npz, float64: bit-exact round trip),
+    so that a compile task on another machine gets exactly the weights that were trained and normed."""
+    import base64
+    import io
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(net[k], dtype=np.float64) for k in PARAM_NAMES})
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def net_from_text(text: str) -> dict:
+    """Inverse of net_to_text; a damaged value is a ValueError that says so."""
+    import base64
+    import io
+    try:
+        with np.load(io.BytesIO(base64.b64decode(text.encode("ascii"), validate=True))) as z:
+            net = {k: z[k] for k in PARAM_NAMES}
+    except Exception as e:  # noqa: BLE001  binascii, zipfile and KeyError alike mean a damaged column
+        raise ValueError(f"the stored net is damaged or not a net ({type(e).__name__}: {e})") from None
+    return net
