@@ -28,12 +28,16 @@ class Verification:
         return self.max_error <= eps
 
 
-def verify(circuit: Circuit, table: IntervalTable) -> Verification:
-    """Simulate over all 2^n input codes, decode, and measure the sup error against the cell ranges."""
+def verify(circuit: Circuit, table: IntervalTable, backend: str | None = None) -> Verification:
+    """Simulate over all 2^n input codes, decode, and measure the sup error against the cell ranges.
+
+    The simulator is the numba kernel, the torch path (on CUDA when present) or numpy, chosen by
+    htmc.circuits.simbackend unless `backend` or $HTMC_SIM_BACKEND forces one; all give the same bits.
+    """
     if circuit.n_inputs != table.n_inputs:
         raise ValueError(f"circuit has {circuit.n_inputs} inputs but the table has {table.n_inputs} "
                          f"(d={table.d}, k={table.k})")
-    err = table.errors(evaluate(circuit))
+    err = table.errors(evaluate(circuit, backend))
     worst = int(np.argmax(err))
     return Verification(float(err[worst]), worst, err.size)
 

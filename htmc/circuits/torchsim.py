@@ -1,0 +1,110 @@
+"""The torch path of the verifier kernel (issue 15): whole-netlist simulation on a GPU, or on CPU tensors in tests.
+
+A GPU needs parallel work per launch, so where the numba kernel (fastsim.py) runs gate after gate over a
+cache-sized block, this runs logic level after logic level over a large chunk of words: each level is two
+gathers, the branch-free algebraic normal form of every gate at once, and one scatter,
+    out = c0 ^ (c1 & a) ^ (c2 & b) ^ (c3 & a & b),  c0 = t0, c1 = t0^t1, c2 = t0^t2, c3 = t0^t1^t2^t3
+for truth table t (out = bit (a + 2b) of t), with the coefficients as per-gate all-ones/all-zeros words. Rows
+are reused by liveness at level granularity (a row is freed after the last level that reads it), so memory is
+(peak live signals) x (chunk words) and the chunk, hence the work per launch, can be large.
+Words are int64 (torch's uint64 lacks bitwise kernels on some devices); the bits are those of circuit.simulate.
+This module imports torch at load: only simbackend imports it, and only when the torch backend is chosen.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from htmc.circuits.circuit import _LOW_PATTERNS, Circuit
+
+LOW = np.array(_LOW_PATTERNS, dtype=np.uint64).view(np.int64)
+# A share of free device memory for one chunk's rows and the level temporaries; CPU tensors get a fixed budget.
+CUDA_MEMORY_SHARE = 0.25
+CPU_BUDGET_BYTES = 256 << 20
+
+
+def _levels(circuit: Circuit) -> tuple[np.ndarray, np.ndarray]:
+    """Live gates sorted by logic level (stable), and their levels (inputs and constants are level 0)."""
+    first = circuit.n_inputs + 2
+    live = circuit.live_gates()
+    level = np.zeros(circuit.n_signals, dtype=np.int64)
+    for g in live:
+        _, a, b = circuit.gates[g]
+        level[first + g] = max(level[a], level[b]) + 1
+    live = np.array(live, dtype=np.int64)
+    order = live[np.argsort(level[first + live], kind="stable")]
+    return order, level[first + order]
+
+
+def plan(circuit: Circuit) -> dict:
+    """Per-level row indices and ANF coefficients, as numpy arrays; rows reused after their last reading level."""
+    first = circuit.n_inputs + 2
+    order, levels = _levels(circuit)
+    gates = np.array(circuit.gates, dtype=np.int64).reshape(-1, 3)[order]
+    forever = int(levels[-1]) + 1 if levels.size else 1
+    last = np.zeros(circuit.n_signals, dtype=np.int64)  # last level reading each signal
+    np.maximum.at(last, gates[:, 1], levels)
+    np.maximum.at(last, gates[:, 2], levels)
+    last[:first] = forever
+    last[circuit.outputs] = forever
+    row = np.arange(circuit.n_signals, dtype=np.int64)
+    free: list[int] = []
+    n_rows = first
+    bounds = np.flatnonzero(np.diff(levels, prepend=-1, append=-1)) if levels.size else np.zeros(1, np.int64)
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        for g in order[lo:hi]:  # the level's outputs first, so none lands on a row the level still reads
+            if free:
+                row[first + g] = free.pop()
+            else:
+                row[first + g], n_rows = n_rows, n_rows + 1
+        done = np.unique(gates[lo:hi, 1:][last[gates[lo:hi, 1:]] == levels[lo]])
+        free.extend(int(row[s]) for s in done if s >= first)
+    t = gates[:, 0]
+    bit = [-((t >> k) & 1) for k in range(4)]
+    coef = np.stack([bit[0], bit[0] ^ bit[1], bit[0] ^ bit[2], bit[0] ^ bit[1] ^ bit[2] ^ bit[3]], axis=1)
+    return {"a": row[gates[:, 1]], "b": row[gates[:, 2]], "out": row[first + order], "coef": coef,
+            "bounds": bounds, "n_rows": n_rows, "outputs": row[circuit.outputs]}
+
+
+def _chunk_words(p: dict, total_words: int, device: torch.device) -> int:
+    widest = int(np.diff(p["bounds"]).max()) if len(p["bounds"]) > 1 else 0
+    if device.type == "cuda":
+        budget = int(torch.cuda.mem_get_info(device)[0] * CUDA_MEMORY_SHARE)
+    else:
+        budget = CPU_BUDGET_BYTES
+    w = 1
+    while 2 * w <= total_words and (p["n_rows"] + 3 * widest) * 2 * w * 8 <= budget:
+        w *= 2
+    return w
+
+
+def simulate(circuit: Circuit, device: str | torch.device = "cpu", chunk_words: int | None = None) -> np.ndarray:
+    """Packed output bits over all 2^n codes, (n_outputs, max(1, 2^n/64)) uint64, bit for bit circuit.simulate."""
+    device = torch.device(device)
+    n = circuit.n_inputs
+    total_words = max(1, (1 << n) // 64)
+    p = plan(circuit)
+    chunk = chunk_words or _chunk_words(p, total_words, device)
+    on = {k: torch.as_tensor(p[k], device=device) for k in ("a", "b", "out", "outputs")}
+    coef = torch.as_tensor(p["coef"], device=device).unsqueeze(-1)  # (gates, 4, 1) broadcasts over words
+    out = np.empty((len(circuit.outputs), total_words), dtype=np.int64)
+    with torch.no_grad():
+        vals = torch.zeros((p["n_rows"], chunk), dtype=torch.int64, device=device)
+        vals[1] = -1
+        for i in range(min(n, 6)):
+            vals[2 + i] = int(LOW[i])
+        word = torch.arange(chunk, dtype=torch.int64, device=device)
+        bounds = [int(v) for v in p["bounds"]]
+        for w0 in range(0, total_words, chunk):
+            nw = min(chunk, total_words - w0)
+            for i in range(6, n):  # input i >= 6 is constant over a word: bit i - 6 of the word index
+                vals[2 + i] = -(((word + w0) >> (i - 6)) & 1)
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                a = vals.index_select(0, on["a"][lo:hi])
+                b = vals.index_select(0, on["b"][lo:hi])
+                c = coef[lo:hi]
+                r = torch.bitwise_and(a, b).bitwise_and_(c[:, 3])
+                r.bitwise_xor_(a.bitwise_and_(c[:, 1])).bitwise_xor_(b.bitwise_and_(c[:, 2])).bitwise_xor_(c[:, 0])
+                vals.index_copy_(0, on["out"][lo:hi], r)
+            out[:, w0:w0 + nw] = vals.index_select(0, on["outputs"])[:, :nw].cpu().numpy()
+    return out.view(np.uint64)
