@@ -95,6 +95,16 @@ def relu(e) -> Expr:
     return Expr("relu", (_operand(e),))
 
 
+def total(terms) -> Expr:
+    """The sum of a list of expressions (or numbers), as a balanced tree (no deep recursion for long sums)."""
+    terms = [_operand(t) for t in terms]
+    if not terms:
+        return const(0.0)
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
 def lookup(target, j0: int = 0) -> Expr:
     """Target g on coordinates j0 .. j0 + g.d - 1, through its own rigorous cell ranges."""
     if not hasattr(target, "ranges") or not hasattr(target, "d"):

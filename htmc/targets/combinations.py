@@ -51,6 +51,16 @@ class Compositional(Target):
         t = sum(g._eval(x[:, p * m:(p + 1) * m]) for p, g in enumerate(self.inner)) / len(self.inner)
         return self._outer(t)
 
+    def formula(self):
+        """h(mean_p g_p): the blocks as tables of their own ranges, h as a table of the mean (htmc.synthesis.expr;
+        the `datapath` method). h(t) = sin(pi t / 2) is (pi/2)-Lipschitz; 8 ulps cover sin's 4 and the two
+        roundings of its argument."""
+        from htmc.synthesis.expr import apply, const, lookup, total
+        m, p = self.params["inner_d"], len(self.inner)
+        blocks = total(lookup(g, i * m) for i, g in enumerate(self.inner))
+        mean = blocks / p if p & (p - 1) == 0 else blocks * const(1.0 / p)   # 1/p rounds once (verified after)
+        return apply(self._outer, mean, lipschitz=float(np.pi / 2), fn_ulps=8)
+
     def _ranges(self, k):
         lo, hi = np.zeros(1), np.zeros(1)
         for g in self.inner:  # coordinate block 0 is the most significant part of the cell index

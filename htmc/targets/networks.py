@@ -95,6 +95,12 @@ class ReluRidges(Target):
     def _eval(self, x):
         return np.maximum(_dot_small(x, self.w.T) + self.b, 0.0) @ self.a
 
+    def formula(self):
+        """sum_i a_i relu(w_i . x + b_i), for structured synthesis (htmc.synthesis.expr; the `datapath` method)."""
+        from htmc.synthesis.expr import relu, total, x
+        return total(float(a) * relu(total([float(w) * x(j) for j, w in enumerate(row)] + [float(b)]))
+                     for a, row, b in zip(self.a, self.w, self.b))
+
     def _ranges(self, k):
         n = 1 << (self.d * k)
         lo, hi = np.empty(n), np.empty(n)
