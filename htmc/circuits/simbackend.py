@@ -43,10 +43,15 @@ def _choice(value: str | None, env: str, valid: tuple[str, ...], what: str) -> s
 
 
 def numba_missing() -> str | None:
-    """Why the numba kernel cannot run here, or None when it can."""
-    if importlib.util.find_spec("numba") is None:
-        return "numba is not installed (pip install numba; it is in pyproject's dependencies)"
-    return None
+    """Why the numba kernel cannot run here, or None when it can (checked once per process)."""
+    if "numba_missing" not in _state:
+        try:
+            import numba  # noqa: F401
+            _state["numba_missing"] = None
+        except ImportError as e:
+            _state["numba_missing"] = (f"numba is not installed or fails to import ({e}); pip install numba "
+                                       f"(a pyproject dependency)")
+    return _state["numba_missing"]
 
 
 def _gpu_present() -> bool:
@@ -72,14 +77,14 @@ def resolve(n_gates: int, n_inputs: int, backend: str | None = None, device: str
         return "numpy", "cpu"
     if device == "cuda" or (device == "auto" and n_gates * 2.0 ** n_inputs >= GPU_MIN_GATE_EVALS and _gpu_present()):
         return "torch", "cuda"
+    tiny = n_gates * max(1, (1 << n_inputs) // 64) <= TINY_GATE_WORDS
+    if tiny and "htmc.circuits.fastsim" not in sys.modules and _state["numpy_s"] < LOAD_COST_S:
+        return "numpy", "cpu"
     reason = numba_missing()
     if reason:
         if not _state["warned"]:
-            warnings.warn(f"htmc.circuits.simulate uses the numpy path (about 25x slower): {reason}", stacklevel=3)
+            warnings.warn(f"htmc.circuits.simulate uses the numpy path (about 25x slower): {reason}", stacklevel=4)
             _state["warned"] = True
-        return "numpy", "cpu"
-    tiny = n_gates * max(1, (1 << n_inputs) // 64) <= TINY_GATE_WORDS
-    if tiny and "htmc.circuits.fastsim" not in sys.modules and _state["numpy_s"] < LOAD_COST_S:
         return "numpy", "cpu"
     return "numba", "cpu"
 
