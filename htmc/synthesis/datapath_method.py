@@ -100,20 +100,24 @@ def datapath_method(problem: Problem) -> list[Attempt]:
 
 
 def _finish(problem: Problem, tree, verified: list[Compiled]) -> tuple[Compiled, str]:
-    """ABC on the best few builder circuits, and Yosys on the same formats; the smallest that verifies."""
-    best, how, eps, table = verified[0], "builder", problem.eps, problem.table
+    """ABC on the best few builder circuits, and Yosys on their formats untruncated; the smallest that verifies."""
+    best, how, table = verified[0], "builder", problem.table
+    tried = set()
     for c in verified:
         options = []
         if problem.time_left() > 0:
             try:
-                options.append(("builder+abc", optimize_with_abc(c.circuit, timeout_s=max(5.0, problem.time_left()))))
+                options.append(("builder+abc", c.fmt, optimize_with_abc(c.circuit, timeout_s=max(5.0, problem.time_left()))))
             except AbcError:
                 pass
-        if problem.time_left() > 0:
-            y = datapath_verilog.yosys_circuit(tree, table.d, table.k, table.domain, c.fmt, c.circuit.decoder)
+        plain = replace(c.fmt, guard=None)
+        if problem.time_left() > 0 and plain not in tried:
+            tried.add(plain)
+            y = datapath_verilog.yosys_circuit(tree, table.d, table.k, table.domain, plain,
+                                               timeout_s=max(5.0, problem.time_left()))
             if y is not None:
-                options.append(("yosys+abc", y))
-        for name, circ in options:
-            if circ.size < best.circuit.size and verify(circ, table).within(eps):
-                best, how = replace(c, circuit=circ), name
+                options.append(("yosys+abc", plain, y.circuit))
+        for name, fmt, circ in options:
+            if circ.size < best.circuit.size and verify(circ, table).within(problem.eps):
+                best, how = replace(c, circuit=circ, fmt=fmt), name
     return best, how

@@ -87,6 +87,7 @@ class Fx:
     vhi: int
     t: Iv       # range of the true value
     e: Iv       # range of represented - true
+    v: str = "" # its word-level name, when a subclass emits RTL (datapath_verilog)
 
 
 @dataclass
@@ -116,6 +117,9 @@ class Compiler:
         self.d, self.k, self.domain, self.fmt = d, k, domain, fmt
         self.b = CircuitBuilder(d * k)
 
+    def _rtl(self, kind: str, fx: Fx, **info) -> None:
+        """A hook: each word-level step, for a subclass that writes it as RTL (datapath_verilog)."""
+
     # --- leaves ------------------------------------------------------------------------------------------------
     def coord_bits(self, j: int) -> list[int]:
         """Code bits of coordinate j, LSB first: coordinate 0 is the most significant block (targets.table)."""
@@ -125,9 +129,12 @@ class Compiler:
     def input(self, j: int) -> Fx:
         k, top = self.k, (1 << self.k) - 1
         if self.domain == "grid":
-            return Fx(self.coord_bits(j), False, -k, 0, top, Iv(Q(0), Q(top, 1 << k)), ZERO)
-        h2 = Q(1, 1 << (k + 1))
-        return Fx([TRUE] + self.coord_bits(j), False, -(k + 1), 1, 2 * top + 1, Iv(Q(0), Q(1)), Iv(-h2, h2))
+            fx = Fx(self.coord_bits(j), False, -k, 0, top, Iv(Q(0), Q(top, 1 << k)), ZERO)
+        else:
+            h2 = Q(1, 1 << (k + 1))
+            fx = Fx([TRUE] + self.coord_bits(j), False, -(k + 1), 1, 2 * top + 1, Iv(Q(0), Q(1)), Iv(-h2, h2))
+        self._rtl("input", fx, j=j)
+        return fx
 
     def node(self, e: Expr, lsb: int, center: bool = False) -> Fx:
         op = e.op
@@ -179,7 +186,9 @@ class Compiler:
         vlo, vhi = math.floor(r.lo / (1 << drop)), math.floor(r.hi / (1 << drop))
         vlo, vhi = max(vlo, _ceil_div(t.lo + e.lo, out)), min(vhi, _floor_div(t.hi + e.hi, out))
         signed = vlo < 0
-        return Fx(heap.h.result(value_width(vlo, vhi, signed), drop), signed, out, vlo, vhi, t, e)
+        fx = Fx(heap.h.result(value_width(vlo, vhi, signed), drop), signed, out, vlo, vhi, t, e)
+        self._rtl("sum", fx, parts=parts, base=base, const=cq + (q << drop), drop=drop, r=r)
+        return fx
 
     def _part(self, sign: int, shift: int, n: Expr, lsb: int, extra: int):
         """A term ready for the heap: ('const', value) or (kind, lsb of its bits, sign, ...)."""
@@ -226,7 +235,9 @@ class Compiler:
         q = round(c / _p2(lsb))
         signed = q < 0
         err = q * _p2(lsb) - c
-        return Fx(self.b.const(q, value_width(q, q, signed)), signed, lsb, q, q, Iv(c, c), Iv(err, err))
+        fx = Fx(self.b.const(q, value_width(q, q, signed)), signed, lsb, q, q, Iv(c, c), Iv(err, err))
+        self._rtl("const", fx, q=q)
+        return fx
 
     # --- non-linear nodes ----------------------------------------------------------------------------------
     def absval(self, c: Fx) -> Fx:
@@ -244,15 +255,19 @@ class Compiler:
             heap = self.b.heap()
             heap.add_vector(low)
             heap.add_bit(s, 0)
-            return Fx(heap.result(max(1, hi.bit_length())), False, c.lsb, 0, hi, t, e)
-        hi = max(c.vhi, -c.vlo - 1)
-        e = e + Iv(-_p2(c.lsb), Q(0))
-        return Fx(low[:max(1, hi.bit_length())], False, c.lsb, 0, hi, t, e)
+            fx = Fx(heap.result(max(1, hi.bit_length())), False, c.lsb, 0, hi, t, e)
+        else:
+            hi = max(c.vhi, -c.vlo - 1)
+            fx = Fx(low[:max(1, hi.bit_length())], False, c.lsb, 0, hi, t, e + Iv(-_p2(c.lsb), Q(0)))
+        self._rtl("abs", fx, c=c, one=self.fmt.abs_one)
+        return fx
 
     def _negate(self, c: Fx, t: Iv, e: Iv) -> Fx:
         neg = self.b.neg(c.bits, c.signed)
         hi = -c.vlo
-        return Fx(neg[:max(1, hi.bit_length())], False, c.lsb, -c.vhi, hi, t, e)
+        fx = Fx(neg[:max(1, hi.bit_length())], False, c.lsb, -c.vhi, hi, t, e)
+        self._rtl("neg", fx, c=c)
+        return fx
 
     def relu(self, c: Fx) -> Fx:
         t = Iv(max(Q(0), c.t.lo), max(Q(0), c.t.hi))
@@ -260,9 +275,13 @@ class Compiler:
         if c.vlo >= 0:
             return replace(c, t=t, e=e)
         if c.vhi <= 0:
-            return Fx([FALSE], False, c.lsb, 0, 0, t, e)
+            fx = Fx([FALSE], False, c.lsb, 0, 0, t, e)
+            self._rtl("const", fx, q=0)
+            return fx
         bits = self.b.relu(c.bits)
-        return Fx(bits[:max(1, c.vhi.bit_length())], False, c.lsb, 0, c.vhi, t, e)
+        fx = Fx(bits[:max(1, c.vhi.bit_length())], False, c.lsb, 0, c.vhi, t, e)
+        self._rtl("relu", fx, c=c)
+        return fx
 
     # --- tables --------------------------------------------------------------------------------------------
     def lookup(self, g, j0: int, lsb: int) -> Fx:
@@ -296,6 +315,7 @@ class Compiler:
         signed = vlo < 0
         width = value_width(vlo, vhi, signed)
         bits = self.b.lut(index, [int(v) for v in q], width)
+        self._rtl("table", None)
         t = Iv(Q(float(np.min(lo))), Q(float(np.max(hi)))) if not extra.hi else \
             Iv(Q(vlo) * _p2(lsb) - e.hi, Q(vhi) * _p2(lsb) - e.lo)
         return Fx(bits, signed, lsb, vlo, vhi, t, e)
@@ -362,10 +382,11 @@ class _Heap:
                 self.bit(lit, c, negative != (sa != sb))
 
 
-def compile_expr(e: Expr, d: int, k: int, domain: str, fmt: Format) -> Compiled:
+def compile_expr(e: Expr, d: int, k: int, domain: str, fmt: Format, compiler: type = Compiler) -> Compiled:
     """The datapath of `e` in format fmt, its decoder centring the root's error, and the proven bound."""
-    cp = Compiler(d, k, domain, fmt)
+    cp = compiler(d, k, domain, fmt)
     fx = cp.node(e, fmt.out_lsb)
+    cp._rtl("output", fx)
     bits, offset = list(fx.bits), Q(0)
     if fx.signed:   # u = V + 2^(w-1): flip the sign bit, and the decoder subtracts it back
         bits[-1] ^= 1
