@@ -15,3 +15,17 @@ timeout 180 python3 -m pytest -q -p no:cacheprovider tests/test_resnet.py -k "cu
 # The issue's size at B=256: 256 nets one after another (launch-bound, ~1 min), then as one computation.
 timeout 300 python3 benchmarks/batched_training.py --device cuda --batch 256 --steps 100 \
     --json "$OUT/batched_b256.json" 2>&1 | tee "$OUT/bench.txt"
+# Issue 15 (verifier kernel): the torch path on CUDA, bit-exact tests on the device, then the throughput at the
+# issue's size (100k gates over 2^24 codes) and at the default size, each beside the numpy baseline. The device
+# image may lack numba: the torch path and its tests do not need it (the numba-only tests skip), and the
+# benchmark forces --backend torch.
+HTMC_TEST_TORCH_DEVICE=cuda timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_fastsim.py -k "not abc" \
+    2>&1 | tee "$OUT/fastsim_tests.txt"
+timeout 60 python3 -c 'import numpy as np; from htmc.circuits import torchsim; from htmc.circuits.circuit import random_circuit, simulate_numpy
+for n, w in ((5, None), (12, 64), (18, 64)):
+    c = random_circuit(np.random.default_rng(n), n, 3000, 16, window=w)
+    assert (torchsim.simulate(c, "cuda") == simulate_numpy(c)).all(), n
+print("cuda torch path bit-exact vs numpy on 3 circuits")' 2>&1 | tee "$OUT/fastsim_cuda_exact.txt"
+timeout 150 python3 benchmarks/simulate.py --backend torch --device cuda --gates 100000 --inputs 24 --repeats 2 \
+    --shapes deep,wide --baseline-inputs 16 --json 2>&1 | tee "$OUT/simulate_torch_cuda_100k_2e24.json"
+timeout 60 python3 benchmarks/simulate.py --backend torch --device cuda --repeats 3 2>&1 | tee "$OUT/simulate_torch_cuda.txt"
