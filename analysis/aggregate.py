@@ -56,6 +56,7 @@ from .function_fits import DEFAULT_GAMMAS, fit_functions, stored_fits
 from .missing import missing_notes
 from .nets import join_nets
 from .norm_ranking import rank_norms
+from . import sandwich as S
 
 ANALYSIS_VERSION = "1"
 
@@ -72,6 +73,10 @@ class Summary:
     missing: list = field(default_factory=list)
     failed: pd.DataFrame = field(default_factory=pd.DataFrame)
     timings: dict = field(default_factory=dict)      # stage -> seconds (for benchmarks/analysis.py)
+    compiled: pd.DataFrame = field(default_factory=pd.DataFrame)       # analysis.sandwich.compiled_points
+    sandwich: pd.DataFrame = field(default_factory=pd.DataFrame)       # per (function, rung): C̄, Ḡ, R̄_ν
+    resnet_phase: pd.DataFrame = field(default_factory=pd.DataFrame)   # per function: γ̂, ρ̂_ν, exponents
+    convexity_slopes: dict = field(default_factory=dict)               # analysis.convexity's K̂ slopes
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -135,7 +140,8 @@ def summarize(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT, reuse_stor
     fid, catalogue = R.function_ids(t)
     lap("function_ids")
     ok = R.ok_mask(t)
-    is_lad, is_srch, is_net = (R.kind_mask(t, k) for k in ("circuit_ladder", "circuit_search", "resnet_train"))
+    is_lad, is_srch, is_net, is_comp = (R.kind_mask(t, k) for k in ("circuit_ladder", "circuit_search",
+                                                                    "resnet_train", "resnet_compile"))
     ladders = R.select(t, is_lad & ok, ["task_key", "points_json", "fit_json"])
     searches = R.select(t, is_srch & ok, ["task_key", "eps", "gates", "method", "optimal_in_format", "max_error",
                                           "bits_in", "bits_out", "exact_rounded"])
@@ -158,6 +164,8 @@ def summarize(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT, reuse_stor
         lap("nets")
         ranking = rank_norms(net_df)
         lap("norm_ranking")
+        compiled, sand, rphase = _sandwich(t, is_comp & ok, fid, points, functions, catalogue)
+        lap("sandwich")
         convex = convexity_table(functions)
         ph = phase_table(functions, *phase)
     points = points.assign(function_key=R.per_row(catalogue["function_key"].tolist(),
@@ -168,8 +176,35 @@ def summarize(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT, reuse_stor
     missing = missing_notes(counts, n_records=len(t), n_circuits=len(ladders) + len(searches), functions=functions,
                             n_nets=len(nets), nets=net_df, phase=phase, phase_table=ph, convexity=convex)
     lap("missing")
+    slopes = _convexity_slopes(t, is_lad & ok, fid, catalogue, points)
+    lap("convexity_slopes")
     return Summary(functions=functions, points=points, nets=net_df, norm_ranking=ranking, convexity=convex,
-                   phase=ph, counts=counts, missing=missing, failed=failed, timings=tm)
+                   phase=ph, counts=counts, missing=missing, failed=failed, timings=tm, compiled=compiled,
+                   sandwich=sand, resnet_phase=rphase, convexity_slopes=slopes)
+
+
+def _sandwich(t: pa.Table, mask: np.ndarray, fid: np.ndarray, points: pd.DataFrame, functions: pd.DataFrame,
+              catalogue: pd.DataFrame):
+    """(compiled points, sandwich table, resnet phase table) of the ok resnet_compile records (analysis.sandwich)."""
+    if not mask.any():
+        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+    cols = ["task_key", "train_key", "points_json", "width", "lam", "seed"]
+    comp = R.frame(R.select(t, mask, cols, prefixes=("norm_",)), cols, pattern="norm_")
+    cpts = S.compiled_points(comp, fid[mask])
+    sand = S.sandwich_table(cpts, points)
+    labels = catalogue["label"].tolist()
+    sand.insert(1, "function", [labels[f] for f in sand["fid"]])
+    return cpts, sand, S.resnet_phase(sand, functions)
+
+
+def _convexity_slopes(t: pa.Table, mask: np.ndarray, fid: np.ndarray, catalogue: pd.DataFrame,
+                      points: pd.DataFrame) -> dict:
+    """analysis.convexity's slopes of log K̂ against log m, from the walsh_mixture ladders ({} without them)."""
+    try:
+        from . import convexity as CX
+    except ImportError:
+        return {}
+    return CX.summary_slopes(points, catalogue) if len(points) else {}
 
 
 def _failed_table(t: pa.Table, ok: np.ndarray, fid: np.ndarray, catalogue: pd.DataFrame) -> pd.DataFrame:
@@ -205,6 +240,16 @@ def table_records(df: pd.DataFrame) -> list[dict]:
     return [_json_safe(r) for r in df.astype(object).where(df.notna(), None).to_dict(orient="records")]
 
 
+def contract(summary: Summary) -> dict:
+    """The keys of summary.json that bars and users read (issue 14 D): sandwich, resnet_phase, convexity."""
+    if len(summary.sandwich):
+        sand, phase = S.sandwich_contract(summary.sandwich, summary.resnet_phase)
+    else:
+        sand, phase = {"points": [], "frac_within_square": None, "n_points_with_both": 0}, []
+    conv = summary.convexity_slopes or {"slopes": []}
+    return {"sandwich": sand, "resnet_phase": phase, "convexity": conv}
+
+
 def write_summary(summary: Summary, out_dir, *, title: str = "") -> dict[str, Path]:
     """summary.parquet (the functions table) and summary.json (functions, norm_ranking, convexity, phase,
     counts, missing), plus nets.parquet, points.parquet, norm_ranking.parquet. Returns name -> path."""
@@ -222,7 +267,9 @@ def write_summary(summary: Summary, out_dir, *, title: str = "") -> dict[str, Pa
            "counts": summary.counts, "missing": list(summary.missing),
            "tables": {"functions": table_records(summary.functions),
                       "norm_ranking": table_records(summary.norm_ranking),
-                      "convexity": table_records(summary.convexity), "phase": table_records(summary.phase)}}
+                      "convexity": table_records(summary.convexity), "phase": table_records(summary.phase),
+                      "sandwich": table_records(summary.sandwich)}}
+    doc.update(contract(summary))
     p = out / "summary.json"
     p.write_text(json.dumps(_json_safe(doc), indent=1, ensure_ascii=False))
     paths["summary_json"] = p

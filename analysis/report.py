@@ -27,18 +27,27 @@ from htmc.rates.fits import FIT_VERSION
 from . import aggregate as A
 from . import net_plots as NP
 from . import plots as P
+from . import sandwich_plots as SP
 from .costs import cost_totals, costs_html
 from .family_tables import PHASE_DEFAULT
 from .figures import PlotResult
 from .function_fits import DEFAULT_GAMMAS
 
-PLOT_FILES = {"ladders": "ladders.png", "phase": "phase.png", "sandwich": "sandwich.png", "pareto": "pareto.png",
+PLOT_FILES = {"ladders": "ladders.png", "phase": "phase.png", "sandwich": "sandwich.png",
+              "resnet_phase": "resnet_phase.png", "norms_vs_cbar": "norms_vs_cbar.png",
+              "norm_ranking": "norm_ranking.png", "pareto": "pareto.png",
+              "convexity_slopes": "convexity_slopes.png", "convexity_cbar": "convexity_cbar.png",
               "convexity": "convexity.png"}
 PLOT_TITLES = {"ladders": "1. Circuit size against 1/ε per function",
-               "phase": "2. Phase diagram of γ̂",
-               "sandwich": "3. Sandwich: circuit size against ResNet norms",
-               "pareto": "4. ResNet norm against achieved error (Pareto frontier over λ)",
-               "convexity": "5. Convexity test: rate of mixtures against the number of parts"}
+               "phase": "2. Phase diagram of γ̂ over a family",
+               "sandwich": "3. The sandwich: best compiled net Ḡ against C̄ (experiment 1)",
+               "resnet_phase": "4. HTMC-vs-ResNet-norm phase diagram: ρ̂_ν against γ̂ (experiment 2)",
+               "norms_vs_cbar": "5. Smallest norm R̄_ν against C̄ along ε",
+               "norm_ranking": "6. Circuit size against ResNet norms, per net",
+               "pareto": "7. ResNet norm against achieved error (Pareto frontier over λ)",
+               "convexity_slopes": "8. Convexity with a threshold: slope of log K̂ against log m, per γ (experiment 3)",
+               "convexity_cbar": "9. Walsh mixtures: C̄ against min(m, ε^-2)",
+               "convexity": "10. Rate of mixtures against the number of parts"}
 
 
 @dataclass
@@ -95,7 +104,12 @@ def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=DEFAULT_
     jobs = {
         "ladders": lambda p: P.plot_ladders(summary.functions, summary.points, p),
         "phase": lambda p: P.plot_phase(summary.phase, p),
-        "sandwich": lambda p: NP.plot_sandwich(summary.nets, summary.norm_ranking, p),
+        "sandwich": lambda p: SP.plot_sandwich_points(summary.sandwich, p),
+        "resnet_phase": lambda p: SP.plot_resnet_phase(summary.resnet_phase, p),
+        "norms_vs_cbar": lambda p: SP.plot_norms_vs_cbar(summary.sandwich, p),
+        "norm_ranking": lambda p: NP.plot_sandwich(summary.nets, summary.norm_ranking, p),
+        "convexity_slopes": lambda p: _convexity_plot("slopes", summary, p),
+        "convexity_cbar": lambda p: _convexity_plot("cbar", summary, p),
         "pareto": lambda p: NP.plot_pareto(summary.nets, p, norm=pareto_norm),
         "convexity": lambda p: P.plot_convexity(summary.convexity, p),
     }
@@ -122,6 +136,15 @@ def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=DEFAULT_
     paths["report"] = report
     return ReportResult(paths=paths, summary=summary, missing=missing, plots=plots,
                         seconds=time.perf_counter() - t0)
+
+
+def _convexity_plot(which: str, summary: A.Summary, path) -> PlotResult:
+    """analysis.convexity's plots of the walsh_mixture experiment (absent module or data: not drawn, says why)."""
+    try:
+        from . import convexity as CX
+    except ImportError as e:
+        return PlotResult(f"convexity_{which}", None, 0, 0, "", f"analysis.convexity is unavailable: {e}")
+    return CX.report_plot(which, summary, path)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -245,7 +268,7 @@ def render_html(title: str, summary: A.Summary, plots: dict, missing: list[str],
                          f"alt='{_e(PLOT_TITLES[name])}'></a></p>")
         else:
             parts.append(f"<p class='none'>Not drawn: {_e(r.note)}.</p>")
-        if name == "sandwich":
+        if name == "norm_ranking":
             parts.append("<h3>Which ResNet norm predicts circuit size</h3><p>Spearman rank correlation between each "
                          "norm and circuit size over the trained nets (95% interval: bootstrap over nets, or Fisher z "
                          "for very many nets), and the log-log slope of size against norm. Rank 1 predicts best."

@@ -3,6 +3,8 @@ share: load the sweep's records from its store, build the report (analysis/, whi
 S3), and log the report's files to the sweep's MLflow parent run."""
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 from .spec.model import SweepSpec
@@ -17,6 +19,31 @@ def report_metrics(result) -> dict[str, float]:
            "analysis_functions": float(len(f)), "analysis_nets": float(len(result.summary.nets))}
     if len(f) and "gamma" in f:
         out["analysis_functions_fitted"] = float(f["gamma"].notna().sum())
+    from analysis.aggregate import contract
+    out.update(headline_metrics(contract(result.summary)))
+    return out
+
+
+def _metric_name(text: str) -> str:
+    """MLflow metric names allow letters, digits and _-./ and spaces; a function label has parentheses and '='."""
+    return re.sub(r"[^A-Za-z0-9_.\-/ ]+", "_", str(text)).strip("_")
+
+
+def headline_metrics(doc: dict) -> dict[str, float]:
+    """The experiments' headline numbers of summary.json (issue 14 D) as metrics of the sweep's parent run:
+    the fraction of sandwich points within C̄², ρ̂ per function and norm, and the convexity slope per γ."""
+    out = {}
+    frac = doc["sandwich"].get("frac_within_square")
+    if frac is not None:
+        out["sandwich_frac_within_square"] = float(frac)
+        out["sandwich_points"] = float(doc["sandwich"].get("n_points_with_both", 0))
+    for row in doc["resnet_phase"]:
+        for norm, (rho, _lo, _hi) in row["rho"].items():
+            if rho is not None and math.isfinite(rho):
+                out[_metric_name(f"rho_{norm}/{row['function']}")] = float(rho)
+    for sl in doc["convexity"].get("slopes", []):
+        if sl.get("slope") is not None and math.isfinite(sl["slope"]):
+            out[_metric_name(f"convexity_slope_gamma_{sl['gamma']:g}")] = float(sl["slope"])
     return out
 
 

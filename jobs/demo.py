@@ -11,6 +11,29 @@ import time
 from pathlib import Path
 
 DEMO_SPEC = "sweeps/demo.yaml"
+# the report's plots that show the three experiments (DESIGN §2.6), as the demo names them
+FIGURES = {"sandwich": "sandwich", "resnet_phase": "ResNet phase", "norms_vs_cbar": "norms vs C̄",
+           "convexity_slopes": "convexity", "convexity_cbar": "walsh C̄", "phase": "γ̂ phase", "ladders": "ladders"}
+
+
+def headline_lines(summary) -> list[str]:
+    """The experiments' headline numbers (summary.json's contract keys) as a few lines for the terminal."""
+    from analysis.aggregate import contract
+    doc = contract(summary)
+    frac, n = doc["sandwich"]["frac_within_square"], doc["sandwich"]["n_points_with_both"]
+    out = [f"sandwich:       {frac:.0%} of {n} (function, ε) points have Ḡ <= C̄²" if frac is not None
+           else "sandwich:       no rung has both C̄ and a compiled net"]
+    for r in doc["resnet_phase"]:
+        rho = r["rho"].get("block_path", [None] * 3)
+        if rho[0] is not None:
+            g = f"{r['gamma']:.2f}" if r.get("gamma") is not None else "n/a"
+            out.append(f"ρ̂(block_path):  {r['function']}: {rho[0]:.2f} (γ̂ {g})")
+    for sl in doc["convexity"].get("slopes", []):
+        if sl.get("slope") is not None:
+            lo, hi = sl.get("lo"), sl.get("hi")
+            ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else ""
+            out.append(f"convexity:      γ = {sl['gamma']:g}: slope {sl['slope']:.2f}{ci}, theory {sl['theory']:.2f}")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     report = analyze(args.spec)
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")
     print(f"report:         {report.report.resolve()}")
+    print(f"summary:        {Path(report.paths['summary_json']).resolve()}" if "summary_json" in report.paths else "")
     for name, path in report.paths.items():
-        if "phase" in name:
-            print(f"phase diagram:  {Path(path).resolve()}")
+        if name in FIGURES:
+            print(f"{FIGURES[name] + ':':<15} {Path(path).resolve()}")
+    for line in headline_lines(report.summary):
+        print(line)
     if report.missing:
         print("missing:        " + "; ".join(report.missing))
     print("MLflow UI:      .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then http://127.0.0.1:5000)")
