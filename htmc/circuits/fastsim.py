@@ -201,3 +201,17 @@ def codes(words: np.ndarray, n_inputs: int) -> np.ndarray:
     u = np.zeros(1 << n_inputs, dtype=np.int64)
     _codes(np.ascontiguousarray(words).view(np.int64), 1 << n_inputs, u)
     return u
+
+
+def warm() -> float:
+    """Compile (first time in a checkout, ~10-20 s) or load (~1-2 s) every kernel; returns the seconds taken.
+
+    numba caches the machine code in __pycache__ (cache=True), so one call after install spares every later
+    process the compile; only the load remains.
+    """
+    import time
+    from htmc.circuits.circuit import Circuit
+    start = time.perf_counter()
+    c = Circuit(7, [(op, 2 + op % 7, 3 + op % 5) for op in range(16)], [9 + op for op in range(16)])
+    codes(simulate(c), 7)
+    return time.perf_counter() - start
