@@ -109,6 +109,8 @@ class SynthResult:
     aig_nodes: int
     seconds: float
     script: str
+    flow: str = "script"      # the portfolio's winning flow ("classic/dch_if", "deepsyn(ttopt)/dch_if", ...)
+    tried: tuple = ()         # (flow/mapping, B2 gates or None if it failed, seconds of its ABC run) per candidate
 
 
 def _first_stat(text: str, key: str) -> int | None:
@@ -116,17 +118,36 @@ def _first_stat(text: str, key: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def synthesize(columns: list[np.ndarray], script: str = DEFAULT_SCRIPT, deepsyn_s: float | None = None,
-               timeout_s: float = 600) -> SynthResult:
-    """Synthesize a multi-output truth table (columns[j][c] = output bit j at input code c) with ABC.
-
-    Returns the mapped B2 circuit (outputs LSB first). The caller verifies it against its table: functions here
-    only promise what ABC produced, and every search result passes through htmc.circuits.verify.
-    """
+def _check_table(columns: list[np.ndarray]) -> int:
     n_rows = np.asarray(columns[0]).size
     n = n_rows.bit_length() - 1
     if n_rows != 1 << n or any(np.asarray(c).size != n_rows for c in columns):
         raise ValueError(f"every truth-table column needs 2^n rows; got sizes {[np.asarray(c).size for c in columns]}")
+    return n
+
+
+def synthesize(columns: list[np.ndarray], script: str = DEFAULT_SCRIPT, deepsyn_s: float | None = None,
+               timeout_s: float = 600, flows=None, budget_s: float | None = None,
+               mappings=None) -> SynthResult:
+    """Synthesize a multi-output truth table (columns[j][c] = output bit j at input code c) with ABC.
+
+    With the default script this runs the portfolio of htmc.synthesis.abc_flows (`flows`, by default
+    DEFAULT_PORTFOLIO, within `budget_s` seconds in all, by default DEFAULT_BUDGET_S) and returns the smallest
+    candidate, its flow named in `.flow`; every candidate is checked to compute the table. A custom `script`
+    runs that one script as before. Returns the mapped B2 circuit (outputs LSB first); callers still verify it
+    against their table (htmc.circuits.verify), as every search result does.
+    """
+    n = _check_table(columns)
+    if script != DEFAULT_SCRIPT and flows is None:
+        return run_script(columns, script, deepsyn_s, timeout_s)
+    from .abc_portfolio import run_portfolio
+    return run_portfolio(columns, n, flows, mappings, budget_s, deepsyn_s, timeout_s)
+
+
+def run_script(columns: list[np.ndarray], script: str = DEFAULT_SCRIPT, deepsyn_s: float | None = None,
+               timeout_s: float = 600) -> SynthResult:
+    """One ABC script, then `&deepsyn` (n <= 12) and the B2 mapping: the flow before the portfolio (issue 15)."""
+    n = _check_table(columns)
     if deepsyn_s is None:
         deepsyn_s = DEFAULT_DEEPSYN_S if n <= DEEPSYN_MAX_INPUTS else 0
     start = time.perf_counter()

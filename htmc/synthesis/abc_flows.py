@@ -1,0 +1,116 @@
+"""The named ABC flows of the truth-table portfolio (issue 15): how a table becomes an AIG, how the AIG is
+optimized, and the B2 mappings tried on it.
+
+A flow is a start (BDD `collapse`, the PLA's SOP, or Miyasaka's truth-table `&ttopt`), an optimization script and
+an input order. Every flow's AIG is mapped with every entry of MAPPINGS and the smallest mapped circuit counts.
+Input permutations are free in a circuit, so an order other than the identity permutes the table, synthesizes,
+and relabels the circuit's inputs back (`permute_columns`, `relabel_inputs`).
+
+Why these flows (measured 2026-12-01, benchmarks/portfolio.py, RESULTS.md "ABC portfolio (issue 15)"):
+- `bdd` with the classic script is today's flow: STACK-NOTES found the BDD start far better than the SOP start on
+  smooth tables (sin on 12 bits: 1681 vs 4337 ANDs); `sop` stays in as a cheap alternative for tables whose
+  SOP is small.
+- `&ttopt` (Y. Miyasaka et al., "Synthesizing a class of practical Boolean functions using truth tables",
+  IWLS 2022; the UCB entry of the IWLS 2022 contest) reorders variables on the truth table itself and merges
+  equal cofactors across outputs. On holder_random tables it gave 10-15% fewer B2 gates than the BDD start.
+  Its -O (outputs per group) must divide the number of outputs, or ABC aborts; the whole table is one group.
+- `&mfs` / `mfs2` after `&if -K 2` are don't-care resubstitution on the mapped network (Mishchenko et al.,
+  "Scalable don't-care-based logic optimization and resynthesis", FPGA 2009); they keep nodes at two fanins.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..circuits.circuit import Circuit
+from ..registry import Registry, did_you_mean
+
+CLASSIC_OPT = "dc2; resyn2; compress2rs; dc2; resyn2; compress2rs; dc2"
+
+# B2 mappings, each applied to the optimized AIG read back from opt.aig. `&if -K 2` maps to 2-input LUTs: a 2-LUT
+# is any B2 function and ABC absorbs inverters into LUTs, so `nd` is the B2 gate count; `&dch` first gives the
+# mapper structural choices (STACK-NOTES "Counting B2 gates").
+MAPPINGS: dict[str, str] = {
+    "dch_if": "&get -n; &dch; &if -K 2 -a; &put",
+    "dch_if_mfs": "&get -n; &dch; &if -K 2 -a; &mfs; &put",
+    "dch_if_mfs2": "&get -n; &dch; &if -K 2 -a; &put; mfs2",
+    "syn2_if": "&get -n; &st; &syn2; &dc2; &if -K 2 -a; &put",
+}
+# syn2_if never won on the benchmark tables (it loses the BDD's mux structure), so it is opt-in only.
+DEFAULT_MAPPINGS = ("dch_if", "dch_if_mfs", "dch_if_mfs2")
+
+
+@dataclass(frozen=True)
+class Flow:
+    start: str            # "bdd" | "sop" | "ttopt"
+    optimize: str         # ABC script on the started AIG
+    order: str = "identity"   # input order: "identity" | "reversed"
+
+    def script(self, n_inputs: int, n_outputs: int) -> str:
+        """ABC commands from `read_pla f.pla` to the optimized AIG in the main network."""
+        if self.start == "bdd":
+            head = "collapse; muxes; strash"
+        elif self.start == "sop":
+            head = "strash"
+        else:  # -I at least the support; -O must divide the outputs (ABC aborts otherwise), so one group
+            head = f"strash; &get -n; &ttopt -I {max(n_inputs, 6)} -O {n_outputs}; &put"
+        return f"{head}; {self.optimize}" if self.optimize else head
+
+
+FLOWS: Registry[Flow] = Registry("ABC flow")
+FLOWS.register("classic", "1", Flow("bdd", CLASSIC_OPT))            # today's flow (deepsyn is a later stage)
+FLOWS.register("ttopt", "1", Flow("ttopt", CLASSIC_OPT))
+FLOWS.register("bdd_rev", "1", Flow("bdd", CLASSIC_OPT, "reversed"))
+FLOWS.register("ttopt_rev", "1", Flow("ttopt", CLASSIC_OPT, "reversed"))
+FLOWS.register("sop", "1", Flow("sop", CLASSIC_OPT))
+
+# Priority order: the portfolio runs flows in this order while its budget lasts, then spends what is left on
+# &deepsyn from the best AIG. classic first, so the portfolio always includes today's flow.
+DEFAULT_PORTFOLIO = ("classic", "ttopt", "ttopt_rev", "bdd_rev", "sop")
+ORDERS = ("identity", "reversed")
+
+
+def check_flows(names) -> list[str]:
+    """The flow names, each checked (a wrong name fails with did-you-mean); at least one."""
+    names = list(names)
+    if not names:
+        raise ValueError(f"the portfolio needs at least one flow; valid choices: {', '.join(FLOWS.names())}")
+    for n in names:
+        FLOWS.entry(n)
+    return names
+
+
+def check_mappings(names) -> list[str]:
+    names = list(names)
+    for n in names:
+        if n not in MAPPINGS:
+            raise ValueError(f"unknown B2 mapping '{n}': {did_you_mean(n, list(MAPPINGS))}")
+    return names
+
+
+def order_permutation(order: str, n: int) -> np.ndarray:
+    """perm[i] = the position that original input i takes in the permuted table."""
+    if order == "identity":
+        return np.arange(n)
+    if order == "reversed":
+        return np.arange(n)[::-1].copy()
+    raise ValueError(f"unknown input order '{order}': {did_you_mean(order, list(ORDERS))}")
+
+
+def permute_columns(columns: list[np.ndarray], perm: np.ndarray) -> list[np.ndarray]:
+    """The table with original input i moved to position perm[i]: new[c'] = old[c], bit perm[i] of c' = bit i of c."""
+    n = len(perm)
+    new_idx = np.arange(1 << n, dtype=np.int64)
+    old_idx = np.zeros_like(new_idx)
+    for i, p in enumerate(perm):
+        old_idx |= ((new_idx >> int(p)) & 1) << i
+    return [np.asarray(c)[old_idx] for c in columns]
+
+
+def relabel_inputs(circuit: Circuit, perm: np.ndarray) -> Circuit:
+    """A circuit for the permuted table (input perm[i] is original input i) as a circuit for the original one."""
+    back = {2 + int(p): 2 + i for i, p in enumerate(perm)}
+    sig = lambda s: back.get(s, s)  # noqa: E731  (constants and gate signals keep their numbers)
+    gates = [(op, sig(a), sig(b)) for op, a, b in circuit.gates]
+    return Circuit(circuit.n_inputs, gates, [sig(o) for o in circuit.outputs], circuit.decoder)
