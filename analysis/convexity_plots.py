@@ -21,10 +21,18 @@ def plot_convexity_slopes(summary: dict, path) -> PlotResult:
             "max ||part||_{H^γ} (norm estimates at the ladder's rungs), with its 95% interval, against γ. Theory "
             "(DESIGN §2.6): max(0, 1/γ − 1/2), positive below γ = 2 and zero above: mixing raises the norm only "
             "below the HTMC threshold.")
-    rows = [r for r in summary.get("slopes", []) if is_finite(r.get("slope"))]
-    if not rows:
+    if not any(is_finite(r.get("slope")) for r in summary.get("slopes", [])):
         return PlotResult(name, None, 0, 0, text, "no walsh_mixture ladders with 2 or more m: nothing to draw")
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    n = draw_convexity_slopes(ax, summary)
+    fig.tight_layout()
+    return PlotResult(name, save_png(fig, path), n, int(summary.get("n_ladders", 0)), text)
+
+
+def draw_convexity_slopes(ax, summary: dict) -> int:
+    """Onto ax: measured slopes with interval bars, the theory curve, the zero line and the gamma = 2 line.
+    Returns the number of slopes drawn."""
+    rows = [r for r in summary.get("slopes", []) if is_finite(r.get("slope"))]
     g = np.array([r["gamma"] for r in rows], float)
     s = np.array([r["slope"] for r in rows], float)
     lo = np.array([r["lo"] if is_finite(r["lo"]) else np.nan for r in rows], float)
@@ -36,7 +44,7 @@ def plot_convexity_slopes(summary: dict, path) -> PlotResult:
         ax.plot(g[~bounded], s[~bounded], "o", mfc="none", color="C0", label="measured (no interval)")
     gs = np.linspace(min(0.9, g.min()), max(3.2, g.max()), 200)
     ax.plot(gs, [theory_slope(x) for x in gs], "-", color="C1", label="theory max(0, 1/γ − 1/2)")
-    ax.axhline(0.0, color="0.3", lw=1)
+    ax.axhline(0.0, color="0.3", lw=1, label="zero")
     ax.axvline(2.0, color="k", ls="--", lw=1.2, label="γ = 2 (HTMC threshold)")
     ax.set_xlabel("γ (exponent of the HTMC norm)")
     ax.set_ylabel("slope of log K̂ against log m")
@@ -44,8 +52,7 @@ def plot_convexity_slopes(summary: dict, path) -> PlotResult:
                  fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    return PlotResult(name, save_png(fig, path), len(rows), int(summary.get("n_ladders", 0)), text)
+    return len(rows)
 
 
 def plot_sizes_vs_budget(ladder_rows, path) -> PlotResult:
@@ -57,6 +64,14 @@ def plot_sizes_vs_budget(ladder_rows, path) -> PlotResult:
     if lad.empty:
         return PlotResult(name, None, 0, 0, text, "no walsh_mixture ladders: nothing to draw")
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    n_pts = draw_sizes_vs_budget(ax, lad)
+    fig.tight_layout()
+    return PlotResult(name, save_png(fig, path), n_pts, len(lad), text)
+
+
+def draw_sizes_vs_budget(ax, lad) -> int:
+    """Onto ax: C̄ (floored at 1) against min(m, eps^-2), one series per m, and the slope-1 line through the
+    median ratio. lad: analysis.convexity.walsh_ladders. Returns the number of points drawn."""
     n_pts, xs_all, ys_all = 0, [], []
     for i, (m, g) in enumerate(lad.groupby("m", sort=True)):
         x = np.concatenate([np.minimum(m, r.eps ** -2.0) for r in g.itertuples()])
@@ -75,5 +90,4 @@ def plot_sizes_vs_budget(ladder_rows, path) -> PlotResult:
     ax.set_title("Walsh mixtures: circuit size against min(m, ε^-2)", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    return PlotResult(name, save_png(fig, path), n_pts, len(lad), text)
+    return n_pts

@@ -263,7 +263,8 @@ def exact_sum(problem: Problem, parts: list[Part]) -> tuple[Circuit, str] | None
                 return None
             got = realize(problem, _weighted(make_terms, apportion(w, 1 << (base + r)), base + r))
             if got is not None:
-                return got[0], f"all {len(parts)} parts, weights c_i/2^{base + r}, parts at delta >= {frac:g} eps"
+                acc = "exact parts" if frac == 0 else f"parts at delta >= {frac:g} eps"
+                return got[0], f"all {len(parts)} parts, weights c_i/2^{base + r}, {acc}"
     return None
 
 
