@@ -47,16 +47,17 @@ def test_portfolio_never_worse_than_todays_flow_and_names_the_winner():
     assert {"classic", "ttopt", "ttopt_rev", "bdd_rev", "sop"} <= tried
 
 
-def test_zero_budget_runs_the_first_flow_only_and_deepsyn_reaches_the_full_adder_minimum():
+def test_zero_budget_is_todays_flow_and_reaches_the_full_adder_minimum():
     xor3 = np.array([bin(c).count("1") % 2 for c in range(8)], bool)
     maj3 = np.array([bin(c).count("1") >= 2 for c in range(8)], bool)
-    res = synthesize([xor3, maj3], budget_s=0)
+    res = synthesize([xor3, maj3], budget_s=0, deepsyn_s=0)
     _check(res, [xor3, maj3])
     assert res.gates == 8 and {t[0] for t in res.tried} == {"classic/dch_if", "classic/dch_if_mfs",
-                                                            "classic/dch_if_mfs2"}   # no time for &deepsyn
-    res = synthesize([xor3, maj3], budget_s=0, deepsyn_s=1)
+                                                            "classic/dch_if_mfs2"}   # the first flow only
+    res = synthesize([xor3, maj3], budget_s=0)   # no budget left: still today's 1 s of &deepsyn after classic
     _check(res, [xor3, maj3])
     assert res.gates == 5 and res.flow.startswith("deepsyn(classic)/")   # the full adder's B2 minimum
+    assert {t[0].split("/")[0] for t in res.tried} == {"classic", "deepsyn(classic)"}
 
 
 def test_reversed_order_maps_inputs_back():

@@ -5,7 +5,8 @@ Budget rules. Flows run in priority order. The first always runs to completion (
 there is always a result; each later one starts only while budget is left and is stopped when it runs out
 (a stopped flow yields nothing). `&deepsyn` then gets what is left (its -T, whole seconds, at least 1), on the
 AIG of the best candidate so far, for tables of at most DEEPSYN_MAX_INPUTS inputs: its run time is its budget
-whatever the size, and on bigger tables it rarely finds anything within seconds.
+whatever the size, and on bigger tables it rarely finds anything within seconds. It never gets less than
+today's 1 s, even past the budget, so the portfolio always contains today's flow.
 
 Every candidate is simulated on all 2^n inputs and must equal the table, or it is dropped (ABC preserves
 function; this guards the BLIF round trip and the input relabelling).
@@ -22,7 +23,7 @@ from ..circuits.blif import BlifError, read_blif
 from ..circuits.circuit import CircuitError, output_codes
 from .abc_flows import (DEFAULT_MAPPINGS, DEFAULT_PORTFOLIO, FLOWS, MAPPINGS, check_flows, check_mappings, order_permutation,
                         permute_columns, relabel_inputs)
-from .abc_tool import DEEPSYN_MAX_INPUTS, AbcError, SynthResult, _first_stat, run_abc, write_pla
+from .abc_tool import DEEPSYN_MAX_INPUTS, DEFAULT_DEEPSYN_S, AbcError, SynthResult, _first_stat, run_abc, write_pla
 
 DEFAULT_BUDGET_S = 8.0
 DEEPSYN_SHARE = 0.75      # of the time left: -T is whole seconds and the mapping after it takes time too
@@ -84,8 +85,8 @@ def run_portfolio(columns: list[np.ndarray], n: int, flows=None, mappings=None, 
                   deepsyn_s: float | None = None, timeout_s: float = 600) -> SynthResult:
     """The smallest verified candidate over `flows` x `mappings`, then &deepsyn (see the module docstring).
 
-    deepsyn_s None: &deepsyn gets the budget left (skipped under 1 s or above DEEPSYN_MAX_INPUTS inputs);
-    a number fixes its -T (0 turns it off).
+    deepsyn_s None: &deepsyn gets the budget left, at least 1 s (none above DEEPSYN_MAX_INPUTS inputs); a number
+    fixes its -T (0 turns it off).
     """
     flows = check_flows(DEFAULT_PORTFOLIO if flows is None else flows)
     mappings = check_mappings(DEFAULT_MAPPINGS if mappings is None else mappings)
@@ -112,18 +113,27 @@ def run_portfolio(columns: list[np.ndarray], n: int, flows=None, mappings=None, 
 
 
 def _deepsyn(r: _Run, deepsyn_s: float | None) -> None:
-    """&deepsyn from the best candidate's AIG, with the time left (or deepsyn_s), mapped every way."""
+    """&deepsyn from the best candidate's AIG, mapped every way.
+
+    deepsyn_s None: DEEPSYN_SHARE of the budget left, and never less than today's DEFAULT_DEEPSYN_S, so that with
+    any budget the portfolio still contains today's flow (classic, then 1 s of &deepsyn).
+    """
     if r.best is None:
         return
     if deepsyn_s is None:
-        if r.n > DEEPSYN_MAX_INPUTS or r.left() < 1:
+        if r.n > DEEPSYN_MAX_INPUTS:
             return
-        seconds, limit = max(1, int(r.left() * DEEPSYN_SHARE)), max(1.0, r.left())
+        share = int(r.left() * DEEPSYN_SHARE)
+        if share >= DEFAULT_DEEPSYN_S:
+            seconds, limit = share, r.left() + 2.0   # -T is checked between iterations: a little grace
+        else:
+            seconds, limit = DEFAULT_DEEPSYN_S, r.timeout_s
     elif deepsyn_s <= 0:
         return
     else:
-        seconds, limit = max(1, int(deepsyn_s)), r.timeout_s
+        seconds, limit = deepsyn_s, r.timeout_s
     _, _, _, _, aig_path, perm, flow = r.best
     (r.work / "ds").mkdir()
     (r.work / "ds" / "src.aig").write_bytes(aig_path.read_bytes())
-    r.run(f"deepsyn({flow})", f"read_aiger src.aig; &get -n; &deepsyn -T {seconds}; &put", perm, limit, "ds")
+    r.run(f"deepsyn({flow})", f"read_aiger src.aig; &get -n; &deepsyn -T {int(max(1, seconds))}; &put", perm,
+          limit, "ds")
