@@ -56,6 +56,7 @@ from .function_fits import DEFAULT_GAMMAS, fit_functions, stored_fits
 from .missing import missing_notes
 from .nets import join_nets
 from .norm_ranking import rank_norms
+from . import convexity as CX
 from . import sandwich as S
 
 ANALYSIS_VERSION = "1"
@@ -77,6 +78,7 @@ class Summary:
     sandwich: pd.DataFrame = field(default_factory=pd.DataFrame)       # per (function, rung): C̄, Ḡ, R̄_ν
     resnet_phase: pd.DataFrame = field(default_factory=pd.DataFrame)   # per function: γ̂, ρ̂_ν, exponents
     convexity_slopes: dict = field(default_factory=dict)               # analysis.convexity's K̂ slopes
+    walsh_ladders: object = None                                       # their walsh_mixture ladder records
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -176,11 +178,12 @@ def summarize(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT, reuse_stor
     missing = missing_notes(counts, n_records=len(t), n_circuits=len(ladders) + len(searches), functions=functions,
                             n_nets=len(nets), nets=net_df, phase=phase, phase_table=ph, convexity=convex)
     lap("missing")
-    slopes = _convexity_slopes(t, is_lad & ok, fid, catalogue, points)
+    walsh = _walsh_rows(t, is_lad & ok)
+    slopes = CX.convexity_slopes(walsh) if len(walsh) else {}
     lap("convexity_slopes")
     return Summary(functions=functions, points=points, nets=net_df, norm_ranking=ranking, convexity=convex,
                    phase=ph, counts=counts, missing=missing, failed=failed, timings=tm, compiled=compiled,
-                   sandwich=sand, resnet_phase=rphase, convexity_slopes=slopes)
+                   sandwich=sand, resnet_phase=rphase, convexity_slopes=slopes, walsh_ladders=walsh)
 
 
 def _sandwich(t: pa.Table, mask: np.ndarray, fid: np.ndarray, points: pd.DataFrame, functions: pd.DataFrame,
@@ -197,14 +200,12 @@ def _sandwich(t: pa.Table, mask: np.ndarray, fid: np.ndarray, points: pd.DataFra
     return cpts, sand, S.resnet_phase(sand, functions)
 
 
-def _convexity_slopes(t: pa.Table, mask: np.ndarray, fid: np.ndarray, catalogue: pd.DataFrame,
-                      points: pd.DataFrame) -> dict:
-    """analysis.convexity's slopes of log K̂ against log m, from the walsh_mixture ladders ({} without them)."""
-    try:
-        from . import convexity as CX
-    except ImportError:
-        return {}
-    return CX.summary_slopes(points, catalogue) if len(points) else {}
+def _walsh_rows(t: pa.Table, mask: np.ndarray) -> pa.Table:
+    """The ok walsh_mixture ladder records, the input of analysis.convexity (experiment 3)."""
+    rows = R.select(t, mask, ["kind", "status", "function", "params_json", "points_json"])
+    if not len(rows) or "function" not in rows.column_names:
+        return rows.slice(0, 0)
+    return rows.filter(pc.fill_null(pc.equal(rows.column("function"), CX.FAMILY), False))
 
 
 def _failed_table(t: pa.Table, ok: np.ndarray, fid: np.ndarray, catalogue: pd.DataFrame) -> pd.DataFrame:

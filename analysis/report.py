@@ -28,6 +28,7 @@ from . import aggregate as A
 from . import net_plots as NP
 from . import plots as P
 from . import sandwich_plots as SP
+from . import convexity_plots as CP
 from .costs import cost_totals, costs_html
 from .family_tables import PHASE_DEFAULT
 from .figures import PlotResult
@@ -108,8 +109,10 @@ def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=DEFAULT_
         "resnet_phase": lambda p: SP.plot_resnet_phase(summary.resnet_phase, p),
         "norms_vs_cbar": lambda p: SP.plot_norms_vs_cbar(summary.sandwich, p),
         "norm_ranking": lambda p: NP.plot_sandwich(summary.nets, summary.norm_ranking, p),
-        "convexity_slopes": lambda p: _convexity_plot("slopes", summary, p),
-        "convexity_cbar": lambda p: _convexity_plot("cbar", summary, p),
+        "convexity_slopes": lambda p: CP.plot_convexity_slopes(summary.convexity_slopes or {}, p),
+        "convexity_cbar": lambda p: CP.plot_sizes_vs_budget(summary.walsh_ladders, p) if summary.walsh_ladders
+        is not None and len(summary.walsh_ladders) else PlotResult("convexity_cbar", None, 0, 0, "",
+                                                                    "no walsh_mixture ladders: nothing to draw"),
         "pareto": lambda p: NP.plot_pareto(summary.nets, p, norm=pareto_norm),
         "convexity": lambda p: P.plot_convexity(summary.convexity, p),
     }
@@ -125,6 +128,7 @@ def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=DEFAULT_
             paths[name] = res.path
         else:
             missing.append(f"plot '{name}' not drawn: {res.note}")
+    _note_missing(paths.get("summary_json"), missing)
     extra = list(sections or [])
     try:
         extra.append(("costs", "Costs", costs_html(cost_totals(records, **(prices or {})))))
@@ -138,13 +142,14 @@ def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=DEFAULT_
                         seconds=time.perf_counter() - t0)
 
 
-def _convexity_plot(which: str, summary: A.Summary, path) -> PlotResult:
-    """analysis.convexity's plots of the walsh_mixture experiment (absent module or data: not drawn, says why)."""
-    try:
-        from . import convexity as CX
-    except ImportError as e:
-        return PlotResult(f"convexity_{which}", None, 0, 0, "", f"analysis.convexity is unavailable: {e}")
-    return CX.report_plot(which, summary, path)
+def _note_missing(summary_json: Path | None, missing: list[str]) -> None:
+    """summary.json's `missing` as the report's: with the plots that could not be drawn, and why."""
+    if summary_json is None:
+        return
+    import json
+    doc = json.loads(summary_json.read_text())
+    doc["missing"] = list(missing)
+    summary_json.write_text(json.dumps(doc, indent=1, ensure_ascii=False))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "sweep_fixture.parquet"
 GOLDEN = REPO / "tests" / "fixtures" / "golden.json"
-PLOTS = ("ladders", "phase", "sandwich", "pareto", "convexity")
+PLOTS = ("ladders", "phase", "norm_ranking", "pareto", "convexity")   # the fixture has no compiled ladders
 RTOL, ATOL = 1e-6, 1e-9
 
 sys.path.insert(0, str(REPO))
@@ -231,8 +231,8 @@ def test_plotted_counts_match_records(table, report):
     has_cbar = sum(1 for _, r in nets.iterrows() if any(
         e <= r["sup_error"] for e in pts[(r["function"], json.dumps(json.loads(r["params_json"])["function_params"],
                                                                     sort_keys=True))]))
-    assert pl["sandwich"].n_points == len(norms) * (n_comp + has_cbar)
-    assert pl["sandwich"].n_records == len(nets)
+    assert pl["norm_ranking"].n_points == len(norms) * (n_comp + has_cbar)
+    assert pl["norm_ranking"].n_records == len(nets)
     assert (pl["pareto"].n_points, pl["pareto"].n_records) == (len(nets), len(nets))
     mixtures = circ[[json.loads(p)["function"] == "mixture" for p in circ["params_json"]]]
     assert (pl["convexity"].n_points, pl["convexity"].n_records) == (len(mixtures), len(mixtures))
@@ -396,7 +396,7 @@ def test_partial_sweep_nets_only_and_failures(table, tmp_path):
     part = table.filter(pc.or_(pc.equal(table["kind"], "resnet_train"), pc.equal(table["status"], "failed")))
     part = part.drop_columns(["compiled_gates"])                  # and no compiled counts (extra_json has them)
     res = build_report(part, tmp_path / "partial", title="partial")
-    assert {"sandwich", "pareto"} <= set(res.paths) and "ladders" not in res.paths
+    assert {"norm_ranking", "pareto"} <= set(res.paths) and "ladders" not in res.paths
     text = " ".join(res.missing)
     assert "no ok circuit_ladder or circuit_search records" in text
     assert "2 of 2 circuit_ladder records did not finish ok" in text

@@ -89,6 +89,7 @@ class Dispatcher:
         self.unrecorded: list = []          # (task key, reason): failed, and not even the failed record stored
         self._index: dict = {}              # relpath -> (kind, key, status, validator) of records written
         self._store_down_at = -math.inf     # when the driver's last write to the store gave up
+        self._progress_at = -math.inf       # when the last actor call came back (actor start timeout)
 
     # ------------------------------------------------------------------------------------------------ actors
     def _actor_class(self):
@@ -246,6 +247,7 @@ class Dispatcher:
     def _handle(self, ref, units) -> None:
         import ray
         from ray.exceptions import RayActorError, RayTaskError
+        self._progress_at = time.monotonic()
         slot, unit = self._ref_owner.pop(ref)
         was_running = bool(slot.inflight) and slot.inflight[0] == ref
         if ref in slot.inflight:
@@ -423,7 +425,11 @@ class Dispatcher:
             if s.actor is not None:
                 by_kind[s.kind].append(s)
         for kind, slots in by_kind.items():
-            if all(not s.started for s in slots) and all(now - s.created_at > timeout for s in slots):
+            # actors of other kinds that started hold the resources this kind waits for (a 2-CPU laptop runs
+            # ladders first, then the nets): only a cluster where nothing runs and nothing finishes is stuck
+            busy = any(s.started for k, ss in by_kind.items() if k != kind for s in ss)
+            waited = min(now - max(s.created_at, self._progress_at) for s in slots)
+            if all(not s.started for s in slots) and not busy and waited > timeout:
                 r = self.spec.resources_for(kind)
                 raise DispatchError(
                     f"no {kind} actor started within {timeout:g} s (each asks for num_cpus={r.num_cpus:g}, "
