@@ -183,11 +183,16 @@ def test_shipped_specs_validate(monkeypatch):
     root = Path(__file__).resolve().parent.parent
     demo = load_spec(root / "sweeps" / "demo.yaml")
     kinds = {t.kind for t in expand(demo)}
-    assert {"circuit_ladder", "resnet_train"} <= kinds
+    assert {"circuit_ladder", "resnet_train", "resnet_compile"} <= kinds
+    assert demo.resources_for("resnet_compile").num_gpus == 0
     assert all(r.num_gpus == 0 for r in demo.resources.values())   # runs on a laptop without a GPU
     paper = load_spec(root / "sweeps" / "paper.yaml")
     ptasks = expand(paper)
     assert len(ptasks) > 1000 and paper.resources_for("resnet_train").num_gpus > 0
+    nets = [t for t in ptasks if t.kind == "resnet_train"]
+    assert sorted(t.params["train"]["seed"] for t in ptasks if t.kind == "resnet_compile") == \
+        sorted(t.params["seed"] for t in nets)               # one compile task per trained net
+    assert paper.resources_for("resnet_compile").num_gpus == 0
     assert paper.tracking.children == "group"
 
 
