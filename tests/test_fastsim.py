@@ -183,3 +183,23 @@ def test_tiny_circuits_stay_on_numpy_until_numba_is_loaded():
         "simulate(random_circuit(np.random.default_rng(0), 14, 400, 3))\n"
         "print(a, s.resolve(40, 5), 'htmc.circuits.fastsim' in sys.modules)\n")
     assert stdout == "(('numpy', 'cpu'), False) ('numba', 'cpu') True"
+
+
+@needs_numba
+def test_fused_sup_error_is_table_errors_bit_for_bit():
+    from htmc.circuits.circuit import Decoder
+    from htmc.targets.table import IntervalTable, sub_up
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=3000) * 10.0 ** rng.integers(-20, 20, 3000), rng.normal(size=3000)
+    want = sub_up(a, b)  # the scalar TwoSum rounds up exactly like the array one (inexact a - b included)
+    assert (a - b != want).sum() > 1000
+    assert all(fastsim._sub_up(x, y) == w for x, y, w in zip(a[:3000:7], b[:3000:7], want[:3000:7]))
+    c = random_circuit(rng, 11, 400, 7, window=30)
+    for offset, shift in ((0.0, 0), (0.1, 3), (-1 / 3, 9)):
+        c.decoder = Decoder(offset, shift)
+        y = c.decoder.decode(output_codes(c, backend="numpy"))
+        lo = y - rng.random(y.size) * 1e-9 * (rng.random(y.size) < 0.5)  # half the cells: y exactly at lo
+        table = IntervalTable(1, 11, lo, lo + rng.random(y.size) * 2.0 ** -40)
+        err = table.errors(y)
+        got = verify(c, table, backend="numba")
+        assert (got.max_error, got.worst_cell, got.n_cells) == (float(err.max()), int(np.argmax(err)), 2048)

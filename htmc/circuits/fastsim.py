@@ -203,6 +203,49 @@ def codes(words: np.ndarray, n_inputs: int) -> np.ndarray:
     return u
 
 
+
+@njit(cache=True)
+def _sub_up(a, b):
+    # htmc.targets.table.sub_up for scalars, the same operations in the same order (TwoSum, no fastmath, so
+    # LLVM neither reassociates nor fuses them): the smallest float >= a - b.
+    b = -b
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    return np.nextafter(s, np.inf) if e > 0 else s
+
+
+@njit(cache=True)
+def _sup_error(words, n_codes, offset, scale, lo, hi):
+    best, worst = 0.0, -1
+    for w in range(words.shape[1]):
+        base = w * 64
+        for c in range(min(64, n_codes - base)):
+            u = 0
+            for j in range(words.shape[0]):
+                u |= ((words[j, w] >> c) & 1) << j
+            i = base + c
+            y = offset + np.float64(u) * scale  # Decoder.decode
+            d1, d2 = _sub_up(hi[i], y), _sub_up(y, lo[i])
+            err = d1 if d1 >= d2 or d1 != d1 else d2  # np.maximum: a NaN wins
+            if worst < 0 or err > best or err != err:
+                best, worst = err, i
+                if err != err:  # np.argmax: the first NaN
+                    return best, worst
+    return best, worst
+
+
+def sup_error(words: np.ndarray, n_inputs: int, offset: float, shift: int, lo: np.ndarray,
+              hi: np.ndarray) -> tuple[float, int]:
+    """(max, argmax) of table.errors(decoder.decode(codes)), fused: no 2^n temporaries, bit for bit the same."""
+    n_codes = 1 << n_inputs
+    if lo.shape != (n_codes,) or hi.shape != (n_codes,):
+        raise ValueError(f"cell ranges of shape {lo.shape}/{hi.shape}; {n_codes} cells expected")
+    best, worst = _sup_error(np.ascontiguousarray(words).view(np.int64), n_codes, float(offset),
+                             2.0 ** (-shift), np.ascontiguousarray(lo, np.float64), np.ascontiguousarray(hi, np.float64))
+    return float(best), int(worst)
+
+
 def warm() -> float:
     """Compile (first time in a checkout, ~10-20 s) or load (~1-2 s) every kernel; returns the seconds taken.
 

