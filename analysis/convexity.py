@@ -3,7 +3,8 @@ against its parts'. Pure pandas/numpy; never imports ray, mlflow or boto3.
 
 For each walsh_mixture ladder and gamma, K̂(m, gamma) = N_mix / max_i N_i, both norm estimates at the rungs of the
 same ladder (htmc.rates.fits.htmc_norm_at_rungs, DESIGN §2.3):
-- N_mix = max_j eps_j C̄_j^(1/gamma), C̄_j the ladder's verified size at rung j;
+- N_mix = max_j eps_j C̄_j^(1/gamma), C̄_j the ladder's verified size at rung j or any finer rung, whichever is
+  smaller (`envelope`: each is an upper bound on C(f, eps_j));
 - N_i, the part w_{S_i}'s: C(w_S, eps) = |S| - 1 for every eps < 1, exactly (its circuit is the XOR chain of
   |S| - 1 gates, and a parity of |S| bits needs |S| - 1 two-input gates), so N_i = max_j eps_j (|S_i|-1)^(1/gamma)
   over the same rungs. It is computed, not searched: `WalshMixture.part_gates`.
@@ -77,11 +78,18 @@ def walsh_ladders(ladder_rows) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["m", "n", "seed", "eps", "cbar", "method", "part_gates"])
 
 
+def envelope(cbar: np.ndarray) -> np.ndarray:
+    """min over the rung and every finer one of C̄ (rungs coarse to fine): a circuit within eps' <= eps is within
+    eps, so this is still an upper bound on C(f, eps_j), and the better one where a coarse rung's search missed
+    what a finer one found (a coarse eps makes the search pick a coarse input resolution)."""
+    return np.minimum.accumulate(np.asarray(cbar, float)[::-1])[::-1]
+
+
 def khat_table(ladders: pd.DataFrame, gammas=GAMMAS) -> pd.DataFrame:
     """K̂(m, gamma) per ladder: columns m, n, seed, gamma, mix_norm, part_norm, khat, eps_min, eps_max."""
     out = []
     for lad in ladders.itertuples(index=False):
-        eps, size = lad.eps, np.maximum(lad.cbar, 1.0)
+        eps, size = lad.eps, np.maximum(envelope(lad.cbar), 1.0)
         part = max(float(lad.part_gates), 1.0)
         for g in gammas:
             mix = float(np.max(eps * size ** (1.0 / g)))

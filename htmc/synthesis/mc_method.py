@@ -75,17 +75,18 @@ class Term:
 # Parts as circuits
 # ----------------------------------------------------------------------------------------------------------------
 
-def walsh_term(b: CircuitBuilder, part: Part, k: int) -> Term | None:
+def walsh_term(b: CircuitBuilder, part: Part, k: int) -> Term:
     """sign * w_S as a 1-bit term: the XOR chain of the bits in S (|S| - 1 gates) is the parity p, w_S = 1 - 2p,
     and the term's bit is [sign * w_S = +1] (p or ~p: free), so its value -1 + 2 bit is sign * w_S. Bit j of the
-    n-bit code (j = 1 the MSB) is input k - j at resolution k (DESIGN §2.1); None when k < j (not readable)."""
+    n-bit code (j = 1 the MSB) is input k - j at resolution k (DESIGN §2.1). A part reading a bit finer than k
+    takes both signs in every cell: its best value there is 0, a term with no bits (verification decides)."""
     n = part.n_bits
     positions = [j for j in range(1, n + 1) if part.mask >> (n - j) & 1]
     if max(positions) > k:
-        return None
-    lit = FALSE
-    for j in positions:
-        lit = b.xor(lit, b.input(k - j)) if lit != FALSE else b.input(k - j)
+        return Term((), Fraction(0), 0)
+    lit = b.input(k - positions[0])
+    for j in positions[1:]:
+        lit = b.xor(lit, b.input(k - j))
     bit = lit ^ 1 if part.sign > 0 else lit
     return Term((bit,), Fraction(-1), -1)
 
