@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from htmc.circuits.verify import verify
 from htmc.synthesis.abc_tool import AbcError, optimize_with_abc
@@ -27,33 +27,38 @@ from .problem import METHODS, Attempt, Problem, make_attempt
 NEAR = 1.5           # also verify formats whose proven bound is up to 1.5 eps (the verifier decides)
 FINISH = 3           # candidates that go through ABC and Yosys
 GUARDS = (None, 0, 1, 2, 3, 4, 5)
+VARIANTS = 3          # untruncated formats whose knobs are explored
 
 
 def _formats(tree_has, eps: float) -> list[tuple[int, int]]:
     """(output step, working step) pairs to scan, coarse to fine, around eps."""
     e0 = math.floor(math.log2(eps))
-    outs = range(e0 + 1, e0 - 4, -1)
+    outs = range(e0 + 1, e0 - 5, -1)
     works = (0, 2, 4, 6) if tree_has("inner") else (0,)
     return [(o, o - w) for o in outs for w in works]
 
 
 def _scan(problem: Problem, tree, has, eps: float) -> list[Compiled]:
-    """Compile the format grid; keep the formats proven (or nearly proven) within eps."""
+    """Compile the format grid in two stages: every (output step, working step) untruncated, then the knobs
+    (truncation guard, abs without + 1, constant bits) around the VARIANTS smallest that are (nearly) proven."""
     t, keep = problem.table, []
     compile_ = lambda f: compile_expr(tree, t.d, t.k, t.domain, f)
     for out, lsb in _formats(has, eps):
         if problem.time_left() <= 0:
             break
         plain = compile_(Format(lsb, out))
-        if plain.bound > NEAR * eps:
-            continue
-        keep.append(plain)
-        variants = [Format(lsb, out, g) for g in GUARDS[1:]]
+        if plain.bound <= NEAR * eps:
+            keep.append(plain)
+    for plain in sorted(keep, key=lambda c: c.circuit.size)[:VARIANTS]:
+        f0 = plain.fmt
+        variants = [replace(f0, guard=g) for g in GUARDS[1:]]
         if has("abs"):
-            variants += [replace(f, abs_one=False) for f in [plain.fmt] + variants]
+            variants += [replace(f, abs_one=False) for f in [f0] + variants]
         if has("const"):
-            variants += [replace(plain.fmt, cbits=c) for c in (1, 6)]
+            variants += [replace(f0, cbits=c) for c in (1, 6)]
         for f in variants:
+            if problem.time_left() <= 0:
+                break
             c = compile_(f)
             if c.bound <= NEAR * eps:
                 keep.append(c)
@@ -73,51 +78,69 @@ def _features(tree):
     return has.__getitem__
 
 
-@METHODS.register("datapath", "1")
-def datapath_method(problem: Problem) -> list[Attempt]:
-    """A fixed-point datapath from the target's formula with a proven error budget (issue 15)."""
+@dataclass
+class DatapathResult:
+    best: Compiled                  # the smallest verified circuit, its format and proven bound
+    how: str                        # builder, builder+abc or yosys+abc
+    builder: Compiled               # the smallest verified builder circuit, before ABC
+    yosys: dict = field(default_factory=dict)   # untruncated format -> gates of its Yosys+ABC circuit
+    tried: int = 0                  # formats proven (or nearly) within eps
+
+
+def synthesize(problem: Problem) -> DatapathResult | None:
+    """The datapath search on one resolution; None for targets without a formula or nothing verified."""
     tree = formula_of(problem.target)
     if tree is None or problem.time_left() <= 0:
-        return []
-    t0, eps, table = time.monotonic(), problem.eps, problem.table
-    has = _features(tree)
-    cands = sorted(_scan(problem, tree, has, eps), key=lambda c: (c.circuit.size, c.bound))
+        return None
+    cands = sorted(_scan(problem, tree, _features(tree), problem.eps), key=lambda c: (c.circuit.size, c.bound))
     verified = []
     for c in cands:
-        if verify(c.circuit, table).within(eps):
+        if verify(c.circuit, problem.table).within(problem.eps):
             verified.append(c)
             if len(verified) == FINISH:
                 break
     if not verified:
+        return DatapathResult(None, "none", None, tried=len(cands))
+    res = DatapathResult(verified[0], "builder", verified[0], tried=len(cands))
+    _finish(problem, tree, verified, res)
+    return res
+
+
+@METHODS.register("datapath", "1")
+def datapath_method(problem: Problem) -> list[Attempt]:
+    """A fixed-point datapath from the target's formula with a proven error budget (issue 15)."""
+    t0 = time.monotonic()
+    res = synthesize(problem)
+    if res is None:
+        return []
+    if res.best is None:
         return [make_attempt(problem, "datapath", "fixedpoint", None, time.monotonic() - t0,
-                             note=f"no format verified ({len(cands)} tried)")]
-    c, how = _finish(problem, tree, verified)
-    f = c.fmt
-    note = (f"{how}; out 2^{f.out_lsb}, work 2^{f.lsb}, guard {f.guard}, abs+1 {f.abs_one}; "
-            f"proven bound {float(c.bound) / eps:.3f} eps; builder {verified[0].builder_gates} gates")
-    return [make_attempt(problem, "datapath", how, c.circuit, time.monotonic() - t0, own_decoder=True,
+                             note=f"no format verified ({res.tried} tried)")]
+    f = res.best.fmt
+    note = (f"{res.how}; out 2^{f.out_lsb}, work 2^{f.lsb}, guard {f.guard}, abs+1 {f.abs_one}; proven bound "
+            f"{float(res.best.bound) / problem.eps:.3f} eps; builder {res.builder.circuit.size} gates")
+    return [make_attempt(problem, "datapath", res.how, res.best.circuit, time.monotonic() - t0, own_decoder=True,
                          note=note)]
 
 
-def _finish(problem: Problem, tree, verified: list[Compiled]) -> tuple[Compiled, str]:
+def _finish(problem: Problem, tree, verified: list[Compiled], res: DatapathResult) -> None:
     """ABC on the best few builder circuits, and Yosys on their formats untruncated; the smallest that verifies."""
-    best, how, table = verified[0], "builder", problem.table
-    tried = set()
+    table = problem.table
     for c in verified:
         options = []
         if problem.time_left() > 0:
             try:
-                options.append(("builder+abc", c.fmt, optimize_with_abc(c.circuit, timeout_s=max(5.0, problem.time_left()))))
+                opt = optimize_with_abc(c.circuit, timeout_s=max(5.0, problem.time_left()))
+                options.append(("builder+abc", c.fmt, opt))
             except AbcError:
                 pass
         plain = replace(c.fmt, guard=None)
-        if problem.time_left() > 0 and plain not in tried:
-            tried.add(plain)
+        if problem.time_left() > 0 and plain not in res.yosys:
             y = datapath_verilog.yosys_circuit(tree, table.d, table.k, table.domain, plain,
                                                timeout_s=max(5.0, problem.time_left()))
+            res.yosys[plain] = y.circuit.size if y is not None else None
             if y is not None:
                 options.append(("yosys+abc", plain, y.circuit))
         for name, fmt, circ in options:
-            if circ.size < best.circuit.size and verify(circ, table).within(problem.eps):
-                best, how = replace(c, circuit=circ, fmt=fmt), name
-    return best, how
+            if circ.size < res.best.circuit.size and verify(circ, table).within(problem.eps):
+                res.best, res.how = replace(c, circuit=circ, fmt=fmt), name
