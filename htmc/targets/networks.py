@@ -96,10 +96,15 @@ class ReluRidges(Target):
         return np.maximum(_dot_small(x, self.w.T) + self.b, 0.0) @ self.a
 
     def formula(self):
-        """sum_i a_i relu(w_i . x + b_i), for structured synthesis (htmc.synthesis.expr; the `datapath` method)."""
+        """sum_i +-relu(|a_i| (w_i . x + b_i)), for structured synthesis (htmc.synthesis.expr; the `datapath`
+        method). a relu(z) = sign(a) relu(|a| z) saves each ridge its output multiplier (m=4, k=7, eps=2^-5:
+        554 gates against 822 with a_i outside)."""
         from htmc.synthesis.expr import relu, total, x
-        return total(float(a) * relu(total([float(w) * x(j) for j, w in enumerate(row)] + [float(b)]))
-                     for a, row, b in zip(self.a, self.w, self.b))
+
+        def ridge(a, row, b):
+            r = relu(total([float(abs(a) * w) * x(j) for j, w in enumerate(row)] + [float(abs(a) * b)]))
+            return r if a > 0 else -r
+        return total(ridge(a, row, b) for a, row, b in zip(self.a, self.w, self.b))
 
     def _ranges(self, k):
         n = 1 << (self.d * k)
