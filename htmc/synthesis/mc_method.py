@@ -35,6 +35,7 @@ from ..targets.table import sub_up
 from .problem import METHODS, Attempt, Problem, make_attempt
 
 SEED = 0                    # the Monte Carlo draws are fixed: the same problem gives the same circuit
+DRAWS = 4                   # independent samples tried at each N (a sample that misses eps is not the last word)
 MAX_SAMPLES = 1 << 13       # N is never tried beyond this, nor beyond SAMPLES_PER_PART * m
 SAMPLES_PER_PART = 16       # past ~m log m draws every part is in the sample and exact_sum is cheaper
 PART_METHODS = ("table", "abc", "arith")
@@ -270,18 +271,25 @@ def exact_sum(problem: Problem, parts: list[Part]) -> tuple[Circuit, str] | None
 
 
 def sampled(problem: Problem, parts: list[Part]) -> tuple[Circuit, str] | None:
-    """N i.i.d. parts by importance, N by doubling from 1 and then bisection; the smallest verified circuit."""
+    """N i.i.d. parts by importance, N by doubling from 1 and then bisection; at each N, DRAWS independent
+    samples (seeds SEED, SEED+1, ...) are tried and the first that verifies counts; the smallest verified circuit."""
     m = len(parts)
     cap = min(MAX_SAMPLES, SAMPLES_PER_PART * m)
-    draws = np.random.default_rng(SEED).choice(m, size=cap, p=_importance(parts))
+    streams = [np.random.default_rng(SEED + i).choice(m, size=cap, p=_importance(parts)) for i in range(DRAWS)]
     make_terms = _terms(problem, parts, PART_DELTAS[0])
-    found: dict[int, Circuit | None] = {}
+    found: dict[int, tuple[Circuit, int] | None] = {}
 
     def ok(n: int) -> bool:
         if n not in found:
-            counts, p = sample_counts(draws, n, m)
-            got = realize(problem, _weighted(make_terms, counts, p))
-            found[n] = got[0] if got else None
+            found[n] = None
+            for i, draws in enumerate(streams):
+                if problem.time_left() <= 0:
+                    break
+                counts, p = sample_counts(draws, n, m)
+                got = realize(problem, _weighted(make_terms, counts, p))
+                if got:
+                    found[n] = (got[0], SEED + i)
+                    break
         return found[n] is not None
 
     lo, hi = 0, 1
@@ -292,8 +300,8 @@ def sampled(problem: Problem, parts: list[Part]) -> tuple[Circuit, str] | None:
     while hi - lo > 1 and problem.time_left() > 0:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if ok(mid) else (mid, hi)
-    n, c = min(((n, c) for n, c in found.items() if c is not None), key=lambda nc: (nc[1].size, nc[0]))
-    return c, f"N={n} sampled parts of {m} (seed {SEED}), tried N in {sorted(found)}"
+    n, (c, seed) = min(((n, f) for n, f in found.items() if f), key=lambda nf: (nf[1][0].size, nf[0]))
+    return c, f"N={n} sampled parts of {m} (seed {seed}), tried N in {sorted(found)}"
 
 
 def multilevel(problem: Problem, parts: list[Part]) -> tuple[Circuit, str] | None:
