@@ -46,11 +46,13 @@ def numba_missing() -> str | None:
     """Why the numba kernel cannot run here, or None when it can (checked once per process)."""
     if "numba_missing" not in _state:
         try:
-            import numba  # noqa: F401
+            from htmc.circuits import fastsim  # noqa: F401
             _state["numba_missing"] = None
         except ImportError as e:
             _state["numba_missing"] = (f"numba is not installed or fails to import ({e}); pip install numba "
                                        f"(a pyproject dependency)")
+        except RuntimeError as e:  # cache=True with no writable cache directory: numba refuses at decoration
+            _state["numba_missing"] = f"numba cannot cache its kernels ({e}); set NUMBA_CACHE_DIR to a writable path"
     return _state["numba_missing"]
 
 
