@@ -193,7 +193,7 @@ def _sandwich(t: pa.Table, mask: np.ndarray, fid: np.ndarray, points: pd.DataFra
         return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
     cols = ["task_key", "train_key", "points_json", "width", "lam", "seed"]
     comp = R.frame(R.select(t, mask, cols, prefixes=("norm_",)), cols, pattern="norm_")
-    cpts = S.compiled_points(comp, fid[mask])
+    cpts = S.with_cbar_ratio(S.compiled_points(comp, fid[mask]), points)
     sand = S.sandwich_table(cpts, points)
     labels = catalogue["label"].tolist()
     sand.insert(1, "function", [labels[f] for f in sand["fid"]])
@@ -260,7 +260,9 @@ def write_summary(summary: Summary, out_dir, *, title: str = "") -> dict[str, Pa
     for name, df, fname in (("summary_parquet", summary.functions, "summary.parquet"),
                             ("nets_parquet", summary.nets, "nets.parquet"),
                             ("points_parquet", summary.points, "points.parquet"),
-                            ("norm_ranking_parquet", summary.norm_ranking, "norm_ranking.parquet")):
+                            ("norm_ranking_parquet", summary.norm_ranking, "norm_ranking.parquet"),
+                            ("compiled_parquet", summary.compiled, "compiled.parquet"),
+                            ("sandwich_parquet", summary.sandwich, "sandwich.parquet")):
         p = out / fname
         df.reset_index(drop=True).to_parquet(p, index=False)
         paths[name] = p

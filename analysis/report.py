@@ -142,6 +142,26 @@ def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=DEFAULT_
                         seconds=time.perf_counter() - t0)
 
 
+def _sandwich_section(summary: A.Summary) -> str:
+    """Per (function, rung): C̄, Ḡ and Ḡ/C̄, nets within ε and R̄ of each norm; then ρ̂ per function and norm."""
+    sand = summary.sandwich.assign(ratio=summary.sandwich["gates_min"] / summary.sandwich["cbar"])
+    norms = [c for c in sand.columns if c.startswith("norm_min_")]
+    html_parts = ["<h3>Per function and rung</h3>", _table(
+        sand, ["function", "eps", "cbar", "gates_min", "ratio", "n_nets", *norms],
+        ["function", "ε", "C̄", "Ḡ", "Ḡ / C̄", "nets within ε", *[f"R̄ {n[len('norm_min_'):]}" for n in norms]])]
+    ph = summary.resnet_phase
+    if len(ph):
+        rows = pd.DataFrame([{"function": r["function"], "gamma": r.get("gamma"), "norm": nu, "rho": v[0],
+                              "rho_lo": v[1], "rho_hi": v[2], "exponent": r["sandwich_exponent"].get(nu),
+                              "rungs": r["rungs_with_nets"]} for _, r in ph.iterrows() for nu, v in r["rho"].items()])
+        html_parts += ["<h3>ρ̂ per function and norm (R̄_ν ∝ ε^-ρ; interval: spread of the fit, none with ≤ 3 rungs)"
+                       "</h3>", _table(rows, ["function", "gamma", "norm", "rho", "rho_lo", "rho_hi", "exponent",
+                                              "rungs"],
+                                       ["function", "γ̂", "norm", "ρ̂", "low", "high", "slope of log R̄ on log C̄",
+                                        "rungs with nets"])]
+    return "".join(html_parts)
+
+
 def _note_missing(summary_json: Path | None, missing: list[str]) -> None:
     """summary.json's `missing` as the report's: with the plots that could not be drawn, and why."""
     if summary_json is None:
@@ -273,6 +293,8 @@ def render_html(title: str, summary: A.Summary, plots: dict, missing: list[str],
                          f"alt='{_e(PLOT_TITLES[name])}'></a></p>")
         else:
             parts.append(f"<p class='none'>Not drawn: {_e(r.note)}.</p>")
+        if name == "sandwich" and len(summary.sandwich):
+            parts.append(_sandwich_section(summary))
         if name == "norm_ranking":
             parts.append("<h3>Which ResNet norm predicts circuit size</h3><p>Spearman rank correlation between each "
                          "norm and circuit size over the trained nets (95% interval: bootstrap over nets, or Fisher z "

@@ -45,6 +45,16 @@ def compiled_points(compiles: pd.DataFrame, fids: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols + norms)
 
 
+def with_cbar_ratio(cpts: pd.DataFrame, cbar: pd.DataFrame) -> pd.DataFrame:
+    """cpts with cbar (C̄ of the net's function at the point's ε, as sandwich_table takes it) and ratio_to_cbar =
+    compiled gates / C̄: how far each net's circuit is from the search's bound (issue 14 A, 'compile quality')."""
+    out = cpts.copy()
+    vals = [(_cbar_at(cbar[cbar["fid"] == f], e)[0] if len(cbar) else None) for f, e in zip(out["fid"], out["eps"])]
+    out["cbar"] = pd.to_numeric(pd.Series(vals, index=out.index, dtype=object), errors="coerce")
+    out["ratio_to_cbar"] = pd.to_numeric(out["gates"], errors="coerce") / out["cbar"]
+    return out
+
+
 def _cbar_at(cb: pd.DataFrame, eps: float) -> tuple[float | None, str]:
     exact = cb[np.isclose(cb["eps"], eps, rtol=1e-12, atol=0)]
     if len(exact):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.sandwich import compiled_points, frac_within_square, resnet_phase, sandwich_table
+from analysis.sandwich import compiled_points, frac_within_square, resnet_phase, sandwich_table, with_cbar_ratio
 from analysis import sandwich_plots as SP
 from cluster.service import run_sweep
 from cluster.spec.checker import SpecError
@@ -183,14 +183,17 @@ def _cbar() -> pd.DataFrame:
 
 def test_sandwich_table_counts_a_net_at_eps_through_circuits_within_eps():
     sand = sandwich_table(compiled_points(_compiles(), np.array([0, 0])), _cbar()).set_index("eps")
-    assert sand.loc[0.2, ["cbar", "gates_min", "n_nets"]].tolist() == [20.0, 100.0, 1]
-    assert sand.loc[0.2, "norm_min_l1"] == 2.0 and sand.loc[0.2, "norm_min_block_path"] == 3.0
+    # b's circuits within 0.1 and 0.05 are within 0.2 too: both nets count at 0.2
+    assert sand.loc[0.2, ["cbar", "gates_min", "n_nets"]].tolist() == [20.0, 100.0, 2]
+    assert sand.loc[0.2, "norm_min_l1"] == 2.0 and sand.loc[0.2, "norm_min_block_path"] == 1.5
     # at 0.1 both nets count: Ḡ = 300 (b), R̄_l1 = 2 (a), R̄_block_path = 1.5 (b): the minima are per quantity
     assert sand.loc[0.1, ["gates_min", "norm_min_l1", "norm_min_block_path", "n_nets"]].tolist() == [300, 2, 1.5, 2]
     # at 0.05 only b: a net's circuit at 0.1 is not within 0.05
     assert sand.loc[0.05, ["gates_min", "norm_min_l1", "n_nets"]].tolist() == [900, 8.0, 1]
     frac, n = frac_within_square(sand.reset_index())
     assert (frac, n) == (1.0, 3)     # 100 <= 400, 300 <= 1600, 900 <= 6400
+    cp = with_cbar_ratio(compiled_points(_compiles(), np.array([0, 0])), _cbar())
+    assert cp["ratio_to_cbar"].tolist()[:2] == [5.0, 10.0] and cp["ratio_to_cbar"].isna().sum() == 2
 
 
 def test_rho_fit_recovers_a_known_exponent():
