@@ -1,8 +1,8 @@
 """The torch path of the verifier kernel (issue 15): whole-netlist simulation on a GPU, or on CPU tensors in tests.
 
 A GPU needs parallel work per launch, so where the numba kernel (fastsim.py) runs gate after gate over a
-cache-sized block, this runs logic level after logic level over a large chunk of words: each level is two
-gathers, the branch-free algebraic normal form of every gate at once, and one scatter,
+cache-sized block, this runs logic level after logic level over a large chunk of words: each level is one
+gather, the branch-free algebraic normal form of every gate at once, and one scatter,
     out = c0 ^ (c1 & a) ^ (c2 & b) ^ (c3 & a & b),  c0 = t0, c1 = t0^t1, c2 = t0^t2, c3 = t0^t1^t2^t3
 for truth table t (out = bit (a + 2b) of t), with the coefficients as per-gate all-ones/all-zeros words. Rows
 are reused by liveness at level granularity (a row is freed after the last level that reads it), so memory is
@@ -62,7 +62,11 @@ def plan(circuit: Circuit) -> dict:
     t = gates[:, 0]
     bit = [-((t >> k) & 1) for k in range(4)]
     coef = np.stack([bit[0], bit[0] ^ bit[1], bit[0] ^ bit[2], bit[0] ^ bit[1] ^ bit[2] ^ bit[3]], axis=1)
-    return {"a": row[gates[:, 1]], "b": row[gates[:, 2]], "out": row[first + order], "coef": coef,
+    a, b = row[gates[:, 1]], row[gates[:, 2]]
+    # per level, its a rows then its b rows: one gather fetches both operands of the level
+    ab = np.concatenate([np.concatenate([a[lo:hi], b[lo:hi]]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+                        or [np.zeros(0, np.int64)])
+    return {"a": a, "b": b, "ab": ab, "out": row[first + order], "coef": coef,
             "bounds": bounds, "n_rows": n_rows, "outputs": row[circuit.outputs]}
 
 
@@ -85,7 +89,7 @@ def simulate(circuit: Circuit, device: str | torch.device = "cpu", chunk_words: 
     total_words = max(1, (1 << n) // 64)
     p = plan(circuit)
     chunk = chunk_words or _chunk_words(p, total_words, device)
-    on = {k: torch.as_tensor(p[k], device=device) for k in ("a", "b", "out", "outputs")}
+    on = {k: torch.as_tensor(p[k], device=device) for k in ("ab", "out", "outputs")}
     coef = torch.as_tensor(p["coef"], device=device).unsqueeze(-1)  # (gates, 4, 1) broadcasts over words
     out = np.empty((len(circuit.outputs), total_words), dtype=np.int64)
     with torch.no_grad():
@@ -100,11 +104,11 @@ def simulate(circuit: Circuit, device: str | torch.device = "cpu", chunk_words: 
             for i in range(6, n):  # input i >= 6 is constant over a word: bit i - 6 of the word index
                 vals[2 + i] = -(((word + w0) >> (i - 6)) & 1)
             for lo, hi in zip(bounds[:-1], bounds[1:]):
-                a = vals.index_select(0, on["a"][lo:hi])
-                b = vals.index_select(0, on["b"][lo:hi])
-                c = coef[lo:hi]
-                r = torch.bitwise_and(a, b).bitwise_and_(c[:, 3])
-                r.bitwise_xor_(a.bitwise_and_(c[:, 1])).bitwise_xor_(b.bitwise_and_(c[:, 2])).bitwise_xor_(c[:, 0])
+                ab = vals.index_select(0, on["ab"][2 * lo:2 * hi])
+                a, b, c = ab[:hi - lo], ab[hi - lo:], coef[lo:hi]
+                # c0 ^ a & (c1 ^ b & c3) ^ b & c2, in place: 8 launches per level with the gather and scatter
+                r = torch.bitwise_and(b, c[:, 3]).bitwise_xor_(c[:, 1]).bitwise_and_(a)
+                r.bitwise_xor_(b.bitwise_and_(c[:, 2])).bitwise_xor_(c[:, 0])
                 vals.index_copy_(0, on["out"][lo:hi], r)
             out[:, w0:w0 + nw] = vals.index_select(0, on["outputs"])[:, :nw].cpu().numpy()
     return out.view(np.uint64)
