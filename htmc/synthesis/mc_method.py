@@ -37,7 +37,7 @@ from .problem import METHODS, Attempt, Problem, make_attempt
 SEED = 0                    # the Monte Carlo draws are fixed: the same problem gives the same circuit
 DRAWS = 4                   # independent samples tried at each N (a sample that misses eps is not the last word)
 MAX_SAMPLES = 1 << 13       # N is never tried beyond this, nor beyond SAMPLES_PER_PART * m
-SAMPLES_PER_PART = 16       # past ~m log m draws every part is in the sample and exact_sum is cheaper
+SAMPLES_PER_PART = 4        # past ~4 m draws nearly every part is drawn (coupon collector) and exact_sum is smaller
 PART_METHODS = ("table", "abc", "arith")
 PART_DELTAS = (0.5, 0.25)   # part accuracy delta / eps tried by exact_sum and sampled for general parts
 _PART_CACHE: dict[tuple, Circuit | None] = {}
