@@ -27,13 +27,36 @@ def _levels(circuit: Circuit) -> tuple[np.ndarray, np.ndarray]:
     """Live gates sorted by logic level (stable), and their levels (inputs and constants are level 0)."""
     first = circuit.n_inputs + 2
     live = circuit.live_gates()
-    level = np.zeros(circuit.n_signals, dtype=np.int64)
+    level = [0] * circuit.n_signals  # Python lists: ~5x faster than numpy scalar indexing in this loop
     for g in live:
         _, a, b = circuit.gates[g]
         level[first + g] = max(level[a], level[b]) + 1
     live = np.array(live, dtype=np.int64)
-    order = live[np.argsort(level[first + live], kind="stable")]
-    return order, level[first + order]
+    levels = np.array(level, dtype=np.int64)[first + live]
+    order = np.argsort(levels, kind="stable")
+    return live[order], levels[order]
+
+
+def _rows(first: int, order: list, levels: list, fanins: np.ndarray, last: list, bounds: list) -> tuple[list, int]:
+    """Row of every signal: a level's outputs take free rows first (so none lands on a row the level still
+    reads), then the rows of signals whose last reading level this is are freed."""
+    row = list(range(len(last)))
+    free: list[int] = []
+    n_rows = first
+    fa, fb = fanins[:, 0].tolist(), fanins[:, 1].tolist()
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        for k in range(lo, hi):
+            if free:
+                row[first + order[k]] = free.pop()
+            else:
+                row[first + order[k]], n_rows = n_rows, n_rows + 1
+        here = levels[lo]
+        for k in range(lo, hi):
+            for s in (fa[k], fb[k]):
+                if last[s] == here:
+                    last[s] = -1  # freed once
+                    free.append(row[s])
+    return row, n_rows
 
 
 def plan(circuit: Circuit) -> dict:
@@ -47,18 +70,9 @@ def plan(circuit: Circuit) -> dict:
     np.maximum.at(last, gates[:, 2], levels)
     last[:first] = forever
     last[circuit.outputs] = forever
-    row = np.arange(circuit.n_signals, dtype=np.int64)
-    free: list[int] = []
-    n_rows = first
     bounds = np.flatnonzero(np.diff(levels, prepend=-1, append=-1)) if levels.size else np.zeros(1, np.int64)
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        for g in order[lo:hi]:  # the level's outputs first, so none lands on a row the level still reads
-            if free:
-                row[first + g] = free.pop()
-            else:
-                row[first + g], n_rows = n_rows, n_rows + 1
-        done = np.unique(gates[lo:hi, 1:][last[gates[lo:hi, 1:]] == levels[lo]])
-        free.extend(int(row[s]) for s in done if s >= first)
+    row, n_rows = _rows(first, order.tolist(), levels.tolist(), gates[:, 1:], last.tolist(), bounds.tolist())
+    row = np.array(row, dtype=np.int64)
     t = gates[:, 0]
     bit = [-((t >> k) & 1) for k in range(4)]
     coef = np.stack([bit[0], bit[0] ^ bit[1], bit[0] ^ bit[2], bit[0] ^ bit[1] ^ bit[2] ^ bit[3]], axis=1)
