@@ -166,8 +166,8 @@ def summarize(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT, reuse_stor
         lap("nets")
         ranking = rank_norms(net_df)
         lap("norm_ranking")
-        compiled, sand, rphase = _sandwich(t, is_comp & ok, fid, points, functions, catalogue)
-        lap("sandwich")
+        exp = _experiments(t, is_comp & ok, is_lad & ok, fid, points, functions, catalogue)
+        lap("experiments")
         convex = convexity_table(functions)
         ph = phase_table(functions, *phase)
     points = points.assign(function_key=R.per_row(catalogue["function_key"].tolist(),
@@ -178,12 +178,17 @@ def summarize(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT, reuse_stor
     missing = missing_notes(counts, n_records=len(t), n_circuits=len(ladders) + len(searches), functions=functions,
                             n_nets=len(nets), nets=net_df, phase=phase, phase_table=ph, convexity=convex)
     lap("missing")
-    walsh = _walsh_rows(t, is_lad & ok)
-    slopes = CX.convexity_slopes(walsh) if len(walsh) else {}
-    lap("convexity_slopes")
     return Summary(functions=functions, points=points, nets=net_df, norm_ranking=ranking, convexity=convex,
-                   phase=ph, counts=counts, missing=missing, failed=failed, timings=tm, compiled=compiled,
-                   sandwich=sand, resnet_phase=rphase, convexity_slopes=slopes, walsh_ladders=walsh)
+                   phase=ph, counts=counts, missing=missing, failed=failed, timings=tm, **exp)
+
+
+def _experiments(t: pa.Table, comp: np.ndarray, lad: np.ndarray, fid: np.ndarray, points: pd.DataFrame,
+                 functions: pd.DataFrame, catalogue: pd.DataFrame) -> dict:
+    """The Summary fields of the sandwich and the convexity experiments (DESIGN §2.6)."""
+    compiled, sand, rphase = _sandwich(t, comp, fid, points, functions, catalogue)
+    walsh = _walsh_rows(t, lad)
+    return {"compiled": compiled, "sandwich": sand, "resnet_phase": rphase, "walsh_ladders": walsh,
+            "convexity_slopes": CX.convexity_slopes(walsh) if len(walsh) else {}}
 
 
 def _sandwich(t: pa.Table, mask: np.ndarray, fid: np.ndarray, points: pd.DataFrame, functions: pd.DataFrame,

@@ -1,4 +1,4 @@
-"""`htmc resnet train`: argparse wiring and handler. Thin: training is htmc.resnets.training, compiling is htmc.resnets.to_circuit.
+"""`htmc resnet train`: argparse wiring and handler. Thin: training is htmc.resnets.training, compiling is htmc.resnets.to_circuit and bit_search.
 
 jobs/cli.py's build_parser calls add_resnet_commands(sub). The handler raises ValueError / KeyError for user
 errors (jobs/cli.py prints `htmc: error: ...` and exits 2).
@@ -73,7 +73,7 @@ def cmd_resnet_train(args) -> int:
 
 
 def _compile(args, target, result) -> dict:
-    from htmc.resnets.to_circuit import compile_search, default_k
+    from htmc.resnets.bit_search import compile_search, default_k
     out = {"compiled_gates": None, "compiled_aig_nodes": None, "compiled_bits": None, "compiled_max_error": None,
            "compiled_float_error": None, "compiled_eps": args.compile_eps, "compiled_reason": None,
            "compiled_seconds": None, "compiled_tried": None}

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from htmc.circuits.circuit import output_codes
-from htmc.resnets.to_circuit import compile_net, compile_search, default_k, emulate, float_error
+from htmc.resnets.bit_search import compile_search, default_k
+from htmc.resnets.to_circuit import compile_net, emulate, float_error
 from htmc.targets import make_function
 from htmc.resnets.model import init_one, to_numpy
 from htmc.targets.table import IntervalTable

@@ -19,7 +19,8 @@ from cluster.store.core import open_store, StoreConfig
 from htmc.records import task_key
 from htmc.resnets.compile_ladder import compile_ladder
 from htmc.resnets.numpy_net import net_from_text, net_to_text
-from htmc.resnets.to_circuit import _pareto_min, emulate
+from htmc.resnets.bit_search import _pareto_min
+from htmc.resnets.to_circuit import emulate
 from htmc.targets import make_function
 from htmc.tasks import TASK_KINDS
 

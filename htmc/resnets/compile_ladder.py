@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import time
 
-from htmc.resnets.to_circuit import MAX_INPUTS, compile_search, float_error
+from htmc.resnets.bit_search import compile_search
+from htmc.resnets.to_circuit import MAX_INPUTS, float_error
 
 FLOAT_SHARE = 0.9          # the float net may use this much of ε; the rest is left to quantization
 K_TRIES = 2                # resolutions tried per ε: the coarsest feasible one and the next finer
