@@ -36,8 +36,9 @@ from .problem import METHODS, Attempt, Problem, make_attempt
 
 SEED = 0                    # the Monte Carlo draws are fixed: the same problem gives the same circuit
 DRAWS = 4                   # independent samples tried at each N (a sample that misses eps is not the last word)
-MAX_SAMPLES = 1 << 13       # N is never tried beyond this, nor beyond SAMPLES_PER_PART * m
+MAX_SAMPLES = 1 << 13       # N is never tried beyond this, nor beyond max(SAMPLES_PER_PART * m, MIN_CAP)
 SAMPLES_PER_PART = 4        # past ~4 m draws nearly every part is drawn (coupon collector) and exact_sum is smaller
+MIN_CAP = 256               # ... but a few parts with unequal sampled weights can still beat equal ones (cheap)
 PART_METHODS = ("table", "abc", "arith")
 PART_DELTAS = (0.5, 0.25)   # part accuracy delta / eps tried by exact_sum and sampled for general parts
 _PART_CACHE: dict[tuple, Circuit | None] = {}
@@ -274,7 +275,7 @@ def sampled(problem: Problem, parts: list[Part]) -> tuple[Circuit, str] | None:
     """N i.i.d. parts by importance, N by doubling from 1 and then bisection; at each N, DRAWS independent
     samples (seeds SEED, SEED+1, ...) are tried and the first that verifies counts; the smallest verified circuit."""
     m = len(parts)
-    cap = min(MAX_SAMPLES, SAMPLES_PER_PART * m)
+    cap = min(MAX_SAMPLES, max(SAMPLES_PER_PART * m, MIN_CAP))
     streams = [np.random.default_rng(SEED + i).choice(m, size=cap, p=_importance(parts)) for i in range(DRAWS)]
     make_terms = _terms(problem, parts, PART_DELTAS[0])
     found: dict[int, tuple[Circuit, int] | None] = {}
