@@ -139,7 +139,7 @@ def _run(prog, forms, out_slots, n_slots, n_inputs, total_words, block, low, out
         for g in range(prog.shape[0]):
             t, sa, sb, so = prog[g, 0], prog[g, 1], prog[g, 2], prog[g, 3]
             form, ia, ib, io = forms[t, 0], forms[t, 1], forms[t, 2], forms[t, 3]
-            if form == 0:
+            if form == 0:  # the literals are FORM_AND, FORM_XOR, FORM_A, FORM_B, FORM_CONST
                 for k in range(block):
                     buf[so, k] = ((buf[sa, k] ^ ia) & (buf[sb, k] ^ ib)) ^ io
             elif form == 1:
