@@ -241,8 +241,9 @@ def sup_error(words: np.ndarray, n_inputs: int, offset: float, shift: int, lo: n
     n_codes = 1 << n_inputs
     if lo.shape != (n_codes,) or hi.shape != (n_codes,):
         raise ValueError(f"cell ranges of shape {lo.shape}/{hi.shape}; {n_codes} cells expected")
-    best, worst = _sup_error(np.ascontiguousarray(words).view(np.int64), n_codes, float(offset),
-                             2.0 ** (-shift), np.ascontiguousarray(lo, np.float64), np.ascontiguousarray(hi, np.float64))
+    lo, hi = np.ascontiguousarray(lo, np.float64), np.ascontiguousarray(hi, np.float64)
+    best, worst = _sup_error(np.ascontiguousarray(words).view(np.int64), n_codes, float(offset), 2.0 ** (-shift),
+                             lo, hi)
     return float(best), int(worst)
 
 
