@@ -163,7 +163,7 @@ def test_without_numba_the_numpy_path_runs_and_says_why():
         "assert (simulate(c) == simulate_numpy(c)).all()\n"
         "print(simbackend.resolve(500, 12), 'htmc.circuits.fastsim' in sys.modules)\n")
     assert stdout == "('numpy', 'cpu') False"
-    assert "simulate uses the numpy path (about 25x slower): numba is not installed or fails to import" in stderr
+    assert "simulate uses the numpy path (50-90x slower than numba): numba is not installed or fails to import" in stderr
     with pytest.raises(ValueError, match="backend 'numba' was asked for, but numba is not installed"):
         simbackend._state["numba_missing"] = "numba is not installed (test)"
         try:

@@ -23,8 +23,8 @@ from htmc.registry import did_you_mean
 BACKENDS = ("auto", "numpy", "numba", "torch")
 DEVICES = ("auto", "cpu", "cuda")
 ENV_BACKEND, ENV_DEVICE = "HTMC_SIM_BACKEND", "HTMC_SIM_DEVICE"
-# gate-words (gates x 64-bit words) below which numpy, at ~1e5..1e6 gate-words/s on tiny circuits, finishes
-# well before numba would have loaded (benchmarks/RESULTS.md "Verifier kernel").
+# gate-words (gates x 64-bit words) up to which numpy, at 1e6..4e6 gate-words/s on small circuits, takes at most
+# ~15 ms, far below numba's ~2 s load (benchmarks/RESULTS.md "Verifier kernel").
 TINY_GATE_WORDS = 1 << 14
 LOAD_COST_S = 2.0
 # Gate-evaluations above which the GPU pays back torch/CUDA start-up and per-level launches: about 2 s of the
@@ -85,7 +85,7 @@ def resolve(n_gates: int, n_inputs: int, backend: str | None = None, device: str
     reason = numba_missing()
     if reason:
         if not _state["warned"]:
-            warnings.warn(f"htmc.circuits.simulate uses the numpy path (about 25x slower): {reason}", stacklevel=4)
+            warnings.warn(f"htmc.circuits.simulate uses the numpy path (50-90x slower than numba): {reason}", stacklevel=4)
             _state["warned"] = True
         return "numpy", "cpu"
     return "numba", "cpu"
