@@ -1,12 +1,15 @@
 """The ABC portfolio for truth tables (issue 15): several flows (htmc.synthesis.abc_flows) within one time budget,
-then `&deepsyn` from the best AIG with the time that is left; the smallest circuit that computes the table wins.
+then `&deepsyn` from the best AIG, then the other B2 mappings on the best AIG, while time is left; the smallest
+circuit that computes the table wins.
 
-Budget rules. Flows run in priority order. The first always runs to completion (bounded only by timeout_s), so
-there is always a result; each later one starts only while budget is left and is stopped when it runs out
-(a stopped flow yields nothing). `&deepsyn` then gets what is left (its -T, whole seconds, at least 1), on the
-AIG of the best candidate so far, for tables of at most DEEPSYN_MAX_INPUTS inputs: its run time is its budget
-whatever the size, and on bigger tables it rarely finds anything within seconds. It never gets less than
-today's 1 s, even past the budget, so the portfolio always contains today's flow.
+Budget rules. Flows run in priority order, each mapped with the first mapping (`&dch; &if -K 2`). The first flow
+always runs to completion (bounded only by timeout_s), so there is always a result; each later step starts only
+while budget is left and is stopped when it runs out (a stopped step yields nothing). The first flow, classic,
+ends with today's 1 s of `&deepsyn` (tables of at most DEEPSYN_MAX_INPUTS inputs), so the portfolio contains
+today's flow. `&deepsyn` then gets DEEPSYN_SHARE of what is left (its -T, whole seconds) on the AIG of the best
+candidate so far (its run time is its budget whatever the size; on bigger tables it rarely finds anything within
+seconds). The other mappings (`&mfs`, `mfs2`) come last, on the best AIG: they gained under 1% and
+cost up to 8x the plain mapping on 4,000-gate networks.
 
 Every candidate is simulated on all 2^n inputs and must equal the table, or it is dropped (ABC preserves
 function; this guards the BLIF round trip and the input relabelling).
@@ -15,45 +18,62 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..circuits.blif import BlifError, read_blif
 from ..circuits.circuit import CircuitError, output_codes
-from .abc_flows import (DEFAULT_MAPPINGS, DEFAULT_PORTFOLIO, FLOWS, MAPPINGS, check_flows, check_mappings, order_permutation,
-                        permute_columns, relabel_inputs)
+from .abc_flows import (DEFAULT_MAPPINGS, DEFAULT_PORTFOLIO, FLOWS, MAPPINGS, check_flows, check_mappings,
+                        order_permutation, permute_columns, relabel_inputs)
 from .abc_tool import DEEPSYN_MAX_INPUTS, DEFAULT_DEEPSYN_S, AbcError, SynthResult, _first_stat, run_abc, write_pla
 
-DEFAULT_BUDGET_S = 8.0
-DEEPSYN_SHARE = 0.75      # of the time left: -T is whole seconds and the mapping after it takes time too
+# With no budget_s, the budget is relative: DEFAULT_BUDGET_X times the first flow's own time, plus today's second
+# of &deepsyn. Today's flow costs about that first flow plus 1 s, so the default portfolio costs about 1.5-2x
+# today's time on any table and load (a fixed number of seconds would be 30x today's cost on a 6-input table
+# and less than today's own cost on a 12-input one, on a loaded machine).
+DEFAULT_BUDGET_X = 2.0
+DEEPSYN_SHARE = 0.75      # of the time left: -T is whole seconds, and the other mappings come after it
+
+
+@dataclass
+class _Best:
+    gates: int
+    name: str
+    circuit: object
+    aig_nodes: int
+    aig_path: Path
+    perm: np.ndarray
+    flow: str
 
 
 class _Run:
     """One portfolio run: the table, its expected codes, the candidates found so far, the clock."""
 
-    def __init__(self, columns, n, mappings, budget_s, timeout_s, work: Path):
+    def __init__(self, columns, n, budget_s, timeout_s, work: Path):
         self.columns, self.n, self.m = columns, n, len(columns)
         self.want = np.zeros(1 << n, dtype=np.int64)
         for j, c in enumerate(columns):
             self.want |= np.asarray(c, dtype=np.int64) << j
-        self.mappings, self.timeout_s, self.work = mappings, timeout_s, work
+        self.timeout_s, self.work = timeout_s, work
         self.start = time.perf_counter()
         self.deadline = self.start + budget_s
-        self.best = None        # (gates, name, circuit, aig_nodes, aig_path, perm)
+        self.best: _Best | None = None
         self.tried: list[tuple[str, int | None, float]] = []
 
     def left(self) -> float:
         return self.deadline - time.perf_counter()
 
-    def run(self, name: str, head: str, perm: np.ndarray, limit: float, tag: str) -> None:
-        """Run `head` (commands that leave the AIG in the main network), map it every way, keep the best."""
+    def run(self, name: str, head: str, perm: np.ndarray, limit: float, tag: str, mappings: list[str]) -> None:
+        """Run `head` (commands that leave an AIG in the main network), map it each way, keep the best."""
         d = self.work / tag
         d.mkdir(exist_ok=True)
-        if tag.startswith("f"):
+        if head.startswith("read_pla"):
             write_pla(d / "f.pla", permute_columns(self.columns, perm))
-        maps = "; ".join(f"read_aiger opt.aig; {MAPPINGS[k]}; write_blif m{i}.blif"
-                         for i, k in enumerate(self.mappings))
+        # the first mapping straight from the network, as today's flow does; the others from the saved AIG
+        maps = "; ".join(f"{'read_aiger opt.aig; ' if i else ''}{MAPPINGS[k]}; write_blif m{i}.blif"
+                         for i, k in enumerate(mappings))
         t0 = time.perf_counter()
         try:
             text = run_abc(f"{head}; write_aiger opt.aig; print_stats; {maps}", d, limit)
@@ -62,13 +82,19 @@ class _Run:
             return
         secs = time.perf_counter() - t0
         aig = _first_stat(text, "and")
-        for i, k in enumerate(self.mappings):
+        for i, k in enumerate(mappings):
             circuit = self._read(d / f"m{i}.blif", perm)
             gates = circuit.size if circuit is not None else None
             self.tried.append((f"{name}/{k}", gates, secs))
-            if gates is not None and (self.best is None or gates < self.best[0]):
-                self.best = (gates, f"{name}/{k}", circuit, aig if aig is not None else circuit.aig_nodes,
-                             d / "opt.aig", perm, name)
+            if gates is not None and (self.best is None or gates < self.best.gates):
+                self.best = _Best(gates, f"{name}/{k}", circuit, aig if aig is not None else circuit.aig_nodes,
+                                  d / "opt.aig", perm, name)
+
+    def rerun(self, name: str, head: str, limit: float, tag: str, mappings: list[str]) -> None:
+        """`head` on a copy of the best candidate's AIG (src.aig), in the best candidate's input order."""
+        (self.work / tag).mkdir()
+        (self.work / tag / "src.aig").write_bytes(self.best.aig_path.read_bytes())
+        self.run(name, head, self.best.perm, limit, tag, mappings)
 
     def _read(self, path: Path, perm: np.ndarray):
         """The mapped circuit for the original input order, or None if it is missing, wide or wrong."""
@@ -83,7 +109,9 @@ class _Run:
 
 def run_portfolio(columns: list[np.ndarray], n: int, flows=None, mappings=None, budget_s: float | None = None,
                   deepsyn_s: float | None = None, timeout_s: float = 600) -> SynthResult:
-    """The smallest verified candidate over `flows` x `mappings`, then &deepsyn (see the module docstring).
+    """The smallest verified candidate over `flows`, &deepsyn and `mappings` (see the module docstring).
+
+    budget_s None: DEFAULT_BUDGET_X times the first flow's time plus 1 s (see DEFAULT_BUDGET_X).
 
     deepsyn_s None: &deepsyn gets the budget left, at least 1 s (none above DEEPSYN_MAX_INPUTS inputs); a number
     fixes its -T (0 turns it off).
@@ -92,48 +120,46 @@ def run_portfolio(columns: list[np.ndarray], n: int, flows=None, mappings=None, 
     mappings = check_mappings(DEFAULT_MAPPINGS if mappings is None else mappings)
     if not mappings:
         raise ValueError(f"the portfolio needs at least one B2 mapping; valid choices: {', '.join(MAPPINGS)}")
-    budget = DEFAULT_BUDGET_S if budget_s is None else float(budget_s)
-    if not budget >= 0:
-        raise ValueError(f"budget_s must be >= 0, got {budget_s!r}")
+    if budget_s is not None and not float(budget_s) >= 0:
+        raise ValueError(f"budget_s must be >= 0 (or None for the relative default), got {budget_s!r}")
     with tempfile.TemporaryDirectory(prefix="htmc-abcp-") as tmp:
-        r = _Run(columns, n, mappings, budget, timeout_s, Path(tmp))
+        r = _Run(columns, n, float("inf") if budget_s is None else float(budget_s), timeout_s, Path(tmp))
         for i, name in enumerate(flows):
             if i > 0 and r.left() <= 0:
                 break
             flow = FLOWS.get(name)
             limit = timeout_s if i == 0 else min(timeout_s, r.left())
-            r.run(name, f"read_pla f.pla; {flow.script(n, len(columns))}", order_permutation(flow.order, n),
-                  limit, f"f{i}")
-        _deepsyn(r, deepsyn_s)
+            first_ds = (DEFAULT_DEEPSYN_S if n <= DEEPSYN_MAX_INPUTS else 0) if deepsyn_s is None else deepsyn_s
+            r.run(name, f"read_pla f.pla; {flow.script(n, len(columns), first_ds)}",
+                  order_permutation(flow.order, n), limit, f"f{i}", mappings[:1])
+            if i == 0 and budget_s is None:
+                r.deadline = r.start + DEFAULT_BUDGET_X * (time.perf_counter() - r.start) + DEFAULT_DEEPSYN_S
+        _deepsyn(r, deepsyn_s, mappings[:1])
+        for j, k in enumerate(mappings[1:]):
+            if r.best is None or r.left() <= 0:
+                break
+            r.rerun(f"{r.best.flow}", "read_aiger src.aig", min(timeout_s, r.left()), f"m{j}", [k])
         if r.best is None:
             raise AbcError(f"no flow of {flows} produced a circuit for this {n}-input table: "
                            f"{[t[0] for t in r.tried]} all failed")
-        gates, name, circuit, aig, _, _, _ = r.best
-    return SynthResult(circuit, gates, aig, time.perf_counter() - r.start, "portfolio", name, tuple(r.tried))
+        b = r.best
+    return SynthResult(b.circuit, b.gates, b.aig_nodes, time.perf_counter() - r.start, "portfolio", b.name,
+                       tuple(r.tried))
 
 
-def _deepsyn(r: _Run, deepsyn_s: float | None) -> None:
-    """&deepsyn from the best candidate's AIG, mapped every way.
-
-    deepsyn_s None: DEEPSYN_SHARE of the budget left, and never less than today's DEFAULT_DEEPSYN_S, so that with
-    any budget the portfolio still contains today's flow (classic, then 1 s of &deepsyn).
-    """
+def _deepsyn(r: _Run, deepsyn_s: float | None, mappings: list[str]) -> None:
+    """&deepsyn from the best candidate's AIG: DEEPSYN_SHARE of the budget left (deepsyn_s None; none under 1 s)
+    or deepsyn_s seconds. Today's 1 s is already in the classic flow."""
     if r.best is None:
         return
     if deepsyn_s is None:
-        if r.n > DEEPSYN_MAX_INPUTS:
+        seconds = int(r.left() * DEEPSYN_SHARE)
+        if r.n > DEEPSYN_MAX_INPUTS or seconds < 1:
             return
-        share = int(r.left() * DEEPSYN_SHARE)
-        if share >= DEFAULT_DEEPSYN_S:
-            seconds, limit = share, r.left() + 2.0   # -T is checked between iterations: a little grace
-        else:
-            seconds, limit = DEFAULT_DEEPSYN_S, r.timeout_s
+        limit = r.left() + 2.0   # -T is checked between iterations: a little grace
     elif deepsyn_s <= 0:
         return
     else:
         seconds, limit = deepsyn_s, r.timeout_s
-    _, _, _, _, aig_path, perm, flow = r.best
-    (r.work / "ds").mkdir()
-    (r.work / "ds" / "src.aig").write_bytes(aig_path.read_bytes())
-    r.run(f"deepsyn({flow})", f"read_aiger src.aig; &get -n; &deepsyn -T {int(max(1, seconds))}; &put", perm,
-          limit, "ds")
+    r.rerun(f"deepsyn({r.best.flow})", f"read_aiger src.aig; &get -n; &deepsyn -T {int(max(1, seconds))}; &put",
+            limit, "ds", mappings)
