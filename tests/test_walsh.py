@@ -232,3 +232,13 @@ def test_plots_draw_the_expected_axes_and_lines(tmp_path):
     a = plot_convexity_slopes(res, tmp_path / "slopes.png")
     b = plot_sizes_vs_budget(rows, tmp_path / "sizes.png")
     assert a.path.stat().st_size > 1000 and b.path.stat().st_size > 1000 and (a.n_points, b.n_points) == (5, 36)
+
+
+def test_norms_use_the_monotone_envelope_of_the_ladder():
+    """A coarse rung whose search missed what a finer rung found is bounded by the finer one (C is monotone)."""
+    from analysis.convexity import envelope
+    assert list(envelope(np.array([40.0, 22.0, 25.0, 22.0]))) == [22.0, 22.0, 22.0, 22.0]
+    rows = [_row(4, 8, 0, [0.5, 0.25], [40, 22])]
+    k = khat_table(walsh_ladders(rows), [1.0])
+    p = max(1, max(make_function("walsh_mixture", m=4, n=8, seed=0).part_gates()))
+    assert k["mix_norm"].item() == 0.5 * 22 and k["khat"].item() == pytest.approx(22 / p)
