@@ -17,18 +17,19 @@ import time
 from dataclasses import dataclass, field, replace
 
 from htmc.circuits.verify import verify
-from htmc.synthesis.abc_tool import AbcError, optimize_with_abc
+from htmc.synthesis.abc_tool import AbcError, AbcNotFoundError, optimize_with_abc
 
 from . import datapath_verilog
 from .expr import formula_of
-from .fixedpoint import Compiled, Format, compile_expr
+from .fixedpoint import Compiled, Format, TableTooWide, compile_expr
 from .problem import METHODS, Attempt, Problem, make_attempt
 
 NEAR = 1.5           # also verify formats whose proven bound is up to 1.5 eps (the verifier decides)
-FINISH = 3           # candidates that go through ABC and Yosys
+FINISH = 2           # candidates that go through ABC
 GUARDS = (None, 0, 1, 2, 3, 4, 5)
 VARIANTS = 3          # untruncated formats whose knobs are explored
-MAX_VERIFY = 40       # candidates verified, smallest first, before giving up
+MAX_VERIFY = 12       # candidates verified, smallest first, before giving up
+YOSYS_FORMATS = 1     # untruncated formats that also go through Yosys (seconds each)
 
 
 def _formats(tree_has, eps: float) -> list[tuple[int, int]]:
@@ -47,11 +48,18 @@ def _scan(problem: Problem, tree, has, eps: float) -> list[Compiled]:
     bounds 2-4 eps, verified errors 0.4-0.98 eps). When no format is nearly proven, the verifier picks the bases.
     """
     t, plains = problem.table, []
-    compile_ = lambda f: compile_expr(tree, t.d, t.k, t.domain, f)
+
+    def compile_(f: Format) -> Compiled | None:
+        try:
+            return compile_expr(tree, t.d, t.k, t.domain, f)
+        except TableTooWide:   # this format's table index is too wide: finer formats only get wider
+            return None
     for out, lsb in _formats(has, eps):
         if problem.time_left() <= 0:
             break
-        plains.append(compile_(Format(lsb, out)))
+        c = compile_(Format(lsb, out))
+        if c is not None:
+            plains.append(c)
     keep = [c for c in plains if c.bound <= NEAR * eps]
     if not keep:
         small = sorted(plains, key=lambda c: c.circuit.size)[:4 * VARIANTS]
@@ -67,7 +75,7 @@ def _scan(problem: Problem, tree, has, eps: float) -> list[Compiled]:
             if problem.time_left() <= 0:
                 break
             c = compile_(f)
-            if c.bound <= limit:
+            if c is not None and c.bound <= limit:
                 keep.append(c)
     return keep
 
@@ -139,10 +147,10 @@ def _finish(problem: Problem, tree, verified: list[Compiled], res: DatapathResul
             try:
                 opt = optimize_with_abc(c.circuit, timeout_s=max(5.0, problem.time_left()))
                 options.append(("builder+abc", c.fmt, opt))
-            except AbcError:
+            except (AbcError, AbcNotFoundError):   # no ABC here: the builder circuit stands
                 pass
         plain = replace(c.fmt, guard=None)
-        if problem.time_left() > 0 and plain not in res.yosys:
+        if problem.time_left() > 0 and plain not in res.yosys and len(res.yosys) < YOSYS_FORMATS:
             y = datapath_verilog.yosys_circuit(tree, table.d, table.k, table.domain, plain,
                                                timeout_s=max(5.0, problem.time_left()))
             res.yosys[plain] = y.circuit.size if y is not None else None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from htmc.circuits.blif import BlifError, read_blif
 from htmc.circuits.circuit import Circuit
-from htmc.synthesis.abc_tool import AbcError, optimize_with_abc
+from htmc.synthesis.abc_tool import AbcError, AbcNotFoundError, optimize_with_abc
 
 from .fixedpoint import Compiled, Compiler, Format, Fx, compile_expr
 
@@ -141,6 +141,6 @@ def yosys_circuit(tree, d: int, k: int, domain: str, fmt: Format, timeout_s: flo
     got = Circuit(got.n_inputs, got.gates, got.outputs, ref.circuit.decoder)
     try:
         got = optimize_with_abc(got, timeout_s=timeout_s)
-    except AbcError:
+    except (AbcError, AbcNotFoundError):
         pass
     return replace(ref, circuit=got, builder_gates=ref.builder_gates)

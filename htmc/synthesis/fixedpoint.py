@@ -34,6 +34,10 @@ from .expr import Expr
 MAX_TABLE_BITS = 14   # lookup/apply tables above this many index bits are refused (a BDD of 2^14 leaves)
 
 
+class TableTooWide(ValueError):
+    """A lookup or apply table would need more than MAX_TABLE_BITS index bits in this format."""
+
+
 @dataclass(frozen=True)
 class Iv:
     """A closed interval of exact rationals."""
@@ -288,7 +292,7 @@ class Compiler:
         """g on coordinates j0.. through its own cell ranges: the table holds each cell's rounded midpoint."""
         index = [bit for j in reversed(range(j0, j0 + g.d)) for bit in self.coord_bits(j)]
         if len(index) > MAX_TABLE_BITS:
-            raise ValueError(f"lookup of {g!r} needs a table on {len(index)} bits; at most {MAX_TABLE_BITS}")
+            raise TableTooWide(f"lookup of {g!r} needs a table on {len(index)} bits; at most {MAX_TABLE_BITS}")
         tab = g.table(self.k, self.domain)
         return self._table(index, 0.5 * tab.lo + 0.5 * tab.hi, tab.lo, tab.hi, lsb, ZERO)
 
@@ -296,7 +300,8 @@ class Compiler:
         fn, lip, ulps = e.value
         c = self.node(e.args[0], min(lsb, self.fmt.lsb), center=True)   # the table's index: working step
         if len(c.bits) > MAX_TABLE_BITS:
-            raise ValueError(f"apply({e.value[0]!r}) needs a table on {len(c.bits)} bits; at most {MAX_TABLE_BITS}")
+            raise TableTooWide(f"apply({e.value[0]!r}) needs a table on {len(c.bits)} bits; at most "
+                               f"{MAX_TABLE_BITS}")
         codes = np.arange(1 << len(c.bits), dtype=np.int64)
         if c.signed:
             codes = codes - ((codes >> (len(c.bits) - 1) & 1) << len(c.bits))
