@@ -121,8 +121,11 @@ def _seed_bootstrap(x, y, seeds, n_boot: int, rng) -> tuple[float, float]:
     slopes = []
     for _ in range(n_boot):
         idx = np.concatenate([groups[i] for i in rng.integers(0, len(groups), len(groups))])
-        if np.unique(x[idx]).size >= 2:
-            slopes.append(_ols(x[idx], y[idx])[0])
+        xs, ys = x[idx], y[idx]
+        xc = xs - xs.mean()
+        sxx = float(np.sum(xc * xc))
+        if sxx > 0:
+            slopes.append(float(np.sum(xc * (ys - ys.mean())) / sxx))
     if not slopes:
         return math.nan, math.nan
     q = (1 - LEVEL) / 2
