@@ -19,6 +19,7 @@ install: $(STAMP) abc
 # ABC ships inside the pyosys wheel; this checks that the binary runs (and says how to fix it when it does not).
 abc: $(STAMP)
 	$(PY) -c "from htmc.synthesis.abc_tool import abc_binary; print('ABC:', abc_binary())"
+	$(PY) -c "from htmc.circuits import fastsim; fastsim.warm()"   # compile the verifier's kernels once (~25 s)
 
 test: install
 	$(PY) -m pytest -q

@@ -14,7 +14,7 @@ from htmc.circuits.circuit import Circuit
 from htmc.circuits.verify import Verification, VerificationError, verify
 from htmc.resnets.to_circuit import (COMPILE_VERSION, DEFAULT_BITS, MAX_INPUTS, Emulation, compile_net, emulate,
                                      float_error)
-from htmc.synthesis.abc_tool import AbcError, optimize_with_abc, synthesize
+from htmc.synthesis.abc_tool import AbcError, optimize_with_abc, run_script
 from htmc.synthesis.code_strategies import columns
 from htmc.targets.table import IntervalTable
 
@@ -143,34 +143,51 @@ def _raw_netlists(s: _Search, cands: list[tuple[int, int]], ems: dict[tuple[int,
     return raw
 
 
-def _optimized(s: _Search, p: tuple[int, int], c: Circuit, em: Emulation, res: CompileResult) -> Circuit:
-    """The raw netlist optimized by ABC, within the budget. Up to TABLE_ROUTE_MAX_INPUTS input bits, ABC starts
-    from the quantized net's exact output table (em.u, the function the netlist computes, code for code) instead
-    of its structure: at 7 inputs that is ~0.2 s and several times smaller, where rewriting a 10k-gate netlist
-    with &dch took ~20 s. Either way the circuit computes exactly the emulated codes, and it is verified."""
-    left = max(MIN_ABC_S, s.budget_left())
+def _optimized(s: _Search, p: tuple[int, int], c: Circuit, res: CompileResult) -> Circuit:
+    """The raw netlist optimized by ABC within the budget (the raw one when ABC fails)."""
     try:
-        if c.n_inputs <= TABLE_ROUTE_MAX_INPUTS:
-            got = synthesize(columns(em.u, len(c.outputs)), deepsyn_s=0, timeout_s=left).circuit
-            got = Circuit(got.n_inputs, got.gates, got.outputs, c.decoder)
-            res.notes.append(f"w_bits={p[0]}, a_bits={p[1]}: ABC from the output table ({c.size} -> {got.size})")
-            return got if got.size < c.size else c
-        return optimize_with_abc(c, timeout_s=left)
+        return optimize_with_abc(c, timeout_s=max(MIN_ABC_S, s.budget_left()))
     except AbcError as e:  # past the budget: the raw netlist stands
         res.notes.append(f"w_bits={p[0]}, a_bits={p[1]}: ABC skipped ({str(e).splitlines()[0][:120]})")
         return c
 
 
-def _best_verified(s: _Search, raw: dict[tuple[int, int], Circuit], errors: dict[tuple[int, int], float],
-                   res: CompileResult, gates: dict[tuple[int, int], int], ems: dict[tuple[int, int], Emulation]
-                   ) -> tuple[int, tuple[int, int], Circuit, Verification] | None:
-    """The ABC_CANDIDATES smallest raw netlists, ABC-optimized and verified: the one with the fewest gates within
-    eps as (gates, pair, circuit, verification), or None. Fills gates per pair and res.notes on skipped ABC."""
+def _from_table(s: _Search, p: tuple[int, int], em: Emulation, res: CompileResult) -> Circuit | None:
+    """Up to TABLE_ROUTE_MAX_INPUTS input bits: ABC from the quantized net's exact output table (em.u, the function
+    compile_net's netlist computes, code for code) instead of from the netlist's structure. At 7 inputs that is
+    ~0.2 s and several times smaller (8,502 -> 265 gates for sin at eps 0.1), where rewriting a 10k-gate netlist
+    with &dch took ~20 s, and building the netlist itself ~0.6 s. One ABC flow (run_script), not the portfolio:
+    each ABC process costs 0.2-1 s and a compile tries two resolutions per rung. None when ABC fails."""
+    try:
+        got = run_script(columns(em.u, max(1, int(em.u.max()).bit_length())), deepsyn_s=0,
+                         timeout_s=max(MIN_ABC_S, s.budget_left())).circuit
+    except AbcError as e:
+        res.notes.append(f"w_bits={p[0]}, a_bits={p[1]}: ABC from the table failed ({str(e).splitlines()[0][:120]})")
+        return None
+    return Circuit(got.n_inputs, got.gates, got.outputs, em.decoder)
+
+
+def _candidates(s: _Search, pareto: list[tuple[int, int]], ems: dict, res: CompileResult
+                ) -> list[tuple[tuple[int, int], Circuit]]:
+    """(pair, circuit to verify) for the pairs worth optimizing. Small tables: the one pair with the fewest output
+    bits (then fewest bits in all) through _from_table; a raw netlist only if ABC fails. Larger ones: the
+    ABC_CANDIDATES smallest raw netlists, each through ABC."""
+    if s.table.n_inputs <= TABLE_ROUTE_MAX_INPUTS and s.optimize:
+        p = min(pareto, key=lambda q: (int(ems[q].u.max()).bit_length(), sum(q), q))
+        c = _from_table(s, p, ems[p], res)
+        if c is not None:
+            return [(p, c)]
+    raw = _raw_netlists(s, pareto, ems)
+    picked = sorted(raw, key=lambda q: (raw[q].size, sum(q), q))[:ABC_CANDIDATES]
+    return [(q, _optimized(s, q, raw[q], res) if s.optimize and raw[q].size else raw[q]) for q in picked]
+
+
+def _best_verified(s: _Search, cands: list[tuple[tuple[int, int], Circuit]], errors: dict[tuple[int, int], float],
+                   gates: dict[tuple[int, int], int]) -> tuple[int, tuple[int, int], Circuit, Verification] | None:
+    """The candidates verified: the one with the fewest gates within eps as (gates, pair, circuit, verification),
+    or None. Fills gates per pair. A verified error other than the emulated one is a compiler bug."""
     best: tuple[int, tuple[int, int], Circuit, Verification] | None = None
-    for p in sorted(raw, key=lambda p: (raw[p].size, sum(p), p))[:ABC_CANDIDATES]:
-        if best is not None and s.over_budget():
-            break
-        c = _optimized(s, p, raw[p], ems[p], res) if s.optimize and raw[p].size else raw[p]
+    for p, c in cands:
         v = verify(c, s.table)
         if abs(v.max_error - errors[p]) > 1e-9 * max(1.0, abs(errors[p])):
             raise VerificationError(f"compiled circuit at w_bits={p[0]}, a_bits={p[1]} has verified error "
@@ -189,8 +206,9 @@ def compile_search(net: dict[str, np.ndarray], table: IntervalTable, eps: float,
     1. The float net's error on the cells (float_error) is a floor: above eps, no bits help; return no circuit.
     2. Emulate (w_bits, a_bits) pairs (cheap, integer numpy) along a staircase that finds the Pareto-minimal
        pairs within eps (bisection over a_bits per w_bits; `cache` shares emulations across calls on one table).
-    3. Those are built; the ABC_CANDIDATES smallest raw netlists are optimized with ABC (within budget_s),
-       verified, and the one with the fewest gates is returned. tried records every emulated pair with its gates where one was built.
+    3. The candidates (_candidates: from the output table up to TABLE_ROUTE_MAX_INPUTS input bits, else the
+       ABC_CANDIDATES smallest raw netlists) are optimized with ABC (within budget_s), verified, and the one
+       with the fewest gates is returned. tried records every emulated pair with its gates where one was built.
     The verified error of each built circuit must equal its emulated error (else VerificationError: a bug).
     """
     s = _Search(net, table, eps, budget_s, optimize, method, time.monotonic())
@@ -209,7 +227,7 @@ def compile_search(net: dict[str, np.ndarray], table: IntervalTable, eps: float,
         res.reason = (f"no (w_bits, a_bits) in {bits[0]}..{bits[-1]} emulates within eps={eps:.6g} (float net "
                       f"error {fe:.6g}; best quantized {min(errors.values(), default=math.inf):.6g}); allow more bits")
     else:
-        best = _best_verified(s, _raw_netlists(s, _pareto_min(passing), ems), errors, res, gates, ems)
+        best = _best_verified(s, _candidates(s, _pareto_min(passing), ems, res), errors, gates)
         if best is not None:
             size, p, c, v = best
             res.circuit, res.gates, res.aig_nodes = c, size, c.aig_nodes
