@@ -162,12 +162,13 @@ def summarize(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT, reuse_stor
         stored = stored_fits(ladders, obs, cbar, gammas) if reuse_stored_fits else {}
         functions, points = fit_functions(cbar, meta, catalogue, gammas, stored)
         lap("fits")
+        exp = _experiments(t, is_comp & ok, is_lad & ok, fid, points, functions, catalogue)
+        lap("experiments")
         net_df = join_nets(nets, net_fid, catalogue, functions, points) if len(nets) else pd.DataFrame()
+        net_df = S.fill_compiled(net_df, exp["compiled"])
         lap("nets")
         ranking = rank_norms(net_df)
         lap("norm_ranking")
-        exp = _experiments(t, is_comp & ok, is_lad & ok, fid, points, functions, catalogue)
-        lap("experiments")
         convex = convexity_table(functions)
         ph = phase_table(functions, *phase)
     points = points.assign(function_key=R.per_row(catalogue["function_key"].tolist(),

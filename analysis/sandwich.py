@@ -55,6 +55,26 @@ def with_cbar_ratio(cpts: pd.DataFrame, cbar: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def fill_compiled(nets: pd.DataFrame, cpts: pd.DataFrame) -> pd.DataFrame:
+    """The per-net compiled columns (compiled_gates, compiled_eps, compiled_max_error, compiled_k) of nets that a
+    resnet_compile record compiled: its circuit at the finest rung it verified at, where the net carries none of
+    its own (`htmc resnet train --compile-eps` writes them into the training record)."""
+    if nets.empty or cpts.empty or "task_key" not in nets:
+        return nets
+    ok = cpts[cpts["verified"]].sort_values("eps").drop_duplicates("train_key").set_index("train_key")
+    out = nets.copy()
+    take = out["task_key"].isin(ok.index)
+    if "compiled_gates" in out:
+        take &= out["compiled_gates"].isna()
+    for col, src in (("compiled_gates", "gates"), ("compiled_eps", "eps"), ("compiled_max_error", "max_error"),
+                     ("compiled_k", "k")):
+        if col not in out:
+            out[col] = np.nan
+        out[col] = out[col].astype(float)
+        out.loc[take, col] = ok.loc[out.loc[take, "task_key"], src].to_numpy(float)
+    return out
+
+
 def _cbar_at(cb: pd.DataFrame, eps: float) -> tuple[float | None, str]:
     exact = cb[np.isclose(cb["eps"], eps, rtol=1e-12, atol=0)]
     if len(exact):

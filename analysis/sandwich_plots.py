@@ -43,6 +43,8 @@ def plot_resnet_phase(phase: pd.DataFrame, path) -> PlotResult:
                         yerr=_err(rho, lo, hi), fmt="o", color=col[r["function"]], capsize=3, label=r["function"])
             n_pts += 1
         ax.axvline(2.0, color="k", ls="--", lw=1, label="γ = 2")
+        lo, hi = ax.get_xlim()
+        ax.set_xlim(min(lo, 0.0), max(hi, 3.0))    # both sides of the γ = 2 line, whatever the data
         ax.set_xlabel("γ̂ (circuit rate)")
         ax.set_ylabel(f"ρ̂ of norm {nu}")
         ax.set_title(nu, fontsize=10)
@@ -71,6 +73,11 @@ def plot_sandwich_points(sandwich: pd.DataFrame, path) -> PlotResult:
     both = sandwich.dropna(subset=["cbar", "gates_min"]) if len(sandwich) else sandwich
     if not len(both):
         return PlotResult(name, None, 0, 0, text, "no rung has both C̄ and a compiled net")
+    zero = int(((both["gates_min"] <= 0) | (both["cbar"] <= 0)).sum())
+    both = both[(both["gates_min"] > 0) & (both["cbar"] > 0)]    # a 0-gate circuit (a wire) has no place on log axes
+    note = f"{zero} points with a 0-gate circuit (within C̄² by definition) not drawn on the log axes" if zero else ""
+    if not len(both):
+        return PlotResult(name, None, 0, 0, text, note)
     fig, ax = plt.subplots(figsize=(6.4, 5.0))
     col = _colors(both["function"])
     for f, g in both.groupby("function"):
@@ -87,7 +94,7 @@ def plot_sandwich_points(sandwich: pd.DataFrame, path) -> PlotResult:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    return PlotResult(name, save_png(fig, path), len(both), len(both), text)
+    return PlotResult(name, save_png(fig, path), len(both), len(both), text, note)
 
 
 def plot_norms_vs_cbar(sandwich: pd.DataFrame, path) -> PlotResult:

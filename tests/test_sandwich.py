@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.sandwich import compiled_points, frac_within_square, resnet_phase, sandwich_table, with_cbar_ratio
+from analysis.sandwich import compiled_points, fill_compiled, frac_within_square, resnet_phase, sandwich_table, with_cbar_ratio
 from analysis import sandwich_plots as SP
 from cluster.service import run_sweep
 from cluster.spec.checker import SpecError
@@ -193,6 +193,9 @@ def test_sandwich_table_counts_a_net_at_eps_through_circuits_within_eps():
     assert sand.loc[0.05, ["gates_min", "norm_min_l1", "n_nets"]].tolist() == [900, 8.0, 1]
     frac, n = frac_within_square(sand.reset_index())
     assert (frac, n) == (1.0, 3)     # 100 <= 400, 300 <= 1600, 900 <= 6400
+    nets = fill_compiled(pd.DataFrame({"task_key": ["a", "b", "c"]}), compiled_points(_compiles(), np.array([0, 0])))
+    assert nets["compiled_gates"].tolist()[:2] == [400.0, 900.0] and nets["compiled_eps"].tolist()[:2] == [0.1, 0.05]
+    assert nets["compiled_gates"].isna().tolist() == [False, False, True]     # finest verified rung per net
     cp = with_cbar_ratio(compiled_points(_compiles(), np.array([0, 0])), _cbar())
     assert cp["ratio_to_cbar"].tolist()[:2] == [5.0, 10.0] and cp["ratio_to_cbar"].isna().sum() == 2
 
