@@ -31,12 +31,12 @@ def ladder_eps(eps0: float, steps: int) -> list[float]:
     return [eps0 * 2.0 ** -j for j in range(steps)]
 
 
-def check_ladder(target, eps0: float, steps: int, *, domain: str = "box", bits: int | None = None) -> None:
+def check_ladder(target, eps0: float, steps: int, *, domain: str = "box", bits: int | None = None,
+                 methods=DEFAULT_METHODS) -> None:
     """Raise ValueError, before any search runs, for a ladder that cannot complete: too few rungs, eps0 not a
     finite number > 0, or a last rung eps0·2^-(steps-1) that needs more input bits than circuit search handles
     (feasibility only gets harder as eps shrinks, so checking the last rung covers them all)."""
-    from htmc.synthesis.abc_method import MAX_ABC_INPUTS
-    from htmc.synthesis.search import _resolutions
+    from htmc.synthesis.search import _resolutions, max_inputs_for
     if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 2:
         raise ValueError(f"a ladder needs --steps >= 2 to fit a rate, got {steps}")
     if not (isinstance(eps0, (int, float, np.integer, np.floating)) and np.isfinite(eps0) and eps0 > 0):
@@ -44,7 +44,7 @@ def check_ladder(target, eps0: float, steps: int, *, domain: str = "box", bits: 
     last = eps0 * 2.0 ** -(steps - 1)
     if domain == "box" and bits is None:
         try:
-            _resolutions(target, last, domain, None, MAX_ABC_INPUTS)
+            _resolutions(target, last, domain, None, max_inputs_for(methods))
         except ValueError as e:
             raise ValueError(f"the ladder's last rung (eps={last:.3g}, step {steps - 1}) cannot be searched: {e}; "
                              f"use fewer steps or a larger eps0") from None
@@ -56,7 +56,7 @@ def run_ladder(target, eps0: float, steps: int, *, domain: str = "box", methods=
     """Search every rung, then fit the sizes. Rungs with no verified circuit or with 0 gates (a constant or a
     wire, below the power-law regime) do not enter the fits. Each rung's `exact_rounded` (its circuit is the
     exactly rounded one, grid domain only) tells the fit which rungs can be saturated (DESIGN §2.3)."""
-    check_ladder(target, eps0, steps, domain=domain, bits=bits)
+    check_ladder(target, eps0, steps, domain=domain, bits=bits, methods=methods)
     eps = ladder_eps(eps0, steps)
     results = []
     for j, e in enumerate(eps):

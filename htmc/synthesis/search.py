@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from ..registry import did_you_mean
 from . import relation
 from .abc_method import MAX_ABC_INPUTS
+from .decomp_method import MAX_DECOMP_INPUTS
+from .lupanov import MAX_LUPANOV_INPUTS
 from .problem import METHODS, Attempt, Problem
 
 DEFAULT_GRID_BITS = 4
@@ -19,6 +21,15 @@ DEFAULT_GRID_BITS = 4
 DEFAULT_METHODS = ("table", "abc", "arith", "exact")
 # methods that choose their own output format run once per resolution, not once per output step
 OWN_FORMAT = frozenset({"arith", "datapath", "mc"})
+
+
+# methods that take tables past ABC's 16 input bits; every other method keeps the search at MAX_ABC_INPUTS
+WIDE_METHODS = {"decomp": MAX_DECOMP_INPUTS, "lupanov": MAX_LUPANOV_INPUTS}
+
+
+def max_inputs_for(methods) -> int:
+    """The most input bits a search with these methods may choose: 16, or 24 with decomp or lupanov."""
+    return max([MAX_ABC_INPUTS] + [WIDE_METHODS.get(m, MAX_ABC_INPUTS) for m in methods])
 
 
 def check_methods(names: list[str]) -> list[str]:
@@ -60,7 +71,7 @@ class SearchResult:
 
 
 def search(target, eps: float, domain: str = "box", methods=DEFAULT_METHODS, budget_s: float = 60,
-           bits: int | None = None, max_inputs: int = MAX_ABC_INPUTS, thorough: bool = True) -> SearchResult:
+           bits: int | None = None, max_inputs: int | None = None, thorough: bool = True) -> SearchResult:
     """C̄(target, eps): the smallest verified circuit over resolutions, formats and methods.
 
     thorough=False tries one resolution and the coarsest output step (4x fewer syntheses; for quick looks).
@@ -70,6 +81,7 @@ def search(target, eps: float, domain: str = "box", methods=DEFAULT_METHODS, bud
     if domain not in ("box", "grid"):
         raise ValueError(f"unknown domain '{domain}': {did_you_mean(domain, ['box', 'grid'])}")
     methods = check_methods(list(methods))
+    max_inputs = max_inputs_for(methods) if max_inputs is None else max_inputs
     start = time.monotonic()
     attempts: list[Attempt] = []
     # quick mode takes the finer of the two resolutions: at the coarsest one a steep cell leaves almost no slack,
