@@ -103,3 +103,10 @@ def test_eps_zero_on_box_and_negative_eps_are_clear_errors():
         search(make_function("sin"), 0.0)
     with pytest.raises(ValueError, match="eps must be >= 0"):
         search(make_function("sin"), -0.1)
+
+
+def test_a_target_constant_within_eps_is_a_zero_gate_circuit_for_every_method():
+    """sin within 1.0 is the constant 0: no output bit (m = 0). abc used to crash on the empty table (IndexError)."""
+    r = search(make_function("sin"), 1.0, methods=["abc", "abc_round", "table"])
+    assert r.best is not None and r.best.gates == 0 and r.best.bits_out == 0 and r.best.max_error <= 1.0
+    assert search(make_function("sin"), 1.0, methods=["abc"]).best is None    # abc leaves constants to table

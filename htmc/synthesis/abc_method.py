@@ -28,8 +28,8 @@ def input_orders(problem: Problem, interleave: bool) -> list[tuple[str, list[int
 
 def _abc(problem: Problem, strategies: list[str], method: str, interleave: bool = False) -> list[Attempt]:
     out = []
-    if problem.table.n_inputs > MAX_ABC_INPUTS:
-        return out
+    if problem.table.n_inputs > MAX_ABC_INPUTS or problem.space.m == 0:
+        return out      # m = 0: the target is a constant within eps, a 0-gate circuit that `table` returns
     for name, u in strategy_codes(problem, strategies):
         for suffix, p in input_orders(problem, interleave):
             if problem.time_left() <= 0:
