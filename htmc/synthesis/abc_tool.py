@@ -132,11 +132,11 @@ def synthesize(columns: list[np.ndarray], script: str = DEFAULT_SCRIPT, deepsyn_
     """Synthesize a multi-output truth table (columns[j][c] = output bit j at input code c) with ABC.
 
     With the default script this runs the portfolio of htmc.synthesis.abc_portfolio (`flows`, by default
-    abc_flows.DEFAULT_PORTFOLIO, within `budget_s` seconds in all, by default twice the first flow's time plus
-    1 s) and returns the smallest candidate, its flow named in `.flow`; every candidate is checked to compute the
-    table. A custom `script`
-    runs that one script as before. Returns the mapped B2 circuit (outputs LSB first); callers still verify it
-    against their table (htmc.circuits.verify), as every search result does.
+    abc_flows.DEFAULT_PORTFOLIO, within `budget_s` seconds in all, by default 1.5x the time of its first flow,
+    which is today's) and returns the smallest candidate, its flow named in `.flow`; every candidate is checked
+    to compute the table. A custom `script` runs that one script as before. Returns the mapped B2 circuit
+    (outputs LSB first); callers still verify it against their table (htmc.circuits.verify), as every search
+    result does.
     """
     n = _check_table(columns)
     if script != DEFAULT_SCRIPT and flows is None:
