@@ -2,17 +2,19 @@
 optimized, and the B2 mappings tried on it.
 
 A flow is a start (BDD `collapse`, the PLA's SOP, or Miyasaka's truth-table `&ttopt`), an optimization script and
-an input order. Every flow's AIG is mapped with every entry of MAPPINGS and the smallest mapped circuit counts.
+an input order. The portfolio (abc_portfolio) maps every flow's AIG with the first mapping and tries the others on
+the best AIG only.
 Input permutations are free in a circuit, so an order other than the identity permutes the table, synthesizes,
 and relabels the circuit's inputs back (`permute_columns`, `relabel_inputs`).
 
-Why these flows (measured 2026-12-01, benchmarks/portfolio.py, RESULTS.md "ABC portfolio (issue 15)"):
+Why these flows (measured 2026-12-02, benchmarks/portfolio.py, RESULTS.md "ABC portfolio (issue 15)"):
 - `bdd` with the classic script is today's flow: STACK-NOTES found the BDD start far better than the SOP start on
   smooth tables (sin on 12 bits: 1681 vs 4337 ANDs); `sop` stays in as a cheap alternative for tables whose
   SOP is small.
 - `&ttopt` (Y. Miyasaka et al., "Synthesizing a class of practical Boolean functions using truth tables",
   IWLS 2022; the UCB entry of the IWLS 2022 contest) reorders variables on the truth table itself and merges
-  equal cofactors across outputs. On holder_random tables it gave 10-15% fewer B2 gates than the BDD start.
+  equal cofactors across outputs. It won 7 of 10 holder_random tables, by 8-26% (RESULTS.md), and 3 of 8 IWLS
+  2022 tables; on random tables it is 2-3% worse than the BDD start.
   Its -O (outputs per group) must divide the number of outputs, or ABC aborts; the whole table is one group.
 - `&mfs` / `mfs2` after `&if -K 2` are don't-care resubstitution on the mapped network (Mishchenko et al.,
   "Scalable don't-care-based logic optimization and resynthesis", FPGA 2009); they keep nodes at two fanins.
@@ -37,7 +39,8 @@ MAPPINGS: dict[str, str] = {
     "dch_if_mfs2": "&get -n; &dch; &if -K 2 -a; &put; mfs2",
     "syn2_if": "&get -n; &st; &syn2; &dc2; &if -K 2 -a; &put",
 }
-# syn2_if never won on the benchmark tables (it loses the BDD's mux structure), so it is opt-in only.
+# syn2_if never won in scratch runs (random n=10 6 outputs: 2172 vs 1666 gates; it rewrites away the BDD's mux
+# structure), so it is opt-in only.
 DEFAULT_MAPPINGS = ("dch_if", "dch_if_mfs", "dch_if_mfs2")
 
 

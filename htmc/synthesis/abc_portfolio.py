@@ -113,8 +113,8 @@ def run_portfolio(columns: list[np.ndarray], n: int, flows=None, mappings=None, 
 
     budget_s None: DEFAULT_BUDGET_X times the first flow's time (see DEFAULT_BUDGET_X).
 
-    deepsyn_s None: &deepsyn gets the budget left, at least 1 s (none above DEEPSYN_MAX_INPUTS inputs); a number
-    fixes its -T (0 turns it off).
+    deepsyn_s None: classic ends with today's 1 s of &deepsyn and the final &deepsyn gets DEEPSYN_SHARE of the
+    budget left (neither above DEEPSYN_MAX_INPUTS inputs); a number fixes both -T (0 turns both off).
     """
     flows = check_flows(DEFAULT_PORTFOLIO if flows is None else flows)
     mappings = check_mappings(DEFAULT_MAPPINGS if mappings is None else mappings)
