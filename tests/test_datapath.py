@@ -168,3 +168,9 @@ def test_the_yosys_route_skips_tables():
     from htmc.synthesis.datapath_verilog import yosys_circuit
     t = make_function("compositional", d=2, inner_d=1)
     assert yosys_circuit(expr.formula_of(t), 2, 4, "box", Format(-4, -4)) is None
+
+
+def test_exact_grid_product_at_eps_0():
+    """eps = 0 on the grid: the exact 4x4 product, formats from the input step down to its cube (measured: 64)."""
+    b = _best(make_function("product"), 0.0, "grid", bits=4)
+    assert b.max_error == 0.0 and b.bits_out == 8 and b.gates <= 64

@@ -32,10 +32,14 @@ MAX_VERIFY = 12       # candidates verified, smallest first, before giving up
 YOSYS_FORMATS = 1     # untruncated formats that also go through Yosys (seconds each)
 
 
-def _formats(tree_has, eps: float) -> list[tuple[int, int]]:
-    """(output step, working step) pairs to scan, coarse to fine, around eps."""
-    e0 = math.floor(math.log2(eps))
-    outs = range(e0 + 1, e0 - 5, -1)
+def _formats(tree_has, eps: float, k: int) -> list[tuple[int, int]]:
+    """(output step, working step) pairs to scan, coarse to fine: around eps, or for eps = 0 (the exact grid
+    value) from the input step down to its cube (exact products of up to three inputs)."""
+    if eps > 0:
+        e0 = math.floor(math.log2(eps))
+        outs = range(e0 + 1, e0 - 5, -1)
+    else:
+        outs = range(-k, -3 * k - 1, -1)
     works = (0, 2, 4, 6) if tree_has("inner") else (0,)
     return [(o, o - w) for o in outs for w in works]
 
@@ -54,7 +58,7 @@ def _scan(problem: Problem, tree, has, eps: float) -> list[Compiled]:
             return compile_expr(tree, t.d, t.k, t.domain, f)
         except TableTooWide:   # this format's table index is too wide: finer formats only get wider
             return None
-    for out, lsb in _formats(has, eps):
+    for out, lsb in _formats(has, eps, t.k):
         if problem.time_left() <= 0:
             break
         c = compile_(Format(lsb, out))
@@ -132,8 +136,9 @@ def datapath_method(problem: Problem) -> list[Attempt]:
         return [make_attempt(problem, "datapath", "fixedpoint", None, time.monotonic() - t0,
                              note=f"no format verified ({res.tried} tried)")]
     f = res.best.fmt
+    bound = f"{float(res.best.bound) / problem.eps:.3f} eps" if problem.eps > 0 else f"{float(res.best.bound):.3g}"
     note = (f"{res.how}; out 2^{f.out_lsb}, work 2^{f.lsb}, guard {f.guard}, abs+1 {f.abs_one}; proven bound "
-            f"{float(res.best.bound) / problem.eps:.3f} eps; builder {res.builder.circuit.size} gates")
+            f"{bound}; builder {res.builder.circuit.size} gates")
     return [make_attempt(problem, "datapath", res.how, res.best.circuit, time.monotonic() - t0, own_decoder=True,
                          note=note)]
 
