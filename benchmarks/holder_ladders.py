@@ -10,6 +10,7 @@ Quick-mode search (one resolution, one output step), so each rung is one synthes
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from htmc.rates.ladder import run_ladder
@@ -24,11 +25,14 @@ METHODS = ["lupanov"]
 def ladder_row(d: int, s: float, seed: int, eps0: float, steps: int, levels: int, budget_s: float) -> dict:
     f = make_function("holder_random", d=d, s=s, seed=seed, levels=levels)
     t0 = time.monotonic()
-    lad = run_ladder(f, eps0, steps, methods=METHODS, budget_s=budget_s, thorough=False)
+    lad = run_ladder(f, eps0, steps, methods=METHODS, budget_s=budget_s, thorough=False,
+                     progress=lambda j, r: print(f"# d={d} s={s} seed={seed} rung {j}: "
+                                                 f"{r.best and (r.best.bits_in, r.best.gates)} {r.seconds:.0f} s",
+                                                 file=sys.stderr, flush=True))
     fit = lad.fit
     return {"d": d, "s": s, "seed": seed, "fitted": 0 if fit is None else fit.n_used, "gamma": fit and fit.gamma,
             "ci": fit and fit.gamma_ci, "theory": d / s, "seconds": time.monotonic() - t0,
-            "sizes": [int(x) for x in lad.sizes()], "bits": [r.best.bits_in if r.best else None for r in lad.results]}
+            "sizes": [None if x != x else int(x) for x in lad.sizes()], "bits": [r.best.bits_in if r.best else None for r in lad.results]}
 
 
 def main(argv=None) -> None:
