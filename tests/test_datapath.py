@@ -174,3 +174,38 @@ def test_exact_grid_product_at_eps_0():
     """eps = 0 on the grid: the exact 4x4 product, formats from the input step down to its cube (measured: 64)."""
     b = _best(make_function("product"), 0.0, "grid", bits=4)
     assert b.max_error == 0.0 and b.bits_out == 8 and b.gates <= 64
+
+
+_CONSTS = (0.25, -0.5, 0.375, 1.5, -0.8125)
+
+
+def _random_tree(rng, depth):
+    if depth == 0 or rng.random() < 0.25:
+        return x(int(rng.integers(2))) if rng.random() < 0.8 else expr.const(float(rng.choice(_CONSTS)))
+    op, a = rng.choice(["add", "sub", "mul", "abs", "relu", "neg", "shift", "cmul"]), _random_tree(rng, depth - 1)
+    unary = {"abs": lambda: abs(a), "relu": lambda: relu(a), "neg": lambda: -a,
+             "shift": lambda: a << int(rng.integers(-2, 3)), "cmul": lambda: a * float(rng.choice(_CONSTS))}
+    if op in unary:
+        return unary[op]()
+    b = _random_tree(rng, depth - 1)
+    return {"add": a + b, "sub": a - b, "mul": a * b}[op]
+
+
+@pytest.mark.parametrize("domain", ["grid", "box"])
+def test_the_proof_is_sound_on_random_trees(domain):
+    """60 random trees of depth 3 (dyadic constants, so float evaluation is exact), 4 formats each: the verified
+    error never exceeds the proven bound. On the box the reference range of each cell is sampled on a 17 x 17
+    grid with its corners, a lower bound of the true range, so an error above the bound there is a real one."""
+    from htmc.targets.table import IntervalTable, cell_index_grid
+    rng, k = np.random.default_rng(7 if domain == "box" else 5), 3
+    codes = cell_index_grid(2, k) / 8.0
+    sub = np.linspace(0, 1, 17 if domain == "box" else 1)[:, None] / 8.0 * (domain == "box")
+    pts = (codes[:, None, None, :] + np.stack(np.meshgrid(sub[:, 0], sub[:, 0], indexing="ij"), -1)[None])
+    pts = pts.reshape(-1, 2)
+    for _ in range(60):
+        tree = _random_tree(rng, 3)
+        v = expr.evaluate(tree, pts).reshape(len(codes), -1)
+        table = IntervalTable(2, k, v.min(1), v.max(1), domain)
+        for fmt in (Format(-3, -3), Format(-5, -4, 1), Format(-4, -2, 0, False, 1), Format(-8, -6, 2)):
+            c = compile_expr(tree, 2, k, domain, fmt)
+            assert verify(c.circuit, table).max_error <= float(c.bound) * (1 + 1e-12), (tree, fmt)
