@@ -63,7 +63,10 @@ class Expr:
 
     def __truediv__(self, c):
         """Division by a power of two only (a shift); other divisors are a multiplication by a constant."""
-        f = Fraction(float(_operand(c).value))
+        c = _operand(c)
+        if c.op != "const":
+            raise ValueError(f"an expression divides only by a constant power of two, got {c!r}")
+        f = Fraction(float(c.value))
         if f <= 0 or f.numerator & (f.numerator - 1) or f.denominator & (f.denominator - 1):
             raise ValueError(f"an expression divides only by a positive power of two, got {c!r}; "
                              f"multiply by const(1/{c!r}) instead")

@@ -307,6 +307,9 @@ class Compiler:
             codes = codes - ((codes >> (len(c.bits) - 1) & 1) << len(c.bits))
         u = np.clip(codes, c.vlo, c.vhi).astype(np.float64) * 2.0 ** c.lsb   # unreachable codes: clamped
         y = np.asarray(fn(u), dtype=np.float64)
+        if y.shape != u.shape or not np.all(np.isfinite(y)):
+            raise ValueError(f"apply: {fn!r} must map an array of shape {u.shape} to finite values on "
+                             f"[{u.min()}, {u.max()}] (the values its argument can take)")
         pad = ulps * np.spacing(np.abs(y))
         lip_e = Q(lip) * c.e.mag
         return self._table(c.bits, y, y - pad, y + pad, lsb, Iv(-lip_e, lip_e))
