@@ -59,6 +59,13 @@ def test_zero_budget_runs_todays_flow_only_which_reaches_the_full_adder_minimum(
     assert res.gates == 5 and [t[0] for t in res.tried] == ["classic/dch_if"]   # the full adder's B2 minimum
 
 
+def test_a_zero_gate_candidate_ends_the_search():
+    cols = [np.zeros(8, bool), np.array([(c >> 1) & 1 for c in range(8)], bool)]   # constant 0 and the wire x1
+    res = synthesize(cols, budget_s=60, deepsyn_s=1)
+    _check(res, cols)
+    assert res.gates == 0 and [t[0] for t in res.tried] == ["classic/dch_if"]
+
+
 def test_reversed_order_maps_inputs_back():
     # x0 AND (x1 XOR x2 XOR x3) plus x0 alone: asymmetric, so a wrong relabelling computes another function
     c = np.arange(16)

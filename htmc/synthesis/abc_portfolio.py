@@ -63,6 +63,9 @@ class _Run:
         self.tried: list[tuple[str, int | None, float]] = []
 
     def left(self) -> float:
+        """Seconds of budget left; none once a candidate has 0 gates (a wire or a constant: nothing is smaller)."""
+        if self.best is not None and self.best.gates == 0:
+            return 0.0
         return self.deadline - time.perf_counter()
 
     def run(self, name: str, head: str, perm: np.ndarray, limit: float, tag: str, mappings: list[str]) -> None:
@@ -150,7 +153,7 @@ def run_portfolio(columns: list[np.ndarray], n: int, flows=None, mappings=None, 
 def _deepsyn(r: _Run, deepsyn_s: float | None, mappings: list[str]) -> None:
     """&deepsyn from the best candidate's AIG: DEEPSYN_SHARE of the budget left (deepsyn_s None; none under 1 s)
     or deepsyn_s seconds. Today's 1 s is already in the classic flow."""
-    if r.best is None:
+    if r.best is None or r.best.gates == 0:
         return
     if deepsyn_s is None:
         seconds = int(r.left() * DEEPSYN_SHARE)
