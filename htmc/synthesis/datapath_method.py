@@ -49,7 +49,7 @@ def _scan(problem: Problem, tree, has, eps: float) -> list[Compiled]:
     (truncation guard, abs without + 1, constant bits) around the VARIANTS smallest that are (nearly) proven.
 
     The bound is one interval over the whole domain, so it misses cancellations between terms (relu_ridges m=16:
-    bounds 2-4 eps, verified errors 0.4-0.98 eps). When no format is nearly proven, the verifier picks the bases.
+    bounds 2-5 eps, verified errors 0.4-0.98 eps). When no format is nearly proven, the verifier picks the bases.
     """
     t, plains = problem.table, []
 
