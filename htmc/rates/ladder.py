@@ -52,7 +52,7 @@ def check_ladder(target, eps0: float, steps: int, *, domain: str = "box", bits: 
 
 def run_ladder(target, eps0: float, steps: int, *, domain: str = "box", methods=DEFAULT_METHODS,
                budget_s: float = 60, gammas=(2, 3, 4), bits: int | None = None, thorough: bool = True,
-               progress: Callable[[int, SearchResult], None] | None = None) -> Ladder:
+               max_inputs: int | None = None, progress: Callable[[int, SearchResult], None] | None = None) -> Ladder:
     """Search every rung, then fit the sizes. Rungs with no verified circuit or with 0 gates (a constant or a
     wire, below the power-law regime) do not enter the fits. Each rung's `exact_rounded` (its circuit is the
     exactly rounded one, grid domain only) tells the fit which rungs can be saturated (DESIGN §2.3)."""
@@ -60,7 +60,7 @@ def run_ladder(target, eps0: float, steps: int, *, domain: str = "box", methods=
     eps = ladder_eps(eps0, steps)
     results = []
     for j, e in enumerate(eps):
-        results.append(search(target, e, domain, methods, budget_s, bits, thorough=thorough))
+        results.append(search(target, e, domain, methods, budget_s, bits, max_inputs=max_inputs, thorough=thorough))
         if progress:
             progress(j, results[-1])
     ladder = Ladder(eps, results, None)
