@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from htmc.records import CompileRecord, LadderRecord, SearchRecord, task_key, TrainRecord
 from htmc.registry import did_you_mean, Registry
+from htmc.synthesis.search import DEFAULT_METHODS
 
 TASK_KINDS: Registry["TaskKind"] = Registry("task kind")
 
@@ -67,7 +68,7 @@ def _pin_version(p: dict, key: str, registered, what: str):
 
 # --- circuit_search -----------------------------------------------------------------------------------------------
 SEARCH_DEFAULTS = {"function": None, "function_params": {}, "function_version": None, "eps": None,
-                   "domain": None, "methods": ["table", "abc", "arith", "exact"], "method_versions": None,
+                   "domain": None, "methods": list(DEFAULT_METHODS), "method_versions": None,
                    "budget_s": 60.0, "bits": None, "thorough": True}
 
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from htmc.circuits.hextable import parse_hex
+from htmc.synthesis.search import DEFAULT_METHODS
 from jobs.common import emit, target_from_args
 from jobs.errors import user_error, USER_ERRORS
 
@@ -143,8 +144,9 @@ def _add_function_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plugin", action="append", metavar="FILE.py",
                    help="a Python file that registers extra functions (see README)")
     p.add_argument("--domain", choices=["box", "grid"], help="error domain (default: the function's)")
-    p.add_argument("--methods", default="table,abc,arith,exact",
-                   help="comma-separated search methods (default table,abc,arith,exact; also abc_round)")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                   help=f"comma-separated search methods (default {','.join(DEFAULT_METHODS)}; also abc_round, "
+                        f"decomp, lupanov)")
     p.add_argument("--budget-s", type=float, default=60, help="time budget per ε in seconds (default 60)")
     p.add_argument("--bits", type=int, help="input bits per coordinate k (default: searched on box, 4 on grid)")
     p.add_argument("--quick", action="store_true",

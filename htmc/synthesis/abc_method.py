@@ -43,17 +43,17 @@ def _abc(problem: Problem, strategies: list[str], method: str, interleave: bool 
                                         note=str(e).splitlines()[0]))
                 continue
             out.append(make_attempt(problem, method, name + suffix, rename_inputs(res.circuit, p), res.seconds,
-                                    aig=res.aig_nodes))
+                                    aig=res.aig_nodes, note=f"abc flow {res.flow}"))
     return out
 
 
-@METHODS.register("abc_round", "2")
+@METHODS.register("abc_round", "3")   # 3: the ABC portfolio (abc_portfolio)
 def abc_round_method(problem: Problem) -> list[Attempt]:
     """ABC on the plainly rounded table: same script, no slack. The reference the slack methods must beat."""
     return _abc(problem, ["round"], "abc_round")
 
 
-@METHODS.register("abc", "3")
+@METHODS.register("abc", "4")         # 3: interleaved input order; 4: the ABC portfolio
 def abc_method(problem: Problem) -> list[Attempt]:
     """ABC on tables whose codes exploit the interval slack (trailing zeros, MSB-first don't-cares), in the
     table's input order and, for d >= 2, the interleaved one. Version 3: the interleaved order."""

@@ -18,7 +18,7 @@ from .problem import METHODS, Attempt, Problem
 
 DEFAULT_GRID_BITS = 4
 
-DEFAULT_METHODS = ("table", "abc", "arith", "exact")
+DEFAULT_METHODS = ("table", "abc", "arith", "exact", "datapath", "mc")   # the last two: targets with a formula, mixtures
 # methods that choose their own output format run once per resolution, not once per output step
 OWN_FORMAT = frozenset({"arith", "datapath", "mc"})
 
