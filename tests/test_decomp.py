@@ -80,16 +80,17 @@ def test_decompose_counts_complements_as_reuse():
 
 
 def test_decomp_against_plain_abc_where_both_run():
-    # Measured 2026-12-01: 204 gates (10-input cofactors, 3 distinct) against 175 for ABC on the whole table.
-    # Splitting loses the sharing across cofactors, so below 16 inputs decomp does not beat abc (yet): the
-    # test pins the gap, and that abc cannot run where decomp does.
+    # Measured 2026-12-01: 204 gates (10-input cofactors, 3 distinct) against 175 and, in a later run, 357 for
+    # ABC on the whole table (its &deepsyn works to a time budget, so it varies). Splitting loses the sharing
+    # across cofactors, so decomp need not beat abc below 16 inputs: the test bounds the gap, and checks that abc
+    # cannot run where decomp does.
     n, ci, m = 14, 10, 4
     u, _ = _repeating_codes(n, ci, m, np.random.default_rng(1))
     best = lambda att: min(a.gates for a in att if a.verified)
     circuit, stats = decompose(u, m, n, cofactor_inputs=ci)
     assert np.array_equal(output_codes(circuit), u) and stats.unique == 3
     abc = best(abc_method(_grid_problem(u, 1, n)))
-    assert abc <= circuit.size <= 1.3 * abc, (circuit.size, abc)
+    assert circuit.size <= 1.3 * abc, (circuit.size, abc)
     assert abc_method(_grid_problem(np.concatenate([u] * 8), 1, n + 3)) == []
 
 
