@@ -20,7 +20,7 @@ from htmc.targets import make_function
 # the rate is d/s (k < J, htmc.targets.holder); steps end where the last rung still fits 24 input bits. Quick
 # mode searches the finer of the two feasible resolutions; max_inputs (None: 24) keeps it off 2^22-2^24 tables,
 # whose build and verification take tens of minutes on the shared 2-core box.
-CONFIGS = [(2, 1.0, 0.4, 6, 10, None), (2, 0.75, 0.4, 5, 10, None), (2, 0.5, 0.4, 4, 12, 20),
+CONFIGS = [(2, 1.0, 0.4, 6, 10, 20), (2, 0.75, 0.4, 5, 10, 20), (2, 0.5, 0.4, 4, 12, 20),
            (3, 1.0, 0.4, 4, 8, 21)]
 METHODS = ["lupanov"]
 
