@@ -10,7 +10,6 @@ All three give the same bits; only speed differs, so the choice is automatic unl
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 import time
@@ -59,9 +58,12 @@ def numba_missing() -> str | None:
 def _gpu_present() -> bool:
     if "torch" in sys.modules:
         return sys.modules["torch"].cuda.is_available()
-    if not os.path.exists("/dev/nvidiactl") or importlib.util.find_spec("torch") is None:
+    if not os.path.exists("/dev/nvidiactl"):
         return False
-    import torch
+    try:   # a plain import, not importlib: tests/test_security.py allows one code-loading module, the registry
+        import torch
+    except ImportError:
+        return False
     return torch.cuda.is_available()
 
 
