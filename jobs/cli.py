@@ -101,7 +101,8 @@ def cmd_circuit_ladder(args) -> int:
     target = target_from_args(args)
     from htmc.rates.ladder import check_ladder
     _check_bits(args, target)
-    check_ladder(target, args.eps0, args.steps, domain=args.domain or target.domain_default, bits=args.bits)
+    check_ladder(target, args.eps0, args.steps, domain=args.domain or target.domain_default, bits=args.bits,
+                 methods=_methods(args.methods))   # decomp and lupanov reach 24 input bits, the others 16
     from tqdm import tqdm
     bar = tqdm(total=args.steps, desc=f"ladder {target.name}", unit="ε", disable=args.json, file=sys.stderr)
 

@@ -54,7 +54,9 @@ def _resolutions(target, eps: float, domain: str, bits: int | None, max_inputs: 
             if len(ks) == 2:
                 break
     if not ks:
-        raise ValueError(f"eps={eps} needs more than {max_inputs} input bits for this function")
+        wider = "" if max_inputs >= max(WIDE_METHODS.values()) else (
+            f" with these methods ({', '.join(f'{m} reaches {b}' for m, b in WIDE_METHODS.items())})")
+        raise ValueError(f"eps={eps} needs more than {max_inputs} input bits for this function{wider}")
     return ks
 
 
