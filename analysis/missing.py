@@ -38,7 +38,7 @@ def missing_notes(counts: dict, *, n_records: int, n_circuits: int, functions: p
     if n_circuits and phase_table.empty:
         missing.append(f"no ladders of {phase[0]} with parameters {phase[1]} and {phase[2]}: no phase diagram")
     if n_circuits and convexity.empty:
-        missing.append("no mixture ladders: no convexity test (run sweeps/convexity.yaml)")
+        missing.append("no Hölder-mixture ladders: no γ̂-of-mixtures table (the control group of sweeps/convexity.yaml)")
     return missing
 
 

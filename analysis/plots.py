@@ -210,7 +210,7 @@ def plot_convexity(conv: pd.DataFrame, path) -> PlotResult:
             "rate; for parts below 2 the rate may drift toward 2 as m grows. Hollow markers: no interval (n/a with "
             "≤3 fitted rungs, or unbounded).")
     if conv.empty:
-        return PlotResult(name, None, 0, 0, text, "no mixture ladders: nothing to draw")
+        return PlotResult(name, None, 0, 0, text, "no Hölder-mixture ladders: nothing to draw")
     fitted = conv[conv["gamma"].notna()]
     if fitted.empty:
         return PlotResult(name, None, 0, 0, text, "no mixture ladder has a rate fit")
