@@ -200,7 +200,7 @@ def _best_verified(s: _Search, cands: list[tuple[tuple[int, int], Circuit]], err
 
 def compile_search(net: dict[str, np.ndarray], table: IntervalTable, eps: float, bits=DEFAULT_BITS,
                    budget_s: float = 60, optimize: bool = True, method: str = "fused",
-                   cache: dict | None = None) -> CompileResult:
+                   cache: dict | None = None, float_err: float | None = None) -> CompileResult:
     """Fewest weight and activation bits whose compiled circuit verifies within eps, and the fewest gates.
 
     1. The float net's error on the cells (float_error) is a floor: above eps, no bits help; return no circuit.
@@ -213,7 +213,7 @@ def compile_search(net: dict[str, np.ndarray], table: IntervalTable, eps: float,
     """
     s = _Search(net, table, eps, budget_s, optimize, method, time.monotonic())
     bits = _checked_bits(eps, bits)
-    fe = float_error(net, table)
+    fe = float_error(net, table) if float_err is None else float_err   # compile_ladder knows it per resolution
     res = CompileResult(k=table.k, eps=float(eps), float_error=fe)
     if fe > eps:
         res.reason = (f"the float net itself is too inaccurate: its sup error on the {1 << table.n_inputs} cells "

@@ -66,7 +66,8 @@ def compile_rung(net: dict, tables: _Tables, eps: float, budget_s: float, cache:
         left = budget_s - (time.monotonic() - t0)
         if results and left <= 0:
             break
-        results.append(compile_search(net, tables.tables[k], eps, budget_s=max(1.0, left), cache=cache))
+        results.append(compile_search(net, tables.tables[k], eps, budget_s=max(1.0, left), cache=cache,
+                                      float_err=tables.errors[k]))
     verified = [r for r in results if r.circuit is not None]
     best = min(verified, key=lambda r: r.gates) if verified else results[0]
     point = _point(eps, best, ks)
