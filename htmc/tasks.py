@@ -41,6 +41,7 @@ class TaskKind:
     # tasks after the others, and `run` then gets (params, that record as a dict, or None when it has none).
     upstream: Callable[[dict], tuple[str, str]] | None = None
     upstream_kind: str | None = None           # the kind `upstream` points at (a spec's for_each is checked on it)
+    upstream_param: str | None = None          # the parameter a spec's for_each fills with each upstream task's params
 
 
 def _merge(kind: str, params: dict, defaults: dict) -> dict:
@@ -275,4 +276,4 @@ def _run_compile(p: dict, trained: dict | None) -> CompileRecord:
 
 TASK_KINDS.register("resnet_compile", "1", TaskKind(
     "resnet_compile", "1", COMPILE_DEFAULTS, lambda q: _validate_compile(q, on_driver=False), _run_compile,
-    driver_validate=_validate_compile, upstream=_train_key, upstream_kind="resnet_train"))
+    driver_validate=_validate_compile, upstream=_train_key, upstream_kind="resnet_train", upstream_param="train"))

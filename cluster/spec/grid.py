@@ -45,11 +45,12 @@ def count_mapping(m: dict, memo: dict) -> int:
 
 def group_param_sets(group: GroupSpec, upstream: list[Task] | None = None) -> list[dict]:
     """The raw parameter sets of a group (grid expanded, params merged), before validation. A for_each group gets
-    one set per task of the named group, that task's params under the upstream kind's parameter ('train')."""
+    one set per task of the named group, that task's params under the kind's upstream_param."""
     sets = [{**group.params, **combo} for combo in _expand_mapping(group.grid)]
     if group.for_each is None:
         return sets
-    return [{**raw, "train": t.params} for t in upstream or [] for raw in sets]
+    param = TASK_KINDS.get(group.kind).upstream_param
+    return [{**raw, param: t.params} for t in upstream or [] for raw in sets]
 
 
 def expand(spec: SweepSpec, *, checker: Checker | None = None) -> list[Task]:

@@ -237,10 +237,10 @@ def _group(ck: Checker, g, path: tuple, before: list[GroupSpec]) -> GroupSpec:
 
 def _for_each(ck: Checker, g: dict, path: tuple, kind, before: list[GroupSpec]) -> str | None:
     """The group named by for_each: earlier in the spec, of the kind this group's kind consumes."""
-    name = g.get("for_each")
+    name, param = g.get("for_each"), kind.upstream_param
     if name is None:
-        if kind.upstream is not None and "train" not in (g.get("params") or {}) and "train" not in (g.get("grid") or {}):
-            ck.fail(path, f"task kind '{g['kind']}' compiles the tasks of another group: add for_each: <the name "
+        if kind.upstream is not None and not any(param in (g.get(sec) or {}) for sec in ("params", "grid")):
+            ck.fail(path, f"task kind '{g['kind']}' consumes the tasks of another group: add for_each: <the name "
                           f"of a {kind.upstream_kind} group before it>")
         return None
     if kind.upstream is None:
@@ -254,8 +254,8 @@ def _for_each(ck: Checker, g: dict, path: tuple, kind, before: list[GroupSpec]) 
         ck.fail(path + ("for_each",), f"group '{name}' is of kind '{up.kind}', but '{g['kind']}' consumes "
                                       f"'{kind.upstream_kind}' tasks")
     for sec in ("params", "grid"):
-        if "train" in (g.get(sec) or {}):
-            ck.fail(path + (sec, "train"), "for_each sets 'train' from the named group; remove it here")
+        if param in (g.get(sec) or {}):
+            ck.fail(path + (sec, param), f"for_each sets '{param}' from the named group; remove it here")
     return name
 
 
