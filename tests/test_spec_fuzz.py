@@ -276,3 +276,11 @@ def test_deep_nesting_is_an_error_not_a_crash():
     doc = "name: t\ngroups: " + "[" * 5000 + "]" * 5000 + "\n"
     with pytest.raises(SpecError):
         parse_spec(doc, SOURCE)
+
+
+@pytest.mark.parametrize("text", ["!!int 0x1F\nn", "!!float nan\nn", "!!timestamp 2001-12-14\nn"])
+def test_a_tagged_value_that_does_not_parse_is_a_spec_error(text):
+    """Found by the fuzz test above: PyYAML's constructors raised ValueError / AttributeError on these."""
+    from cluster.spec.loader import load_yaml
+    with pytest.raises(SpecError, match="a tagged value .* does not parse as its type"):
+        load_yaml(text, "s.yaml")
