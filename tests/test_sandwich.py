@@ -89,6 +89,12 @@ def test_compile_kind_validates_and_names_its_upstream():
         kind.driver_validate({"eps0": 0.2, "steps": 3})
     with pytest.raises(ValueError, match="did you mean 'width'"):
         kind.driver_validate({"train": {**TRAIN, "widht": 3}, "eps0": 0.2, "steps": 3})
+    with pytest.raises(ValueError, match="budget_s must be a number > 0, got -1"):
+        kind.driver_validate({"train": TRAIN, "eps0": 0.2, "steps": 3, "budget_s": -1})
+    with pytest.raises(ValueError, match=r"max_inputs must be an integer in 1..20 .*got 30"):
+        kind.driver_validate({"train": TRAIN, "eps0": 0.2, "steps": 3, "max_inputs": 30})
+    with pytest.raises(ValueError, match="eps0 must be a finite number > 0, got inf"):
+        kind.driver_validate({"train": TRAIN, "eps0": float("inf"), "steps": 3})
 
 
 def test_compile_without_a_trained_net_is_a_failed_record_that_says_why():
