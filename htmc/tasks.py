@@ -114,7 +114,8 @@ def _run_search(p: dict) -> dict:
 
 
 # --- circuit_ladder -----------------------------------------------------------------------------------------------
-LADDER_DEFAULTS = {**SEARCH_DEFAULTS, "eps": None, "eps0": None, "steps": None, "gammas": [2, 3, 4]}
+LADDER_DEFAULTS = {**SEARCH_DEFAULTS, "eps": None, "eps0": None, "steps": None, "gammas": [2, 3, 4],
+                   "max_inputs": None}
 del LADDER_DEFAULTS["eps"]
 
 
@@ -125,19 +126,32 @@ def _check_rungs(p: dict) -> None:
         raise ValueError(f"eps0 must be a finite number > 0, got {p['eps0']!r}")
 
 
+def _check_max_inputs(v, most: int, why: str) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= most:
+        raise ValueError(f"max_inputs must be an integer in 1..{most} ({why}), got {v!r}")
+
+
 def _validate_ladder(params: dict) -> dict:
     p = _merge("circuit_ladder", params, LADDER_DEFAULTS)
     _check_rungs(p)
     rest = _validate_search({**{k: v for k, v in p.items() if k in SEARCH_DEFAULTS}, "eps": p["eps0"]})
     rest.pop("eps")
-    return {**p, **rest}
+    p = {**p, **rest}
+    if p["max_inputs"] is None:   # added after ladders ran: unset, it stays out of the params, so their keys hold
+        del p["max_inputs"]
+    else:
+        from htmc.synthesis.search import max_inputs_for
+        _check_max_inputs(p["max_inputs"], max_inputs_for(p["methods"]),
+                          f"the most input bits methods {p['methods']} take")
+    return p
 
 
 def _run_ladder(p: dict) -> LadderRecord:
     from htmc.rates.ladder import run_ladder
     target = _function(p)
     lad = run_ladder(target, p["eps0"], p["steps"], domain=p["domain"], methods=p["methods"],
-                     budget_s=p["budget_s"], gammas=p["gammas"], bits=p["bits"], thorough=p["thorough"])
+                     budget_s=p["budget_s"], gammas=p["gammas"], bits=p["bits"], thorough=p["thorough"],
+                     max_inputs=p.get("max_inputs"))
     fit = lad.fit.to_json() if lad.fit else {}
     points = [search_record(target, e, r).to_row() for e, r in zip(lad.eps, lad.results)]
     for pt in points:
@@ -232,9 +246,7 @@ def _validate_compile(params: dict, *, on_driver: bool = True) -> dict:
     _check_rungs(p)
     if not isinstance(p["budget_s"], (int, float)) or not p["budget_s"] > 0:
         raise ValueError(f"budget_s must be a number > 0, got {p['budget_s']!r}")
-    if not isinstance(p["max_inputs"], int) or not 1 <= p["max_inputs"] <= MAX_COMPILE_INPUTS:
-        raise ValueError(f"max_inputs must be an integer in 1..{MAX_COMPILE_INPUTS} (every input code is "
-                         f"enumerated), got {p['max_inputs']!r}")
+    _check_max_inputs(p["max_inputs"], MAX_COMPILE_INPUTS, "every input code is enumerated")
     return p
 
 

@@ -65,3 +65,28 @@ def test_holder_random_rate_matches_theory(d, s, eps0, steps):
     # check is the tolerance above.
     lo, hi = fit.gamma_ci
     assert lo <= fit.gamma <= hi and fit.ci_note.startswith("spread of the fit"), report
+
+
+def test_ladder_max_inputs_is_checked_and_stays_out_of_old_keys():
+    from htmc.records import task_key
+    from htmc.tasks import TASK_KINDS
+    kind = TASK_KINDS.get("circuit_ladder")
+    base = {"function": "holder_random", "function_params": {"d": 2, "s": 1.0, "seed": 0, "levels": 10},
+            "eps0": 0.4, "steps": 3, "methods": ["lupanov"], "thorough": False, "budget_s": 30}
+    p = kind.validate(base)
+    # the key this ladder had before max_inputs existed (computed at commit 11015a8): unset, it must not move
+    assert "max_inputs" not in p and task_key("circuit_ladder", "1", p) == "c80fac3071d179e1"
+    assert kind.validate({**base, "max_inputs": 20})["max_inputs"] == 20
+    for bad in (30, 0, 2.5, True, "20"):
+        with pytest.raises(ValueError, match=r"max_inputs must be an integer in 1\.\.24 \(the most input bits "
+                                             r"methods \['lupanov'\] take\), got " + repr(bad).replace(".", r"\.")):
+            kind.validate({**base, "max_inputs": bad})
+    with pytest.raises(ValueError, match=r"max_inputs must be an integer in 1\.\.16 .*got 20"):
+        kind.validate({**base, "methods": ["table"], "max_inputs": 20})
+
+
+def test_ladder_whose_last_rung_needs_more_than_max_inputs_fails_before_searching():
+    f = make_function("holder_random", d=2, s=1.0, seed=0, levels=10)
+    with pytest.raises(ValueError, match=r"last rung \(eps=0\.1, step 2\) cannot be searched: eps=0\.1 needs "
+                                         r"more than 10 input bits"):
+        run_ladder(f, 0.4, 3, methods=["lupanov"], max_inputs=10)

@@ -32,7 +32,7 @@ def ladder_eps(eps0: float, steps: int) -> list[float]:
 
 
 def check_ladder(target, eps0: float, steps: int, *, domain: str = "box", bits: int | None = None,
-                 methods=DEFAULT_METHODS) -> None:
+                 methods=DEFAULT_METHODS, max_inputs: int | None = None) -> None:
     """Raise ValueError, before any search runs, for a ladder that cannot complete: too few rungs, eps0 not a
     finite number > 0, or a last rung eps0·2^-(steps-1) that needs more input bits than circuit search handles
     (feasibility only gets harder as eps shrinks, so checking the last rung covers them all)."""
@@ -44,7 +44,7 @@ def check_ladder(target, eps0: float, steps: int, *, domain: str = "box", bits: 
     last = eps0 * 2.0 ** -(steps - 1)
     if domain == "box" and bits is None:
         try:
-            _resolutions(target, last, domain, None, max_inputs_for(methods))
+            _resolutions(target, last, domain, None, max_inputs or max_inputs_for(methods))
         except ValueError as e:
             raise ValueError(f"the ladder's last rung (eps={last:.3g}, step {steps - 1}) cannot be searched: {e}; "
                              f"use fewer steps or a larger eps0") from None
@@ -56,7 +56,7 @@ def run_ladder(target, eps0: float, steps: int, *, domain: str = "box", methods=
     """Search every rung, then fit the sizes. Rungs with no verified circuit or with 0 gates (a constant or a
     wire, below the power-law regime) do not enter the fits. Each rung's `exact_rounded` (its circuit is the
     exactly rounded one, grid domain only) tells the fit which rungs can be saturated (DESIGN §2.3)."""
-    check_ladder(target, eps0, steps, domain=domain, bits=bits, methods=methods)
+    check_ladder(target, eps0, steps, domain=domain, bits=bits, methods=methods, max_inputs=max_inputs)
     eps = ladder_eps(eps0, steps)
     results = []
     for j, e in enumerate(eps):
