@@ -50,9 +50,10 @@ def convexity_table(functions: pd.DataFrame) -> pd.DataFrame:
 def phase_table(functions: pd.DataFrame, family: str = PHASE_DEFAULT[0], x: str = PHASE_DEFAULT[1],
                 y: str = PHASE_DEFAULT[2]) -> pd.DataFrame:
     """γ̂ per (x, y) cell of one family: median over the family's other parameters (seeds), with the cell's
-    median interval ends, the theory's γ, and how many functions and failed records the cell has."""
+    median interval ends, the theory's γ, how many functions and failed records the cell has, and the fewest and
+    most rungs its fits used (issue 15 asks for d = 2 cells of >= 6 rungs)."""
     cols = ["family", "x_name", "y_name", "x", "y", "gamma", "gamma_lo", "gamma_hi", "gamma_theory", "n_functions",
-            "n_fitted", "n_records", "n_failed"]
+            "n_fitted", "n_records", "n_failed", "rungs_min", "rungs_max"]
     fam = functions[functions["function"] == family] if len(functions) else functions
     if fam.empty:
         return pd.DataFrame({c: [] for c in cols})
@@ -68,5 +69,7 @@ def phase_table(functions: pd.DataFrame, family: str = PHASE_DEFAULT[0], x: str 
                      "gamma_lo": fitted["gamma_lo"].median() if len(fitted) else math.nan,
                      "gamma_hi": fitted["gamma_hi"].median() if len(fitted) else math.nan,
                      "gamma_theory": g["gamma_theory"].median(), "n_functions": len(g), "n_fitted": len(fitted),
-                     "n_records": int(g["n_records"].sum()), "n_failed": int(g["n_failed"].sum())})
+                     "n_records": int(g["n_records"].sum()), "n_failed": int(g["n_failed"].sum()),
+                     "rungs_min": fitted["n_used"].min() if len(fitted) else 0,
+                     "rungs_max": fitted["n_used"].max() if len(fitted) else 0})
     return pd.DataFrame(rows, columns=cols)

@@ -147,7 +147,8 @@ def plot_phase(phase: pd.DataFrame, path) -> PlotResult:
     fam, xn, yn = phase["family"].iloc[0], phase["x_name"].iloc[0], phase["y_name"].iloc[0]
     text = (f"Fitted rate γ̂ of C̄(f, ε) for {fam} over its parameters {xn} (x) and {yn} (y); each cell is the median "
             f"over the family's other parameters (seeds), with the median interval (the spread of the fit, not "
-            f"sampling error; n/a where fits have ≤3 rungs) and the theory's γ. Colours "
+            f"sampling error; n/a where fits have ≤3 rungs), the theory's γ, how many of the cell's functions have a "
+            f"fit, and the fewest and most rungs those fits used. Colours "
             f"diverge at γ = 2: red cells are in the HTMC regime (γ̂ > 2). Solid black: the γ̂ = 2 contour; dashed: "
             f"the theory's γ = 2 contour. Hatched cells have records but no fit (failed or too few points).")
     xs, ys = np.unique(phase["x"].to_numpy(float)), np.unique(phase["y"].to_numpy(float))
@@ -172,7 +173,10 @@ def plot_phase(phase: pd.DataFrame, path) -> PlotResult:
         th = f"theory {r['gamma_theory']:.2f}" if is_finite(r["gamma_theory"]) else "theory —"
         val = (f"γ̂ = {r['gamma']:.2f}\n{_fmt_gamma_ci(r['gamma_lo'], r['gamma_hi'])}" if is_finite(r["gamma"])
                else f"no fit\n({int(r['n_failed'])} failed)")
-        ax.text(r["x"], r["y"], f"{val}\n{th}\nfitted {int(r['n_fitted'])} of {int(r['n_functions'])}",
+        lo, hi = int(r["rungs_min"]), int(r["rungs_max"])
+        rungs = f"\n{lo} rungs" if lo == hi else f"\n{lo}-{hi} rungs"
+        ax.text(r["x"], r["y"], f"{val}\n{th}\nfitted {int(r['n_fitted'])} of {int(r['n_functions'])}"
+                + (rungs if r["n_fitted"] else ""),
                 ha="center", va="center", fontsize=8,
                 bbox=dict(boxstyle="round,pad=0.3", facecolor="white", alpha=0.75, edgecolor="none"))
     handles = []
@@ -190,7 +194,7 @@ def plot_phase(phase: pd.DataFrame, path) -> PlotResult:
     ax.set_xlabel(f"{xn} (family parameter{', Hölder exponent' if xn == 's' else ''}, dimensionless)")
     ax.set_ylabel(f"{yn} (family parameter{', input dimension' if yn == 'd' else ''}, dimensionless)")
     theory = " (theory: γ = d/s)" if fam == "holder_random" and (xn, yn) == ("s", "d") else ""
-    ax.set_title(f"Phase diagram of γ̂ for {fam} over ({xn}, {yn}){theory}\nγ > 2 is the HTMC regime", fontsize=10)
+    ax.set_title(f"Phase diagram of γ̂ for {fam}\nover ({xn}, {yn}){theory}; γ > 2 is the HTMC regime", fontsize=10)
     fig.tight_layout()
     n_pts = int(np.isfinite(G).sum())
     return PlotResult(name, save_png(fig, path), n_pts, int(phase["n_records"].sum()), text)
