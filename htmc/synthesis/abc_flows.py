@@ -1,8 +1,8 @@
 """The named ABC flows of the truth-table portfolio (issue 15): how a table becomes an AIG, how the AIG is
 optimized, and the B2 mappings tried on it.
 
-A flow is a start (BDD `collapse`, the PLA's SOP, or Miyasaka's truth-table `&ttopt`), an optimization script and
-an input order. The portfolio (abc_portfolio) maps every flow's AIG with the first mapping and tries the others on
+A flow is a start (BDD `collapse`, the PLA's SOP, Miyasaka's truth-table `&ttopt`, or our Reed-Muller tree read
+by ABC), an optimization script and an input order. The portfolio (abc_portfolio) maps every flow's AIG with the first mapping and tries the others on
 the best AIG only.
 Input permutations are free in a circuit, so an order other than the identity permutes the table, synthesizes,
 and relabels the circuit's inputs back (`permute_columns`, `relabel_inputs`).
@@ -16,6 +16,11 @@ Why these flows (measured 2026-12-02, benchmarks/portfolio.py, RESULTS.md "ABC p
   equal cofactors across outputs. It won 7 of 10 holder_random tables, by 8-26% (RESULTS.md), and 3 of 8 IWLS
   2022 tables; on random tables it is 2-3% worse than the BDD start.
   Its -O (outputs per group) must divide the number of outputs, or ABC aborts; the whole table is one group.
+- `davio` builds the positive-Davio (Reed-Muller) decision diagram in Python (CircuitBuilder.rm_tree: 2 gates
+  per node where a multiplexer takes 3). The built circuit is itself a candidate; ABC only maps it (no AIG
+  script: dc2 and resyn2 count an XOR as 3 ANDs and undo the structure, 1,038 -> 1,254 gates on a random
+  10-input table). On random 10-12-input tables it is 11-13% below today's flow (RESULTS.md), where no ABC flow
+  gained.
 - `&mfs` / `mfs2` after `&if -K 2` are don't-care resubstitution on the mapped network (Mishchenko et al.,
   "Scalable don't-care-based logic optimization and resynthesis", FPGA 2009); they keep nodes at two fanins.
 """
@@ -46,7 +51,7 @@ DEFAULT_MAPPINGS = ("dch_if", "dch_if_mfs", "dch_if_mfs2")
 
 @dataclass(frozen=True)
 class Flow:
-    start: str            # "bdd" | "sop" | "ttopt"
+    start: str            # "bdd" | "sop" | "ttopt" | "davio" (f.blif, the CircuitBuilder.rm_tree circuit)
     optimize: str         # ABC script on the started AIG
     order: str = "identity"   # input order: "identity" | "reversed"
     deepsyn: bool = False     # end with today's &deepsyn (classic only, so the portfolio contains today's flow)
@@ -61,6 +66,8 @@ class Flow:
             return "collapse; muxes; strash"
         if self.start == "sop":
             return "strash"
+        if self.start == "davio":
+            return "strash"
         # -I at least the support; -O must divide the outputs (ABC aborts otherwise), so one group
         return f"strash; &get -n; &ttopt -I {max(n_inputs, 6)} -O {n_outputs}; &put"
 
@@ -71,11 +78,14 @@ FLOWS.register("ttopt", "1", Flow("ttopt", CLASSIC_OPT))
 FLOWS.register("bdd_rev", "1", Flow("bdd", CLASSIC_OPT, "reversed"))
 FLOWS.register("ttopt_rev", "1", Flow("ttopt", CLASSIC_OPT, "reversed"))
 FLOWS.register("sop", "1", Flow("sop", CLASSIC_OPT))
+FLOWS.register("davio", "1", Flow("davio", ""))
+FLOWS.register("davio_rev", "1", Flow("davio", "", "reversed"))
 
 # Priority order: the portfolio runs flows in this order while its budget lasts, then spends what is left on
 # &deepsyn from the best AIG. classic (with today's 1 s &deepsyn) first, so the portfolio contains today's flow:
 # a &deepsyn only from the best AIG lost to it on 3 of 8 IWLS tables (e.g. ex04: 332 vs 328 gates).
-DEFAULT_PORTFOLIO = ("classic", "ttopt", "ttopt_rev", "bdd_rev", "sop")
+# The davio flows come right after classic: they take a fraction of a second.
+DEFAULT_PORTFOLIO = ("classic", "davio", "davio_rev", "ttopt", "ttopt_rev", "bdd_rev", "sop")
 ORDERS = ("identity", "reversed")
 
 

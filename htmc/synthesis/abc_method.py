@@ -47,13 +47,13 @@ def _abc(problem: Problem, strategies: list[str], method: str, interleave: bool 
     return out
 
 
-@METHODS.register("abc_round", "3")   # 3: the ABC portfolio (abc_portfolio)
+@METHODS.register("abc_round", "4")   # 3: the ABC portfolio (abc_portfolio); 4: its Reed-Muller flows
 def abc_round_method(problem: Problem) -> list[Attempt]:
     """ABC on the plainly rounded table: same script, no slack. The reference the slack methods must beat."""
     return _abc(problem, ["round"], "abc_round")
 
 
-@METHODS.register("abc", "4")         # 3: interleaved input order; 4: the ABC portfolio
+@METHODS.register("abc", "5")   # 3: interleaved input order; 4: the ABC portfolio; 5: its Reed-Muller flows
 def abc_method(problem: Problem) -> list[Attempt]:
     """ABC on tables whose codes exploit the interval slack (trailing zeros, MSB-first don't-cares), in the
     table's input order and, for d >= 2, the interleaved one. Version 3: the interleaved order."""

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..circuits.blif import BlifError, read_blif
+from ..circuits.blif import BlifError, read_blif, write_blif
+from ..circuits.builder import CircuitBuilder
 from ..circuits.circuit import CircuitError, output_codes
 from .abc_flows import (DEFAULT_MAPPINGS, DEFAULT_PORTFOLIO, FLOWS, MAPPINGS, check_flows, check_mappings,
                         order_permutation, permute_columns, relabel_inputs)
@@ -69,11 +70,14 @@ class _Run:
         return self.deadline - time.perf_counter()
 
     def run(self, name: str, head: str, perm: np.ndarray, limit: float, tag: str, mappings: list[str]) -> None:
-        """Run `head` (commands that leave an AIG in the main network), map it each way, keep the best."""
+        """Run `head` (commands that leave an AIG in the main network), map it each way, keep the best. A head
+        that reads f.blif reads the Reed-Muller tree of the table, which is a candidate itself."""
         d = self.work / tag
         d.mkdir(exist_ok=True)
         if head.startswith("read_pla"):
             write_pla(d / "f.pla", permute_columns(self.columns, perm))
+        if head.startswith("read_blif f.blif"):
+            (d / "f.blif").write_text(write_blif(self._rm_tree(name, perm, d / "opt.aig")))
         # the first mapping straight from the network, as today's flow does; the others from the saved AIG
         maps = "; ".join(f"{'read_aiger opt.aig; ' if i else ''}{MAPPINGS[k]}; write_blif m{i}.blif"
                          for i, k in enumerate(mappings))
@@ -93,8 +97,23 @@ class _Run:
                 self.best = _Best(gates, f"{name}/{k}", circuit, aig if aig is not None else circuit.aig_nodes,
                                   d / "opt.aig", perm, name)
 
+    def _rm_tree(self, name: str, perm: np.ndarray, aig_path: Path):
+        """CircuitBuilder.rm_tree of the permuted table, kept as candidate `<name>/built` if it verifies; its AIG
+        is the one ABC writes to aig_path next (the same circuit, strashed)."""
+        t0 = time.perf_counter()
+        b = CircuitBuilder(self.n)
+        built = b.build(b.rm_tree(b.inputs, permute_columns(self.columns, perm)))
+        circuit = relabel_inputs(built.pruned(), perm)
+        ok = np.array_equal(output_codes(circuit), self.want)
+        self.tried.append((f"{name}/built", circuit.size if ok else None, time.perf_counter() - t0))
+        if ok and (self.best is None or circuit.size < self.best.gates):
+            self.best = _Best(circuit.size, f"{name}/built", circuit, circuit.aig_nodes, aig_path, perm, name)
+        return built
+
     def rerun(self, name: str, head: str, limit: float, tag: str, mappings: list[str]) -> None:
         """`head` on a copy of the best candidate's AIG (src.aig), in the best candidate's input order."""
+        if not self.best.aig_path.exists():   # a built candidate whose ABC run failed has no AIG to work on
+            return
         (self.work / tag).mkdir()
         (self.work / tag / "src.aig").write_bytes(self.best.aig_path.read_bytes())
         self.run(name, head, self.best.perm, limit, tag, mappings)
@@ -133,7 +152,8 @@ def run_portfolio(columns: list[np.ndarray], n: int, flows=None, mappings=None, 
             flow = FLOWS.get(name)
             limit = timeout_s if i == 0 else min(timeout_s, r.left())
             first_ds = (DEFAULT_DEEPSYN_S if n <= DEEPSYN_MAX_INPUTS else 0) if deepsyn_s is None else deepsyn_s
-            r.run(name, f"read_pla f.pla; {flow.script(n, len(columns), first_ds)}",
+            src = "read_blif f.blif" if flow.start == "davio" else "read_pla f.pla"
+            r.run(name, f"{src}; {flow.script(n, len(columns), first_ds)}",
                   order_permutation(flow.order, n), limit, f"f{i}", mappings[:1])
             if i == 0 and budget_s is None:
                 r.deadline = r.start + DEFAULT_BUDGET_X * (time.perf_counter() - r.start)
