@@ -84,8 +84,9 @@ FLOWS.register("davio_rev", "1", Flow("davio", "", "reversed"))
 # Priority order: the portfolio runs flows in this order while its budget lasts, then spends what is left on
 # &deepsyn from the best AIG. classic (with today's 1 s &deepsyn) first, so the portfolio contains today's flow:
 # a &deepsyn only from the best AIG lost to it on 3 of 8 IWLS tables (e.g. ex04: 332 vs 328 gates).
-# The davio flows come right after classic: they take a fraction of a second.
-DEFAULT_PORTFOLIO = ("classic", "davio", "davio_rev", "ttopt", "ttopt_rev", "bdd_rev", "sop")
+# The davio flows' Reed-Muller trees are candidates right after classic (milliseconds); ABC maps them last, in
+# their turn here (0.4% fewer gates at most, measured): before ttopt they cut its time on loaded holder tables.
+DEFAULT_PORTFOLIO = ("classic", "ttopt", "ttopt_rev", "bdd_rev", "sop", "davio", "davio_rev")
 ORDERS = ("identity", "reversed")
 
 
