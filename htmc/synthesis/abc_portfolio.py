@@ -7,8 +7,8 @@ always runs to completion (bounded only by timeout_s), so there is always a resu
 while budget is left and is stopped when it runs out (a stopped step yields nothing). The first flow, classic,
 ends with today's 1 s of `&deepsyn` (tables of at most DEEPSYN_MAX_INPUTS inputs), so the portfolio contains
 today's flow. Right after it, while budget is left, the Reed-Muller trees of the `davio` flows
-(CircuitBuilder.rm_tree, milliseconds) become candidates; ABC maps them in their turn, last. `&deepsyn` then gets DEEPSYN_SHARE of what is left (its -T, whole seconds) on the AIG of the best
-candidate so far (its run time is its budget whatever the size; on bigger tables it rarely finds anything within
+(CircuitBuilder.rm_tree, milliseconds) become candidates; ABC maps them in their turn, last. `&deepsyn` then
+gets DEEPSYN_SHARE of what is left (its -T, whole seconds) on the AIG of the best candidate so far (its run time is its budget whatever the size; on bigger tables it rarely finds anything within
 seconds). The other mappings (`&mfs`, `mfs2`) come last, on the best AIG: they gained under 1% and
 cost up to 8x the plain mapping on 4,000-gate networks.
 
