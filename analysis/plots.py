@@ -137,6 +137,16 @@ def _edges(v: np.ndarray) -> np.ndarray:
     return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
 
 
+def _phase_label(r) -> str:
+    """A phase cell's text: γ̂ and its interval (or why none), the theory, and how many fits with how many rungs."""
+    th = f"theory {r['gamma_theory']:.2f}" if is_finite(r["gamma_theory"]) else "theory —"
+    val = (f"γ̂ = {r['gamma']:.2f}\n{_fmt_gamma_ci(r['gamma_lo'], r['gamma_hi'])}" if is_finite(r["gamma"])
+           else f"no fit\n({int(r['n_failed'])} failed)")
+    lo, hi = int(r["rungs_min"]), int(r["rungs_max"])
+    rungs = "" if not r["n_fitted"] else f"\n{lo} rungs" if lo == hi else f"\n{lo}-{hi} rungs"
+    return f"{val}\n{th}\nfitted {int(r['n_fitted'])} of {int(r['n_functions'])}{rungs}"
+
+
 def plot_phase(phase: pd.DataFrame, path) -> PlotResult:
     """Plot 2: γ̂ over (x, y) of a family as coloured cells (diverging at γ = 2), the γ̂ = 2 contour (solid) and
     the theory's γ = 2 contour (dashed)."""
@@ -170,14 +180,7 @@ def plot_phase(phase: pd.DataFrame, path) -> PlotResult:
         if not is_finite(r["gamma"]):
             i, j = np.searchsorted(ys, r["y"]), np.searchsorted(xs, r["x"])
             ax.fill_between([xe[j], xe[j + 1]], ye[i], ye[i + 1], facecolor="none", hatch="//", edgecolor="0.5")
-        th = f"theory {r['gamma_theory']:.2f}" if is_finite(r["gamma_theory"]) else "theory —"
-        val = (f"γ̂ = {r['gamma']:.2f}\n{_fmt_gamma_ci(r['gamma_lo'], r['gamma_hi'])}" if is_finite(r["gamma"])
-               else f"no fit\n({int(r['n_failed'])} failed)")
-        lo, hi = int(r["rungs_min"]), int(r["rungs_max"])
-        rungs = f"\n{lo} rungs" if lo == hi else f"\n{lo}-{hi} rungs"
-        ax.text(r["x"], r["y"], f"{val}\n{th}\nfitted {int(r['n_fitted'])} of {int(r['n_functions'])}"
-                + (rungs if r["n_fitted"] else ""),
-                ha="center", va="center", fontsize=8,
+        ax.text(r["x"], r["y"], _phase_label(r), ha="center", va="center", fontsize=8,
                 bbox=dict(boxstyle="round,pad=0.3", facecolor="white", alpha=0.75, edgecolor="none"))
     handles = []
     if len(xs) >= 2 and len(ys) >= 2:

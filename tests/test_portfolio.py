@@ -122,18 +122,19 @@ def test_reed_muller_flow_is_over_10_percent_below_todays_flow_on_a_random_table
 
 def test_rm_tree_is_exact_and_meets_known_sizes():
     from htmc.circuits.builder import CircuitBuilder
+    from htmc.circuits.reed_muller import rm_tree
     rng = np.random.default_rng(7)
     for n, m in [(1, 1), (3, 2), (7, 3), (9, 1)]:
         cols = [rng.integers(0, 2, 1 << n).astype(np.uint8) for _ in range(m)]
         b = CircuitBuilder(n)
-        c = b.build(b.rm_tree(b.inputs, cols))
+        c = b.build(rm_tree(b, b.inputs, cols))
         assert np.array_equal(output_codes(c), _codes(cols))
     codes = np.arange(1 << 6)
     parity = np.array([bin(c).count("1") & 1 for c in codes], np.uint8)
     and_all, or_all = (codes == 63).astype(np.uint8), (codes != 0).astype(np.uint8)
     for col in (parity, and_all, or_all):   # each is a chain: n - 1 = 5 gates, the B2 minimum
         b = CircuitBuilder(6)
-        c = b.build(b.rm_tree(b.inputs, [col])).pruned()
+        c = b.build(rm_tree(b, b.inputs, [col])).pruned()
         assert c.size == 5 and np.array_equal(output_codes(c), col.astype(np.int64))
     with pytest.raises(ValueError, match=r"rm_tree needs columns of 2\^3 = 8 values, got shape \(4,\)"):
-        CircuitBuilder(3).rm_tree(CircuitBuilder(3).inputs, [np.zeros(4)])
+        rm_tree(CircuitBuilder(3), CircuitBuilder(3).inputs, [np.zeros(4)])

@@ -16,7 +16,7 @@ Why these flows (measured 2026-12-02, benchmarks/portfolio.py, RESULTS.md "ABC p
   equal cofactors across outputs. It won 7 of 10 holder_random tables, by 8-26% (RESULTS.md), and 3 of 8 IWLS
   2022 tables; on random tables it is 2-3% worse than the BDD start.
   Its -O (outputs per group) must divide the number of outputs, or ABC aborts; the whole table is one group.
-- `davio` builds the positive-Davio (Reed-Muller) decision diagram in Python (CircuitBuilder.rm_tree: 2 gates
+- `davio` builds the positive-Davio (Reed-Muller) decision diagram in Python (reed_muller.rm_tree: 2 gates
   per node where a multiplexer takes 3). The built circuit is itself a candidate; ABC only maps it (no AIG
   script: dc2 and resyn2 count an XOR as 3 ANDs and undo the structure, 1,038 -> 1,254 gates on a random
   10-input table). On random 10-12-input tables it is 11-13% below today's flow (RESULTS.md), where no ABC flow
@@ -51,7 +51,7 @@ DEFAULT_MAPPINGS = ("dch_if", "dch_if_mfs", "dch_if_mfs2")
 
 @dataclass(frozen=True)
 class Flow:
-    start: str            # "bdd" | "sop" | "ttopt" | "davio" (f.blif, the CircuitBuilder.rm_tree circuit)
+    start: str            # "bdd" | "sop" | "ttopt" | "davio" (f.blif, the reed_muller.rm_tree circuit)
     optimize: str         # ABC script on the started AIG
     order: str = "identity"   # input order: "identity" | "reversed"
     deepsyn: bool = False     # end with today's &deepsyn (classic only, so the portfolio contains today's flow)

@@ -7,7 +7,7 @@ always runs to completion (bounded only by timeout_s), so there is always a resu
 while budget is left and is stopped when it runs out (a stopped step yields nothing). The first flow, classic,
 ends with today's 1 s of `&deepsyn` (tables of at most DEEPSYN_MAX_INPUTS inputs), so the portfolio contains
 today's flow. Right after it, while budget is left, the Reed-Muller trees of the `davio` flows
-(CircuitBuilder.rm_tree, milliseconds) become candidates; ABC maps them in their turn, last. `&deepsyn` then
+(reed_muller.rm_tree, milliseconds) become candidates; ABC maps them in their turn, last. `&deepsyn` then
 gets DEEPSYN_SHARE of what is left (its -T, whole seconds) on the AIG of the best candidate so far (its run time is its budget whatever the size; on bigger tables it rarely finds anything within
 seconds). The other mappings (`&mfs`, `mfs2`) come last, on the best AIG: they gained under 1% and
 cost up to 8x the plain mapping on 4,000-gate networks.
@@ -26,6 +26,7 @@ import numpy as np
 
 from ..circuits.blif import BlifError, read_blif, write_blif
 from ..circuits.builder import CircuitBuilder
+from ..circuits.reed_muller import rm_tree
 from ..circuits.circuit import CircuitError, output_codes
 from .abc_flows import (DEFAULT_MAPPINGS, DEFAULT_PORTFOLIO, FLOWS, MAPPINGS, check_flows, check_mappings,
                         order_permutation, permute_columns, relabel_inputs)
@@ -79,7 +80,7 @@ class _Run:
         if head.startswith("read_pla"):
             write_pla(d / "f.pla", permute_columns(self.columns, perm))
         if head.startswith("read_blif f.blif"):
-            (d / "f.blif").write_text(write_blif(self.rm_tree(name, perm, d / "opt.aig")))
+            (d / "f.blif").write_text(write_blif(self.add_rm_tree(name, perm, d / "opt.aig")))
         # the first mapping straight from the network, as today's flow does; the others from the saved AIG
         maps = "; ".join(f"{'read_aiger opt.aig; ' if i else ''}{MAPPINGS[k]}; write_blif m{i}.blif"
                          for i, k in enumerate(mappings))
@@ -99,15 +100,15 @@ class _Run:
                 self.best = _Best(gates, f"{name}/{k}", circuit, aig if aig is not None else circuit.aig_nodes,
                                   d / "opt.aig", perm, name)
 
-    def rm_tree(self, name: str, perm: np.ndarray, aig_path: Path):
-        """CircuitBuilder.rm_tree of the permuted table, kept as candidate `<name>/built` if it verifies (once per
+    def add_rm_tree(self, name: str, perm: np.ndarray, aig_path: Path):
+        """reed_muller.rm_tree of the permuted table, kept as candidate `<name>/built` if it verifies (once per
         flow); its AIG is the one ABC writes to aig_path when the flow runs (the same circuit, strashed)."""
         if name in self.built:
             self.built[name][1].aig_path = aig_path
             return self.built[name][0]
         t0 = time.perf_counter()
         b = CircuitBuilder(self.n)
-        built = b.build(b.rm_tree(b.inputs, permute_columns(self.columns, perm)))
+        built = b.build(rm_tree(b, b.inputs, permute_columns(self.columns, perm)))
         circuit = relabel_inputs(built.pruned(), perm)
         ok = np.array_equal(output_codes(circuit), self.want)
         self.tried.append((f"{name}/built", circuit.size if ok else None, time.perf_counter() - t0))
@@ -167,7 +168,7 @@ def run_portfolio(columns: list[np.ndarray], n: int, flows=None, mappings=None, 
             if i == 0 and r.left() > 0:   # Reed-Muller trees take milliseconds: candidates now, ABC maps them later
                 for other in flows:
                     if FLOWS.get(other).start == "davio":
-                        r.rm_tree(other, order_permutation(FLOWS.get(other).order, n), r.work / other / "opt.aig")
+                        r.add_rm_tree(other, order_permutation(FLOWS.get(other).order, n), r.work / other / "opt.aig")
         _deepsyn(r, deepsyn_s, mappings[:1])
         for j, k in enumerate(mappings[1:]):
             if r.best is None or r.left() <= 0:
