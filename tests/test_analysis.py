@@ -331,7 +331,7 @@ def test_box_plateau_is_fitted_and_thin_intervals_are_null(tmp_path):
     ph = phase_table(fake)
     assert ph["gamma"].notna().all() and ph["gamma_lo"].isna().all()
     assert (ph["rungs_min"].tolist(), ph["rungs_max"].tolist()) == ([3], [3])   # the 3 fitted rungs, per cell
-    assert P._phase_label(ph.iloc[0]).endswith("theory 1.00\nfitted 1 of 1\n3 rungs"), P._phase_label(ph.iloc[0])
+    assert P._phase_label(ph.iloc[0]).endswith("theory 2.00\nfitted 1 of 1\n3 rungs"), P._phase_label(ph.iloc[0])
     assert P.plot_phase(ph, tmp_path / "p.png").path.is_file()
     assert P._fmt_gamma_ci(None, None) == P._fmt_gamma_ci(math.nan, math.nan) == "n/a (≤3 rungs)"
     assert P._fmt_gamma_ci(-math.inf, math.inf) == "[unbounded]" and P._fmt_gamma_ci(1.0, 2.0) == "[1.00, 2.00]"
