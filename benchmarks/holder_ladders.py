@@ -70,7 +70,8 @@ def main(argv=None) -> None:
     if not tasks:
         sys.exit(f"no circuit_ladder task of {args.spec} matches --only {args.only} --seeds {args.seeds}")
     done = from_store(args.store, args.spec, tasks) if args.store else {}
-    print("| d | s | seed | rungs fitted | gamma-hat (model) | interval | d/s | seconds | gates per rung | input bits |")
+    print("| d | s | seed | rungs fitted | gamma-hat (model) | interval | d/s | seconds | gates per rung "
+          "| input bits |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for t in tasks:
         if args.store and t.key not in done:

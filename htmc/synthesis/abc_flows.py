@@ -2,8 +2,8 @@
 optimized, and the B2 mappings tried on it.
 
 A flow is a start (BDD `collapse`, the PLA's SOP, Miyasaka's truth-table `&ttopt`, or our Reed-Muller tree read
-by ABC), an optimization script and an input order. The portfolio (abc_portfolio) maps every flow's AIG with the first mapping and tries the others on
-the best AIG only.
+by ABC), an optimization script and an input order. The portfolio (abc_portfolio) maps every flow's AIG with the
+first mapping and tries the others on the best AIG only.
 Input permutations are free in a circuit, so an order other than the identity permutes the table, synthesizes,
 and relabels the circuit's inputs back (`permute_columns`, `relabel_inputs`).
 
@@ -64,9 +64,7 @@ class Flow:
     def _head(self, n_inputs: int, n_outputs: int) -> str:
         if self.start == "bdd":
             return "collapse; muxes; strash"
-        if self.start == "sop":
-            return "strash"
-        if self.start == "davio":
+        if self.start in ("sop", "davio"):   # the PLA's SOP, or the Reed-Muller netlist read from f.blif
             return "strash"
         # -I at least the support; -O must divide the outputs (ABC aborts otherwise), so one group
         return f"strash; &get -n; &ttopt -I {max(n_inputs, 6)} -O {n_outputs}; &put"

@@ -8,9 +8,10 @@ while budget is left and is stopped when it runs out (a stopped step yields noth
 ends with today's 1 s of `&deepsyn` (tables of at most DEEPSYN_MAX_INPUTS inputs), so the portfolio contains
 today's flow. Right after it, while budget is left, the Reed-Muller trees of the `davio` flows
 (reed_muller.rm_tree, milliseconds) become candidates; ABC maps them in their turn, last. `&deepsyn` then
-gets DEEPSYN_SHARE of what is left (its -T, whole seconds) on the AIG of the best candidate so far (its run time is its budget whatever the size; on bigger tables it rarely finds anything within
-seconds). The other mappings (`&mfs`, `mfs2`) come last, on the best AIG: they gained under 1% and
-cost up to 8x the plain mapping on 4,000-gate networks.
+gets DEEPSYN_SHARE of what is left (its -T, whole seconds) on the AIG of the best candidate so far (its run
+time is its budget whatever the size; on bigger tables it rarely finds anything within seconds). The other
+mappings (`&mfs`, `mfs2`) come last, on the best AIG: they gained under 1% and cost up to 8x the plain mapping
+on 4,000-gate networks.
 
 Every candidate is simulated on all 2^n inputs and must equal the table, or it is dropped (ABC preserves
 function; this guards the BLIF round trip and the input relabelling).
@@ -46,7 +47,7 @@ class _Best:
     name: str
     circuit: object
     aig_nodes: int
-    aig_path: Path
+    aig_path: Path | None     # None: a Reed-Muller candidate whose flow has not run ABC yet
     perm: np.ndarray
     flow: str
 
@@ -100,9 +101,10 @@ class _Run:
                 self.best = _Best(gates, f"{name}/{k}", circuit, aig if aig is not None else circuit.aig_nodes,
                                   d / "opt.aig", perm, name)
 
-    def add_rm_tree(self, name: str, perm: np.ndarray, aig_path: Path):
+    def add_rm_tree(self, name: str, perm: np.ndarray, aig_path: Path | None = None):
         """reed_muller.rm_tree of the permuted table, kept as candidate `<name>/built` if it verifies (once per
-        flow); its AIG is the one ABC writes to aig_path when the flow runs (the same circuit, strashed)."""
+        flow); its AIG is the one ABC writes to aig_path when the flow runs (the same circuit, strashed), None
+        until then."""
         if name in self.built:
             self.built[name][1].aig_path = aig_path
             return self.built[name][0]
@@ -120,8 +122,8 @@ class _Run:
 
     def rerun(self, name: str, head: str, limit: float, tag: str, mappings: list[str]) -> None:
         """`head` on a copy of the best candidate's AIG (src.aig), in the best candidate's input order."""
-        if not self.best.aig_path.exists():   # a built candidate whose ABC run failed has no AIG to work on
-            return
+        if self.best.aig_path is None or not self.best.aig_path.exists():   # a built candidate with no ABC run yet
+            return                                                          # (or a failed one) has no AIG
         (self.work / tag).mkdir()
         (self.work / tag / "src.aig").write_bytes(self.best.aig_path.read_bytes())
         self.run(name, head, self.best.perm, limit, tag, mappings)
@@ -168,7 +170,7 @@ def run_portfolio(columns: list[np.ndarray], n: int, flows=None, mappings=None, 
             if i == 0 and r.left() > 0:   # Reed-Muller trees take milliseconds: candidates now, ABC maps them later
                 for other in flows:
                     if FLOWS.get(other).start == "davio":
-                        r.add_rm_tree(other, order_permutation(FLOWS.get(other).order, n), r.work / other / "opt.aig")
+                        r.add_rm_tree(other, order_permutation(FLOWS.get(other).order, n))
         _deepsyn(r, deepsyn_s, mappings[:1])
         for j, k in enumerate(mappings[1:]):
             if r.best is None or r.left() <= 0:
