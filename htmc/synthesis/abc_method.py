@@ -9,41 +9,31 @@ from __future__ import annotations
 
 import time
 
-from ..circuits.permute import interleaved_order, permute_values, rename_inputs
+from ..circuits.permute import rename_inputs
 from . import code_strategies
 from .abc_tool import AbcError, synthesize
-from .problem import METHODS, Attempt, Problem, make_attempt, strategy_codes
+from .problem import METHODS, Attempt, Problem, make_attempt, ordered_codes
 
 MAX_ABC_INPUTS = 16     # a 2^16-row PLA goes through ABC in 1-20 s (STACK-NOTES)
-
-
-def input_orders(problem: Problem, interleave: bool) -> list[tuple[str, list[int]]]:
-    """(label suffix, permutation) pairs to try: the table's own order, and the interleaved one when d >= 2."""
-    t = problem.table
-    orders = [("", list(range(t.n_inputs)))]
-    if interleave and t.d >= 2 and t.k >= 2:
-        orders.append(("/interleaved", interleaved_order(t.d, t.k)))
-    return orders
 
 
 def _abc(problem: Problem, strategies: list[str], method: str, interleave: bool = False) -> list[Attempt]:
     out = []
     if problem.table.n_inputs > MAX_ABC_INPUTS or problem.space.m == 0:
         return out      # m = 0: the target is a constant within eps, a 0-gate circuit that `table` returns
-    for name, u in strategy_codes(problem, strategies):
-        for suffix, p in input_orders(problem, interleave):
-            if problem.time_left() <= 0:
-                return out
-            t0 = time.monotonic()
-            try:
-                res = synthesize(code_strategies.columns(permute_values(u, p), problem.space.m),
-                                 timeout_s=min(600.0, max(5.0, problem.time_left() + 30)))
-            except AbcError as e:  # a timeout on one strategy must not discard the circuits already verified
-                out.append(make_attempt(problem, method, name + suffix, None, time.monotonic() - t0,
-                                        note=str(e).splitlines()[0]))
-                continue
-            out.append(make_attempt(problem, method, name + suffix, rename_inputs(res.circuit, p), res.seconds,
-                                    aig=res.aig_nodes, note=f"abc flow {res.flow}"))
+    for label, p, u in ordered_codes(problem, strategies, interleave):
+        if problem.time_left() <= 0:
+            return out
+        t0 = time.monotonic()
+        try:
+            res = synthesize(code_strategies.columns(u, problem.space.m),
+                             timeout_s=min(600.0, max(5.0, problem.time_left() + 30)))
+        except AbcError as e:  # a timeout on one strategy must not discard the circuits already verified
+            out.append(make_attempt(problem, method, label, None, time.monotonic() - t0,
+                                    note=str(e).splitlines()[0]))
+            continue
+        out.append(make_attempt(problem, method, label, rename_inputs(res.circuit, p), res.seconds,
+                                aig=res.aig_nodes, note=f"abc flow {res.flow}"))
     return out
 
 
@@ -53,7 +43,8 @@ def abc_round_method(problem: Problem) -> list[Attempt]:
     return _abc(problem, ["round"], "abc_round")
 
 
-@METHODS.register("abc", "5")   # 3: interleaved input order; 4: the ABC portfolio; 5: its Reed-Muller flows
+@METHODS.register("abc", "6")   # 3: interleaved input order; 4: the ABC portfolio; 5: its Reed-Muller flows;
+# 6: the interleaved codes are chosen in that order (problem.strategy_codes)
 def abc_method(problem: Problem) -> list[Attempt]:
     """ABC on tables whose codes exploit the interval slack (trailing zeros, MSB-first don't-cares), in the
     table's input order and, for d >= 2, the interleaved one. Version 3: the interleaved order."""

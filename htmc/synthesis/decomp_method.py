@@ -20,11 +20,11 @@ import numpy as np
 
 from ..circuits.builder import FALSE, TRUE, CircuitBuilder
 from ..circuits.circuit import Circuit
-from ..circuits.permute import permute_values, rename_inputs
+from ..circuits.permute import rename_inputs
 from . import code_strategies
-from .abc_method import MAX_ABC_INPUTS, input_orders
+from .abc_method import MAX_ABC_INPUTS
 from .abc_tool import AbcError, synthesize
-from .problem import METHODS, Attempt, Problem, make_attempt, strategy_codes
+from .problem import METHODS, Attempt, Problem, make_attempt, ordered_codes
 
 MAX_DECOMP_INPUTS = 24
 COFACTOR_INPUTS = 14   # 2^(n-14) cofactors: 16 at n = 18, 1024 at n = 24 (most then take the BDD tree)
@@ -110,7 +110,7 @@ def decompose(u: np.ndarray, m: int, n: int, cofactor_inputs: int = COFACTOR_INP
     return b.build(outs), stats
 
 
-@METHODS.register("decomp", "1")
+@METHODS.register("decomp", "2")   # 2: the interleaved codes are chosen in that order
 def decomp_method(problem: Problem) -> list[Attempt]:
     """Cofactors on the top bits (identical and complementary ones shared), each by ABC or a BDD tree, joined
     by multiplexers; in the table's and, for d >= 2, the interleaved input order. Up to MAX_DECOMP_INPUTS."""
@@ -118,12 +118,11 @@ def decomp_method(problem: Problem) -> list[Attempt]:
     out = []
     if not 2 <= t.n_inputs <= MAX_DECOMP_INPUTS:
         return out
-    for name, u in strategy_codes(problem, ["msb_dc"]):
-        for suffix, p in input_orders(problem, interleave=True):
-            if problem.time_left() <= 0 and out:
-                return out
-            t0 = time.monotonic()
-            c, st = decompose(permute_values(u, p), problem.space.m, t.n_inputs, deadline=problem.deadline)
-            out.append(make_attempt(problem, "decomp", name + suffix, rename_inputs(c, p), time.monotonic() - t0,
-                                    note=f"cofactors={st.cofactors} unique={st.unique} abc={st.abc}"))
+    for label, p, u in ordered_codes(problem, ["msb_dc"], interleave=True):
+        if problem.time_left() <= 0 and out:
+            return out
+        t0 = time.monotonic()
+        c, st = decompose(u, problem.space.m, t.n_inputs, deadline=problem.deadline)
+        out.append(make_attempt(problem, "decomp", label, rename_inputs(c, p), time.monotonic() - t0,
+                                note=f"cofactors={st.cofactors} unique={st.unique} abc={st.abc}"))
     return out

@@ -24,9 +24,8 @@ from functools import lru_cache
 import numpy as np
 
 from ..circuits.builder import FALSE, CircuitBuilder
-from ..circuits.permute import permute_values, rename_inputs
-from .abc_method import input_orders
-from .problem import METHODS, Attempt, Problem, make_attempt, strategy_codes
+from ..circuits.permute import rename_inputs
+from .problem import METHODS, Attempt, Problem, make_attempt, ordered_codes
 
 MAX_LUPANOV_INPUTS = 24
 MAX_STRIP = 20   # s: a strip's 2^s patterns stay enumerable
@@ -143,7 +142,7 @@ def lupanov_bits(b: CircuitBuilder, inputs: list[int], u: np.ndarray, m: int, mi
     return out
 
 
-@METHODS.register("lupanov", "1")
+@METHODS.register("lupanov", "2")   # 2: the interleaved codes are chosen in that order
 def lupanov_method(problem: Problem) -> list[Attempt]:
     """Lupanov's construction (mixed per output bit with the BDD tree), in the table's and the interleaved input
     order; up to MAX_LUPANOV_INPUTS inputs. Fast (no ABC), so it reaches tables ABC cannot take."""
@@ -151,13 +150,11 @@ def lupanov_method(problem: Problem) -> list[Attempt]:
     out = []
     if t.n_inputs > MAX_LUPANOV_INPUTS or t.n_inputs < 2:
         return out
-    for name, u in strategy_codes(problem, ["msb_dc"]):
-        for suffix, p in input_orders(problem, interleave=True):
-            if problem.time_left() <= 0 and out:  # at least one circuit, even when the budget went on the tables
-                return out
-            t0 = time.monotonic()
-            b = CircuitBuilder(t.n_inputs)
-            c = b.build(lupanov_bits(b, b.inputs, permute_values(u, p), problem.space.m))
-            out.append(make_attempt(problem, "lupanov", name + suffix, rename_inputs(c, p),
-                                    time.monotonic() - t0))
+    for label, p, u in ordered_codes(problem, ["msb_dc"], interleave=True):
+        if problem.time_left() <= 0 and out:  # at least one circuit, even when the budget went on the tables
+            return out
+        t0 = time.monotonic()
+        b = CircuitBuilder(t.n_inputs)
+        c = b.build(lupanov_bits(b, b.inputs, u, problem.space.m))
+        out.append(make_attempt(problem, "lupanov", label, rename_inputs(c, p), time.monotonic() - t0))
     return out
