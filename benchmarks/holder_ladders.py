@@ -7,7 +7,8 @@ The ladders are the tasks of sweeps/holder2d.yaml (one source for both), so the 
     .venv/bin/python benchmarks/holder_ladders.py --only 2,1.0 --seeds 0 # or run ladders here, without the service
 
 One row per ladder: d, s, seed, rungs fitted, gamma-hat (and the model the fit preferred), its interval, d/s,
-seconds, the gates and the input bits of every rung.
+the rates the fitted rungs' input bits alone imply (table 2^n and Shannon's 2^n/n, htmc.rates.fits.
+resolution_rates: what gamma-hat is up against at these sizes), seconds, the gates and the input bits of every rung.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+from htmc.rates.fits import resolution_rates
 
 SPEC = Path(__file__).resolve().parent.parent / "sweeps" / "holder2d.yaml"
 
@@ -51,9 +54,12 @@ def table_row(task, rec: dict) -> str:
     pts = json.loads(rec.get("points_json") or "[]")
     ci = fit.get("gamma_ci")
     g = "n/a" if rec.get("gamma") is None else f"{rec['gamma']:.2f} ({rec.get('preferred_model')})"
+    used = [p for p, keep in zip(pts, fit.get("kept") or []) if keep]
+    res = "n/a" if len(used) < 2 else "{table:.2f} / {shannon:.2f}".format(
+        **resolution_rates([p["eps"] for p in used], [p["bits_in"] for p in used]))
     secs = rec.get("wall_seconds") or rec.get("wall_s") or sum(p.get("search_seconds") or 0 for p in pts)
     return (f"| {fp['d']} | {fp['s']} | {fp['seed']} | {fit.get('n_used', 0)} | {g} | "
-            f"{'n/a' if not ci else f'[{ci[0]:.2f}, {ci[1]:.2f}]'} | {fp['d'] / fp['s']:.2f} | {secs:.0f} | "
+            f"{'n/a' if not ci else f'[{ci[0]:.2f}, {ci[1]:.2f}]'} | {fp['d'] / fp['s']:.2f} | {res} | {secs:.0f} | "
             f"{', '.join(str(p['gates']) for p in pts)} | {', '.join(str(p['bits_in']) for p in pts)} |")
 
 
@@ -70,9 +76,9 @@ def main(argv=None) -> None:
     if not tasks:
         sys.exit(f"no circuit_ladder task of {args.spec} matches --only {args.only} --seeds {args.seeds}")
     done = from_store(args.store, args.spec, tasks) if args.store else {}
-    print("| d | s | seed | rungs fitted | gamma-hat (model) | interval | d/s | seconds | gates per rung "
-          "| input bits |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| d | s | seed | rungs fitted | gamma-hat (model) | interval | d/s | table / Shannon rate | seconds "
+          "| gates per rung | input bits |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for t in tasks:
         if args.store and t.key not in done:
             print(f"# {t.group} {t.params['function_params']}: no ok record in {args.store}", file=sys.stderr)

@@ -165,6 +165,20 @@ def local_slopes(eps: Sequence[float], sizes: Sequence[float]) -> np.ndarray:
     return np.diff(y) / np.diff(x)
 
 
+def resolution_rates(eps: Sequence[float], bits_in: Sequence[int]) -> dict[str, float]:
+    """The rates the rungs' input resolution alone implies (issue 15), to read gamma-hat against.
+
+    A rung's circuit reads an n-bit table, so `table` = the slope of n against log2(1/eps) is the rate of the
+    table size 2^n, and `shannon` = the slope of n - log2 n the rate of 2^n/n, the size of a random n-input
+    function (Shannon; Lupanov's construction reaches it). Theory's d/s is the asymptote of both; at finite n
+    the 1/n factor keeps `shannon` below it (holder d=2 s=0.5 on 8-20 bits: table 4.00, shannon 3.56), and a
+    resolution that grows faster than 1/s bits per halving of eps (a steep finest cell) lifts both above it.
+    """
+    e, n = _check(eps, bits_in)
+    x = np.log2(1.0 / e)
+    return {"table": _line_fit(x, n)[1], "shannon": _line_fit(x, n - np.log2(n))[1]}
+
+
 def exclude_saturated(eps: Sequence[float], sizes: Sequence[float], exact_rounded: Sequence[bool] | None = None,
                       *, exact_size: float | None = None, min_eps: float | None = None,
                       rel_tol: float = 0.0) -> np.ndarray:
