@@ -78,8 +78,10 @@ def test_ladder_max_inputs_is_checked_and_stays_out_of_old_keys():
     base = {"function": "holder_random", "function_params": {"d": 2, "s": 1.0, "seed": 0, "levels": 10},
             "eps0": 0.4, "steps": 3, "methods": ["lupanov"], "thorough": False, "budget_s": 30}
     p = kind.validate(base)
-    # the key this ladder had before max_inputs existed (computed at commit 11015a8): unset, it must not move
-    assert "max_inputs" not in p and task_key("circuit_ladder", "1", p) == "c80fac3071d179e1"
+    # the key this ladder had before max_inputs existed (computed at commit 11015a8, when lupanov was version 1;
+    # a method's version is part of the key by design): unset, max_inputs must not move it
+    assert "max_inputs" not in p and p["method_versions"] == {"lupanov": "2"}
+    assert task_key("circuit_ladder", "1", {**p, "method_versions": {"lupanov": "1"}}) == "c80fac3071d179e1"
     assert kind.validate({**base, "max_inputs": 20})["max_inputs"] == 20
     for bad in (30, 0, 2.5, True, "20"):
         with pytest.raises(ValueError, match=r"max_inputs must be an integer in 1\.\.24 \(the most input bits "
