@@ -53,6 +53,146 @@ def kill_group(proc: subprocess.Popen, sig=signal.SIGKILL) -> None:
         pass
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Sweep drivers in subprocesses (`python -m jobs.sweep SPEC ...`, tests/test_cluster_sweep._driver). Python's
+# imports of a driver (ray, mlflow, pyarrow, the cluster package) take ~3.5 s of CPU here, before the driver
+# touches anything; the fault tests start 15 such drivers. A warm driver is that same process started ahead, with
+# the same interpreter, environment, working dir, session and SIGINT disposition: it runs only those imports and
+# then blocks on stdin until it is launched. At launch it writes what it printed so far into the log, points its
+# stdout and stderr at the log, and runs jobs.sweep as __main__ with the argv it is given, exactly as
+# `python -m jobs.sweep` would (runpy, the same exit status). So a kill "after launch" lands in the driver's own
+# code (arguments, plugin, spec, planning, Ray, MLflow, actors, dispatch), never in the imports of modules, where
+# nothing of the store, Ray or MLflow has been touched yet. A warm driver is used only when its environment
+# equals the one the test asks for; otherwise one is started cold (the same script, launched at once).
+WARM_DRIVER = r"""
+import json, os, sys
+import ray, ray._common.usage, mlflow, mlflow.tracking, mlflow.store.tracking.sqlalchemy_store, mlflow.store.db.utils
+import alembic.command, alembic.script, alembic.runtime.migration, pyarrow.parquet, pyarrow.dataset, boto3
+import jobs.cli, jobs.errors, jobs.sweep_cli, cluster.service, cluster.dispatch.pool, cluster.dispatch.raysetup
+import cluster.tracking.tracker, cluster.store.core, cluster.store.local, cluster.store.s3, cluster.spec.parse
+import htmc.tasks
+line = sys.stdin.readline()
+if not line:
+    sys.exit(0)                      # never launched: the pool was closed
+msg = json.loads(line)
+os.environ.pop("PYTEST_CURRENT_TEST", None)
+os.environ.update(msg["env"])        # the launching test's PYTEST_CURRENT_TEST (the rest is equal already)
+sys.stdout.flush(); sys.stderr.flush()
+with open(msg["pre"], "rb") as f:
+    early = f.read()                 # whatever the imports printed, first in the log as in a cold start
+fd = os.open(msg["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, early)
+os.dup2(fd, 1); os.dup2(fd, 2); os.close(fd)
+import runpy
+sys.argv = ["-m", *msg["argv"]]      # run_module sets argv[0] to the module's file, as -m does
+runpy.run_module("jobs.sweep", run_name="__main__", alter_sys=True)
+"""
+
+
+class DriverPool:
+    """Warm sweep drivers, keyed by their exact environment but LATE (see WARM_DRIVER)."""
+    LATE = ("PYTEST_CURRENT_TEST",)
+
+    def __init__(self):
+        self.idle: dict[tuple, list[tuple[subprocess.Popen, str]]] = {}
+        self.dir = None
+
+    def _spawn(self, env: dict) -> tuple[subprocess.Popen, str]:
+        if self.dir is None:
+            self.dir = tempfile.mkdtemp(prefix="htmc-drivers-")
+        fd, pre = tempfile.mkstemp(prefix="pre-", suffix=".log", dir=self.dir)
+        with os.fdopen(fd, "wb") as out:
+            # SIGINT at its default, as for a command typed at a terminal: a suite started in the background by a
+            # non-interactive shell inherits SIGINT ignored, and the driver would then never see the test's Ctrl-C
+            proc = subprocess.Popen([sys.executable, "-c", WARM_DRIVER], cwd=str(REPO), env=env,
+                                    stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True,
+                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        return proc, pre
+
+    def launch(self, argv: list[str], env: dict, log: Path, spare: int = 1) -> subprocess.Popen:
+        """A driver running `python -m jobs.sweep *argv` in `env`, writing to `log`; then `spare` warm ones for the
+        next launch with the same environment."""
+        import json
+        late = {k: env[k] for k in self.LATE if k in env}     # set per test by pytest: passed at launch
+        key = tuple(sorted((k, v) for k, v in env.items() if k not in self.LATE))
+        idle = self.idle.setdefault(key, [])
+        while idle and idle[0][0].poll() is not None:        # died while waiting (never launched): drop it
+            idle.pop(0)
+        proc, pre = idle.pop(0) if idle else self._spawn({k: v for k, v in env.items() if k not in self.LATE})
+        msg = {"argv": [str(a) for a in argv], "log": str(log), "pre": pre, "env": late}
+        proc.stdin.write((json.dumps(msg) + "\n").encode())
+        proc.stdin.close()
+        while len(idle) < spare:
+            idle.append(self._spawn({k: v for k, v in env.items() if k not in self.LATE}))
+        return proc
+
+    def close(self):
+        for idle in self.idle.values():
+            for proc, _ in idle:
+                kill_group(proc)
+                proc.wait()
+        self.idle.clear()
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+DRIVERS = DriverPool()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Background setup. Some tests spend most of their time in one CPU-bound call of the product (a rate ladder, an
+# exact synthesis proof, a search), while most of the session waits on Ray, S3, MLflow and sleeping tasks with a
+# core idle. A test module names such a call once, at import, with the test it belongs to:
+#     BACKGROUND.job("test_holder_random_rate_matches_theory[d1-s1]", ladder_of, 1, 1.0, ...)
+# and the test takes its value with `BACKGROUND.result(request)`. Right after collection, the jobs of the collected
+# tests are handed, in test order, to one spawned worker process (the same interpreter and sys.path), which calls
+# them one after the other; the value comes back pickled. The test then makes all of its assertions on that value
+# in this process, as before (a ladder's circuits are re-verified here, for instance). A job whose test was not
+# collected never runs; result() of a job that was not started (a test run outside pytest) calls it in place; an
+# exception in the worker is raised by result(). The calls are the tests' own, with the same arguments.
+class Background:
+    def __init__(self):
+        self.jobs: dict[tuple[str, str], tuple] = {}
+        self.futures: dict[tuple[str, str], object] = {}
+        self.pool = None
+
+    def job(self, test: str, fn, *args, **kwargs) -> None:
+        module = fn.__module__
+        self.jobs[(module, test)] = (fn, args, kwargs)
+
+    def start(self, items) -> None:
+        wanted = [(item.module.__name__, item.name) for item in items
+                  if item.module is not None and (item.module.__name__, item.name) in self.jobs]
+        if not wanted:
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        for key in wanted:
+            fn, args, kwargs = self.jobs[key]
+            self.futures[key] = self.pool.submit(fn, *args, **kwargs)
+
+    def result(self, request):
+        key = (request.node.module.__name__, request.node.name)
+        if key in self.futures:
+            return self.futures[key].result()
+        fn, args, kwargs = self.jobs[key]
+        return fn(*args, **kwargs)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            procs = list((self.pool._processes or {}).values())
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            for proc in procs:          # a job still running (an interrupted session): only our worker
+                if proc.is_alive():
+                    proc.kill()
+            self.pool = None
+
+
+BACKGROUND = Background()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def noop_kind():
     """Register the `noop` task kind (tests/noop_kind.py) in this process, as `--plugin` would."""
@@ -150,11 +290,27 @@ def _create_mlflow_db(d: Path) -> str:
     uri = f"sqlite:///{d / 'mlflow.db'}"
     from mlflow import MlflowClient
     MlflowClient(tracking_uri=uri).search_experiments()  # creates the tables
+    import sqlite3
+    src, dst = sqlite3.connect(d / "mlflow.db"), sqlite3.connect(d / "empty.db")
+    with dst:
+        src.backup(dst)          # a pristine copy, before any test writes: see fresh_mlflow_db
+    src.close()
+    dst.close()
     return uri
+
+
+def fresh_mlflow_db(mlflow_db: dict, dest: Path) -> str:
+    """A new, empty MLflow sqlite database at `dest` (its sqlite:/// URI): a copy of the session database as it was
+    created, with every table at the current schema revision. Creating the tables takes ~6 s here (alembic runs
+    every migration); a `mlflow server` on a new file would do that at each boot."""
+    shutil.copyfile(mlflow_db["empty"], dest)
+    return f"sqlite:///{dest}"
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(session, config, items):
+    if not config.option.collectonly:
+        BACKGROUND.start(items)
     names = set()
     for item in items:
         names.update(getattr(item, "fixturenames", ()))
@@ -176,6 +332,8 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    BACKGROUND.close()
+    DRIVERS.close()
     head = _BOOT.pop("head", None)
     if head is not None:
         try:
@@ -197,11 +355,11 @@ def mlflow_db(tmp_path_factory):
     box = _BOOT.get("mlflow")
     if box is None:
         d = tmp_path_factory.mktemp("mlflow")
-        return {"uri": _create_mlflow_db(d), "artifacts": str(d / "artifacts")}
+        return {"uri": _create_mlflow_db(d), "artifacts": str(d / "artifacts"), "empty": str(d / "empty.db")}
     box["thread"].join()
     if "error" in box:
         raise box["error"]
-    return {"uri": box["uri"], "artifacts": str(box["dir"] / "artifacts")}
+    return {"uri": box["uri"], "artifacts": str(box["dir"] / "artifacts"), "empty": str(box["dir"] / "empty.db")}
 
 
 @pytest.fixture(scope="session")

@@ -169,14 +169,50 @@ def _fill(s: str, tmp: Path, spec: Path, port: int) -> str:
     return s.format(tmp=tmp, missing=tmp / "missing", spec=spec, port=port, noop=NOOP_PLUGIN)
 
 
+class _Ran:
+    """One command run for a case: its directory, the directory's listing before and after, the process."""
+
+    def __init__(self, tmp: Path, spec: Path, port: int, args: list[str]):
+        self.tmp, self.spec, self.port, self.args = tmp, spec, port, args
+        self.before = snapshot(tmp)
+        self.p = self.after = None
+
+    def run(self) -> "_Ran":
+        self.p = run_htmc(self.args, self.tmp)
+        self.after = snapshot(self.tmp)
+        return self
+
+
+@pytest.fixture(scope="module")
+def ran(request, tmp_path_factory) -> dict:
+    """Every collected case of this module, each the same real command line in its own subprocess and its own
+    directory as before, run two at a time (this machine has 2 cores; one command is ~0.4-3 s of imports, ~90 of
+    them) when the first case asks for them. Each case then checks its own process and directory."""
+    from concurrent.futures import ThreadPoolExecutor
+    todo = {}
+    for item in request.session.items:
+        if item.module is not request.module or "ran" not in getattr(item, "fixturenames", ()):
+            continue
+        params = item.callspec.params
+        tmp = tmp_path_factory.mktemp("case")
+        if "argv" in params:
+            spec, port = write_spec(tmp), free_port()
+            args = [_fill(a, tmp, spec, port) for a in params["argv"]]
+        else:
+            spec, port = write_spec(tmp, **params["edit"]), None
+            args = ["sweep", "run", str(spec), "--no-progress", "--plugin", NOOP_PLUGIN]
+        todo[item.nodeid] = _Ran(tmp, spec, port, args)
+    with ThreadPoolExecutor(2) as pool:
+        futures = {k: pool.submit(r.run) for k, r in todo.items()}
+        return {k: f.result() for k, f in futures.items()}
+
+
 @pytest.mark.parametrize("argv,needles", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
-def test_bad_cli_input_is_one_clear_line_and_writes_nothing(argv, needles, tmp_path):
-    spec = write_spec(tmp_path)
-    port = free_port()
-    before = snapshot(tmp_path)
-    p = run_htmc([_fill(a, tmp_path, spec, port) for a in argv], tmp_path)
-    assert_clear_error(p, [_fill(n, tmp_path, spec, port) for n in needles])
-    assert snapshot(tmp_path) == before, snapshot(tmp_path) - before     # no results, db, report, file, pwned
+def test_bad_cli_input_is_one_clear_line_and_writes_nothing(argv, needles, ran, request):
+    r = ran[request.node.nodeid]
+    assert r.args == [_fill(a, r.tmp, r.spec, r.port) for a in argv]
+    assert_clear_error(r.p, [_fill(n, r.tmp, r.spec, r.port) for n in needles])
+    assert r.after == r.before, r.after - r.before     # no results, db, report, file, pwned
 
 
 # Bad specs: each fails with the file, the key's location and a suggestion, before Ray, the store or MLflow start.
@@ -195,20 +231,22 @@ BAD_SPECS = [
 
 
 @pytest.mark.parametrize("edit,needles", BAD_SPECS, ids=[str(e)[:50] for e, _ in BAD_SPECS])
-def test_bad_spec_from_the_command_line(edit, needles, tmp_path):
-    spec = write_spec(tmp_path, **edit)
-    before = snapshot(tmp_path)
-    p = run_htmc(["sweep", "run", str(spec), "--no-progress", "--plugin", NOOP_PLUGIN], tmp_path)
-    assert_clear_error(p, [str(spec)] + needles)
-    assert snapshot(tmp_path) == before, snapshot(tmp_path) - before
+def test_bad_spec_from_the_command_line(edit, needles, ran, request):
+    r = ran[request.node.nodeid]
+    assert r.args == ["sweep", "run", str(r.spec), "--no-progress", "--plugin", NOOP_PLUGIN]
+    assert_clear_error(r.p, [str(r.spec)] + needles)
+    assert r.after == r.before, r.after - r.before
 
 
 def test_help_of_every_command_works():
     """The valid choices a message points to (`see htmc ... --help`) are there."""
-    for argv in (["--help"], ["circuit", "exact", "--help"], ["circuit", "search", "--help"],
-                 ["circuit", "ladder", "--help"], ["resnet", "train", "--help"], ["sweep", "run", "--help"],
-                 ["sweep", "submit", "--help"], ["analyze", "--help"]):
-        p = run_htmc(argv, REPO)
+    from concurrent.futures import ThreadPoolExecutor
+    argvs = (["--help"], ["circuit", "exact", "--help"], ["circuit", "search", "--help"],
+             ["circuit", "ladder", "--help"], ["resnet", "train", "--help"], ["sweep", "run", "--help"],
+             ["sweep", "submit", "--help"], ["analyze", "--help"])
+    with ThreadPoolExecutor(2) as pool:          # two at a time: independent processes
+        runs = list(pool.map(lambda argv: run_htmc(argv, REPO), argvs))
+    for argv, p in zip(argvs, runs):
         assert p.returncode == 0 and "usage: htmc" in p.stdout and not p.stderr, (argv, p.stderr)
 
 

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -23,7 +22,7 @@ from cluster.service import run_sweep, submission_base, sweep_status, sync_mlflo
 from cluster.spec.grid import expand
 from cluster.spec.parse import load_spec
 from cluster.store.core import open_store, StoreConfig
-from conftest import NOOP_PLUGIN
+from conftest import DRIVERS, NOOP_PLUGIN
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -331,15 +330,12 @@ def test_bad_input_errors_before_anything_starts(ray_connected, mlflow_db, tmp_p
 
 
 # ----------------------------------------------------------------------------------------------------------- drivers
-def _driver(spec: Path, env_extra: dict, log: Path) -> subprocess.Popen:
+def _driver(spec: Path, env_extra: dict, log: Path, spare: int = 1) -> subprocess.Popen:
+    """`python -m jobs.sweep SPEC --no-progress --plugin NOOP_PLUGIN` in its own session, SIGINT at its default,
+    output in `log`: a warm driver of conftest.DRIVERS (its module imports done ahead, see WARM_DRIVER there)."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env.update(env_extra)
-    # SIGINT at its default, as for a command typed at a terminal: a suite started in the background by a
-    # non-interactive shell inherits SIGINT ignored, and the driver would then never see the test's Ctrl-C
-    return subprocess.Popen([sys.executable, "-m", "jobs.sweep", str(spec), "--no-progress",
-                             "--plugin", NOOP_PLUGIN], cwd=str(REPO), env=env, stdout=open(log, "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return DRIVERS.launch([str(spec), "--no-progress", "--plugin", NOOP_PLUGIN], env, log, spare=spare)
 
 
 def _wait_records(d: Path, n: int, proc: subprocess.Popen, timeout=180):
@@ -393,7 +389,7 @@ def test_sigkill_of_the_driver_then_resume_runs_only_what_is_missing(ray_connect
             grid: {{x: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16], sleep_s: 0.5}}
         """)
     d = tmp_path / "results" / "sweep=sigkill" / "kind=noop"
-    proc = _driver(path, {"RAY_AUTH_MODE": "disabled"}, tmp_path / "log")
+    proc = _driver(path, {"RAY_AUTH_MODE": "disabled"}, tmp_path / "log", spare=0)   # no later driver like it
     try:
         _wait_records(d, 3, proc, timeout=240)
         proc.send_signal(signal.SIGKILL)

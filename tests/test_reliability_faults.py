@@ -29,7 +29,7 @@ from cluster.spec.grid import expand
 from cluster.spec.parse import load_spec
 from cluster.store.core import StoreConfig, open_store
 from cluster.store.layout import KEY_RE
-from conftest import TEST_AWS_ENV, free_port, kill_group
+from conftest import TEST_AWS_ENV, free_port, fresh_mlflow_db, kill_group
 from test_cluster_sweep import _driver, mlflow_runs, quiet, write_spec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -223,7 +223,9 @@ def test_driver_sigkilled_at_random_points_ten_times(ray_connected, mlflow_db, t
         return len(list(kdir.glob("*.parquet"))) if kdir.exists() else 0
     for i, how in enumerate(plan):
         before = count()
-        proc = _driver(path, {"RAY_ADDRESS": ray_connected["gcs"]}, tmp_path / f"log{i}")
+        # the last one leaves two warm drivers: the next test (two drivers at once) starts two
+        proc = _driver(path, {"RAY_ADDRESS": ray_connected["gcs"]}, tmp_path / f"log{i}",
+                       spare=2 if i == len(plan) - 1 else 1)
         try:
             if how == "time":
                 # a random moment, or earlier if this run already got 8 records far (ten runs must not finish it)
@@ -440,7 +442,7 @@ def stop_server(proc: subprocess.Popen) -> None:
     kill_group(proc)
 
 
-def test_mlflow_server_stopped_mid_sweep_then_sync(ray_connected, tmp_path):
+def test_mlflow_server_stopped_mid_sweep_then_sync(ray_connected, mlflow_db, tmp_path):
     """Injected: the MLflow tracking server (a lean `mlflow server` subprocess on 127.0.0.1) is stopped (SIGTERM)
     mid-sweep. The stop can cut a child run off between create_run and set_terminated; one such run is also
     planted, so that this case is always exercised. Survives: every result lands in Parquet; after the server is
@@ -449,6 +451,7 @@ def test_mlflow_server_stopped_mid_sweep_then_sync(ray_connected, tmp_path):
     port = free_port()
     d = tmp_path / "mlflow"
     d.mkdir()
+    fresh_mlflow_db(mlflow_db, d / "srv.db")     # the server's own new database, its tables already made
     uri = f"http://127.0.0.1:{port}"
     path = write_spec(tmp_path, f"""
         name: mlflowdown
@@ -530,7 +533,8 @@ def test_two_drivers_run_the_same_spec_at_once(ray_connected, mlflow_db, tmp_pat
         write_spec(tmp_path, body.replace("XS", str(list(range(30))[::-1])), "reversed.yaml")
     assert [t.key for t in expand(load_spec(other))] == [t.key for t in expand(load_spec(path))][::-1] \
         or order == "same"
-    procs = [_driver(p, {"RAY_ADDRESS": ray_connected["gcs"]}, tmp_path / f"log{i}")
+    procs = [_driver(p, {"RAY_ADDRESS": ray_connected["gcs"]}, tmp_path / f"log{i}",
+                     spare=2 if where == "local" else 0)       # warm ones for the next case, both at once
              for i, p in enumerate((path, other))]
     try:
         rcs = [p.wait(300) for p in procs]

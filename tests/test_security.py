@@ -89,16 +89,50 @@ ray.shutdown()
 '''
 
 
-def _probe_local_ray(sandbox: Path, dashboard: bool) -> dict:
-    p = subprocess.run([sys.executable, "-c", RAY_PROBE, "1" if dashboard else "0"], cwd=str(REPO),
-                       env=_clean_env(sandbox / "home", sandbox / "rt"), capture_output=True, text=True, timeout=180)
-    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("PROBE ")), None)
-    assert p.returncode == 0 and line, (p.returncode, p.stdout[-2000:], p.stderr[-3000:])
-    return json.loads(line[len("PROBE "):])
+class _Probe:
+    """One RAY_PROBE subprocess in its own sandbox (HOME with its auth token, RAY_TMPDIR), started at once."""
+
+    def __init__(self, dashboard: bool):
+        self.sandbox = Path(tempfile.mkdtemp(prefix="htmcsec-", dir="/tmp"))
+        (self.sandbox / "home").mkdir()
+        (self.sandbox / "rt").mkdir()
+        self.proc = subprocess.Popen([sys.executable, "-c", RAY_PROBE, "1" if dashboard else "0"], cwd=str(REPO),
+                                     env=_clean_env(self.sandbox / "home", self.sandbox / "rt"),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+        self.out = None
+
+    def result(self) -> dict:
+        if self.out is None:
+            try:
+                stdout, stderr = self.proc.communicate(timeout=180)
+            finally:
+                kill_group(self.proc)
+            line = next((ln for ln in stdout.splitlines() if ln.startswith("PROBE ")), None)
+            assert self.proc.returncode == 0 and line, (self.proc.returncode, stdout[-2000:], stderr[-3000:])
+            self.out = json.loads(line[len("PROBE "):])
+        return self.out
 
 
-def test_local_ray_listens_on_loopback_only_and_has_no_dashboard_unless_asked(ray_sandbox):
-    out = _probe_local_ray(ray_sandbox, dashboard=False)
+@pytest.fixture(scope="module")
+def local_ray_probes(request):
+    """The two probes of a private local Ray (without and with its dashboard), started together the first time a
+    test asks for them: each is its own process tree with its own HOME and RAY_TMPDIR and checks only its own
+    sockets, so they run side by side (each spends ~10 s starting and stopping Ray) instead of one after the other.
+    Only the probes whose tests were collected are started."""
+    wanted = {item.name == "test_local_ray_dashboard_on_request_is_loopback_and_needs_the_token"
+              for item in request.session.items
+              if item.module is request.module and "local_ray_probes" in getattr(item, "fixturenames", ())}
+    probes = {dashboard: _Probe(dashboard) for dashboard in sorted(wanted)}
+    yield probes
+    for p in probes.values():
+        kill_group(p.proc)
+        shutil.rmtree(p.sandbox, ignore_errors=True)
+
+
+def test_local_ray_listens_on_loopback_only_and_has_no_dashboard_unless_asked(local_ray_probes):
+    probe = local_ray_probes[False]
+    out, ray_sandbox = probe.result(), probe.sandbox
     assert len(out["socks"]) >= 3                     # GCS, raylet, agents: the check saw Ray's sockets
     exposed = [s for s in out["socks"] if s["ip"] not in LOOPBACK]
     assert not exposed, exposed                       # nothing on 0.0.0.0, ::, or the machine's address
@@ -111,8 +145,8 @@ def test_local_ray_listens_on_loopback_only_and_has_no_dashboard_unless_asked(ra
         assert "--modules-to-load=UsageStatsHead" in cmd and "--disable-frontend" in cmd, cmd
 
 
-def test_local_ray_dashboard_on_request_is_loopback_and_needs_the_token(ray_sandbox):
-    out = _probe_local_ray(ray_sandbox, dashboard=True)
+def test_local_ray_dashboard_on_request_is_loopback_and_needs_the_token(local_ray_probes):
+    out = local_ray_probes[True].result()
     assert not [s for s in out["socks"] if s["ip"] not in LOOPBACK], out["socks"]
     assert out["webui"].startswith("127.0.0.1:")
     dash = [s for s in out["socks"] if s["dashboard"]]
@@ -158,14 +192,17 @@ MARKERS = {
 URI_PASSWORD = "htmcFakeUriPassword77d1"
 
 
-def start_mlflow_server(backend_uri: str, artifacts: Path, port: int, log: Path) -> subprocess.Popen:
+def spawn_mlflow_server(backend_uri: str, artifacts: Path, port: int, log: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in MARKERS}
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", backend_uri,
+    return subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", backend_uri,
                              "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port),
                              "--workers", "1"], env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
-    deadline = time.monotonic() + 120
+
+
+def wait_until_healthy(proc: subprocess.Popen, port: int, log: Path, timeout: float = 120) -> subprocess.Popen:
+    deadline = time.monotonic() + timeout
     while True:
         try:
             if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).status == 200:
@@ -176,6 +213,23 @@ def start_mlflow_server(backend_uri: str, artifacts: Path, port: int, log: Path)
             kill_group(proc)
             raise RuntimeError("mlflow server did not start:\n" + log.read_text()[-3000:])
         time.sleep(0.3)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def scan_server(request, tmp_path_factory):
+    """The secret scan's MLflow server (on the session's sqlite database), spawned when this module starts, so
+    that its ~10 s boot overlaps the Ray probes above instead of holding up the scan; the scan waits until it is
+    healthy. Spawned only when the scan test was collected."""
+    if not any(item.module is request.module and item.name == "test_no_secret_reaches_any_output"
+               for item in request.session.items):
+        yield None
+        return
+    mlflow_db = request.getfixturevalue("mlflow_db")
+    d = tmp_path_factory.mktemp("scan-mlflow")
+    box = {"port": free_port(), "artifacts": d / "mlartifacts", "log": d / "mlflow-server.log"}
+    box["proc"] = spawn_mlflow_server(mlflow_db["uri"], box["artifacts"], box["port"], box["log"])
+    yield box
+    kill_group(box["proc"])
 
 
 def _texts_of(path: Path) -> list[tuple[str, bytes]]:
@@ -200,16 +254,17 @@ def _leaks(blobs: list[tuple[str, bytes]], secrets: list[str]) -> list[tuple[str
     return found
 
 
-def test_no_secret_reaches_any_output(s3_endpoint, s3_bucket, mlflow_db, tmp_path, ray_sandbox):
+def test_no_secret_reaches_any_output(s3_endpoint, s3_bucket, mlflow_db, tmp_path, ray_sandbox, scan_server):
     """Fake credentials in the environment and a password in the tracking URI: run a real sweep (private local
     Ray, moto S3, an MLflow server on the session's sqlite database), then status, analyze and a sync against a
     dead server. Search every output for the secrets: stdout and stderr, every object in the bucket (raw and
     decoded Parquet), the MLflow database file, every MLflow artifact, the report directory and Ray's logs."""
     import boto3
-    port, dead = free_port(), free_port()
-    artifacts, report = tmp_path / "mlartifacts", tmp_path / "report"
-    server = start_mlflow_server(mlflow_db["uri"], artifacts, port, tmp_path / "mlflow-server.log")
+    port, dead = scan_server["port"], free_port()
+    artifacts, report = scan_server["artifacts"], tmp_path / "report"
+    server = scan_server["proc"]
     try:
+        wait_until_healthy(server, port, scan_server["log"])
         # Client auth the documented way (MLFLOW_TRACKING_USERNAME / _PASSWORD); a database URI with a password
         # in the description, which ends up in the logged spec and the report's title
         tracking = f"http://127.0.0.1:{port}"
@@ -230,24 +285,43 @@ def test_no_secret_reaches_any_output(s3_endpoint, s3_bucket, mlflow_db, tmp_pat
                          AWS_DEFAULT_REGION="us-east-1", MLFLOW_TRACKING_USERNAME="htmc", **MARKERS)
         outputs = []
 
-        def htmc(*args, rc=0):    # every command here takes the spec, and so the plugin of its noop kind
-            p = subprocess.run([sys.executable, "-m", "jobs.cli", *args, "--plugin", NOOP_PLUGIN], cwd=str(tmp_path),
-                               env=env, capture_output=True, text=True, timeout=300)
-            outputs.append((f"htmc {' '.join(args)}: stdout", p.stdout.encode()))
-            outputs.append((f"htmc {' '.join(args)}: stderr", p.stderr.encode()))
-            assert p.returncode == rc, (args, p.stdout[-2000:], p.stderr[-3000:])
-            return p
+        def start(*args):         # every command here takes the spec, and so the plugin of its noop kind
+            return args, subprocess.Popen([sys.executable, "-m", "jobs.cli", *args, "--plugin", NOOP_PLUGIN],
+                                          cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True)
 
-        run = json.loads(htmc("sweep", "run", str(spec), "--no-progress", "--json").stdout)
+        def finish(started, rc=0):
+            args, p = started
+            try:
+                stdout, stderr = p.communicate(timeout=300)
+            except BaseException:
+                p.kill()
+                raise
+            outputs.append((f"htmc {' '.join(args)}: stdout", stdout.encode()))
+            outputs.append((f"htmc {' '.join(args)}: stderr", stderr.encode()))
+            assert p.returncode == rc, (args, stdout[-2000:], stderr[-3000:])
+            return stdout, stderr
+
+        run = json.loads(finish(start("sweep", "run", str(spec), "--no-progress", "--json"))[0])
         assert (run["done"], run["failed"], run["untracked"]) == (4, 0, 0) and run["parent_run_id"]
-        status = json.loads(htmc("sweep", "status", str(spec), "--json").stdout)
-        assert status["kinds"]["noop"]["ok"] == 3
-        htmc("sweep", "status", str(spec))
-        htmc("analyze", str(spec), "--out", str(report))
-        assert (report / "report.html").is_file()
-        sync = htmc("sweep", "sync-mlflow", str(spec), "--tracking-uri", f"http://htmc:{URI_PASSWORD}@127.0.0.1:{dead}",
-                    rc=2)
-        assert "htmc: error:" in sync.stderr and "htmc:***@127.0.0.1" in sync.stderr   # MLflow down: said, redacted
+        # the four commands after the run only read the records (and analyze logs its report to the parent run):
+        # they run side by side, each its own process as before
+        later = [start("sweep", "status", str(spec), "--json"), start("sweep", "status", str(spec)),
+                 start("analyze", str(spec), "--out", str(report)),
+                 start("sweep", "sync-mlflow", str(spec), "--tracking-uri",
+                       f"http://htmc:{URI_PASSWORD}@127.0.0.1:{dead}")]
+        try:
+            status = json.loads(finish(later[0])[0])
+            assert status["kinds"]["noop"]["ok"] == 3
+            finish(later[1])
+            finish(later[2])
+            assert (report / "report.html").is_file()
+            sync_err = finish(later[3], rc=2)[1]
+            assert "htmc: error:" in sync_err and "htmc:***@127.0.0.1" in sync_err   # MLflow down: said, redacted
+        finally:
+            for _, p in later:
+                if p.poll() is None:
+                    p.kill()
     finally:
         kill_group(server, signal.SIGTERM)
         try:
