@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from conftest import BACKGROUND
+
 
 def htmc(*args, env=None):
     import os
@@ -60,10 +62,24 @@ def test_search_json_contract(tmp_path):
     assert read_blif(out).size == d["gates"]
 
 
-def test_ladder_json_contract_and_plot(tmp_path):
-    png = tmp_path / "ladder.png"
-    p = htmc("circuit", "ladder", "holder_random", "--param", "s=1", "--eps0", "0.25", "--steps", "3",
-             "--methods", "abc", "--budget-s", "30", "--quick", "--plot", str(png), "--json")
+def ladder_command():
+    """The command line of the ladder case (~15 s of ABC), run by conftest's background worker: its process and the
+    directory that holds the plot."""
+    import tempfile
+    from pathlib import Path
+    d = Path(tempfile.mkdtemp(prefix="htmc-cli-ladder-"))
+    return htmc("circuit", "ladder", "holder_random", "--param", "s=1", "--eps0", "0.25", "--steps", "3",
+                "--methods", "abc", "--budget-s", "30", "--quick", "--plot", str(d / "ladder.png"), "--json"), d
+
+
+BACKGROUND.job("test_ladder_json_contract_and_plot", ladder_command)
+
+
+def test_ladder_json_contract_and_plot(request):
+    import shutil
+    p, d = BACKGROUND.result(request)
+    request.addfinalizer(lambda: shutil.rmtree(d, ignore_errors=True))
+    png = d / "ladder.png"
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
     assert {"points", "gamma", "gamma_ci", "ci_note", "c", "polylog", "preferred_model", "delta_aic",

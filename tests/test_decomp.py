@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import BACKGROUND
 from htmc.circuits.builder import CircuitBuilder
 from htmc.circuits.circuit import output_codes
 from htmc.circuits.permute import interleaved_order, permute_values, rename_inputs
@@ -45,9 +46,22 @@ def test_a_circuit_on_the_interleaved_code_maps_back():
     assert back.size == circuit.size and np.array_equal(output_codes(back), u)
 
 
-def test_abc_tries_the_interleaved_order_for_d2():
-    u = np.random.default_rng(5).integers(0, 4, 1 << 6)
-    attempts = abc_method(_grid_problem(u, 2, 3))
+def interleaved_abc_attempts():
+    return abc_method(_grid_problem(np.random.default_rng(5).integers(0, 4, 1 << 6), 2, 3))
+
+
+def lupanov_search_past_16_bits():
+    return search(make_function("holder_random", d=2, s=1.0, seed=0), 0.025, methods=["lupanov"], budget_s=120,
+                  thorough=False)
+
+
+# the two ABC / Lupanov calls of ~8 and ~9 s, in conftest's background worker
+BACKGROUND.job("test_abc_tries_the_interleaved_order_for_d2", interleaved_abc_attempts)
+BACKGROUND.job("test_search_reaches_past_16_bits_only_with_wide_methods", lupanov_search_past_16_bits)
+
+
+def test_abc_tries_the_interleaved_order_for_d2(request):
+    attempts = BACKGROUND.result(request)           # interleaved_abc_attempts()
     strategies = {a.strategy for a in attempts if a.verified and a.max_error == 0.0}
     assert {"msb_dc", "msb_dc/interleaved", "trailing_zeros", "trailing_zeros/interleaved"} <= strategies
 
@@ -119,11 +133,11 @@ def test_lupanov_method_verifies_in_both_orders():
     assert all(a.verified and a.max_error <= 0.1 and a.gates > 0 for a in attempts)
 
 
-def test_search_reaches_past_16_bits_only_with_wide_methods():
+def test_search_reaches_past_16_bits_only_with_wide_methods(request):
     f = make_function("holder_random", d=2, s=1.0, seed=0)
     assert max_inputs_for(["table", "abc"]) == 16 and max_inputs_for(["abc", "decomp"]) == 24
     with pytest.raises(ValueError, match="more than 16 input bits"):
         _resolutions(f, 0.0125, "box", None, max_inputs_for(["abc"]))
     assert _resolutions(f, 0.0125, "box", None, max_inputs_for(["lupanov"]))[0] == 9
-    res = search(f, 0.025, methods=["lupanov"], budget_s=120, thorough=False)  # quick mode: the finer k = 9
+    res = BACKGROUND.result(request)    # lupanov_search_past_16_bits(): quick mode, the finer k = 9
     assert res.best is not None and res.best.bits_in == 18 and res.best.max_error <= 0.025

@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
+from conftest import BACKGROUND
 from htmc.synthesis.boolean import boolean_exact
 from htmc.circuits.circuit import CONST1, output_codes
 from htmc.synthesis.sat_exact import exact_boolean, exact_synthesis
@@ -115,15 +116,27 @@ def test_error_tolerance_relation_lowers_the_minimum():
     assert res.gates == cheapest < 5
 
 
-@pytest.mark.parametrize("columns,gates", [
+MULTI_OUTPUT = [
     # Minima confirmed by ABC's `exact -C 0` with "=" (8421) complemented to 7bde: ABC has no free output inverter,
     # and complementing a gate output costs nothing here. 2-bit comparator (<, =, >): 7310 7bde 08ce gives 8.
     ([LOW < HIGH, LOW == HIGH, LOW > HIGH], 8),
     # the high 3 bits of the 2x2-bit product and "=": 6ac0 4c00 8000 7bde gives 9.
     ([((LOW * HIGH) >> j) & 1 == 1 for j in (1, 2, 3)] + [LOW == HIGH], 9),
-])
-def test_multi_output_eight_and_nine_gates(columns, gates):
-    res, _ = boolean_exact(columns, budget_s=300)
+]
+
+
+def multi_output_result(columns):
+    return boolean_exact(columns, budget_s=300)[0]
+
+
+for i, (cols, _) in enumerate(MULTI_OUTPUT):    # the proofs (~3 and ~27 s) run in conftest's background worker
+    BACKGROUND.job(f"test_multi_output_eight_and_nine_gates[columns{i}-{MULTI_OUTPUT[i][1]}]", multi_output_result,
+                   cols)
+
+
+@pytest.mark.parametrize("columns,gates", MULTI_OUTPUT)
+def test_multi_output_eight_and_nine_gates(columns, gates, request):
+    res = BACKGROUND.result(request)                # boolean_exact(columns, budget_s=300)[0]
     assert res.optimal and res.verified and res.gates == gates
 
 

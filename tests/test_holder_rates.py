@@ -25,6 +25,7 @@ k = 6, 7, 8 it was 2.1-2.2.
 import numpy as np
 import pytest
 
+from conftest import BACKGROUND
 from htmc.targets import make_function
 from htmc.rates.ladder import run_ladder
 from htmc.circuits.verify import verify
@@ -39,13 +40,23 @@ CASES = [
 ]
 
 
+def ladder_of(d, s, eps0, steps, method):
+    """The case's ladder. budget_s only bounds the search; it is generous so that a loaded machine cannot cut a
+    rung short."""
+    target = make_function("holder_random", d=d, s=s, seed=0)
+    return run_ladder(target, eps0, steps, methods=[method], thorough=False, budget_s=600)
+
+
+for case in CASES:      # each ladder (~15-45 s of ABC or Lupanov) is computed in conftest's background worker
+    BACKGROUND.job(f"test_holder_random_rate_matches_theory[{case.id}]", ladder_of, *case.values)
+
+
 @pytest.mark.parametrize("d,s,eps0,steps,method", CASES)
-def test_holder_random_rate_matches_theory(d, s, eps0, steps, method):
+def test_holder_random_rate_matches_theory(d, s, eps0, steps, method, request):
     target = make_function("holder_random", d=d, s=s, seed=0)
     theory = d / s
     assert target.gamma_theory == pytest.approx(theory)
-    # budget_s only bounds the search; it is generous so that a loaded machine cannot cut a rung short
-    ladder = run_ladder(target, eps0, steps, methods=[method], thorough=False, budget_s=600)
+    ladder = BACKGROUND.result(request)             # ladder_of(d, s, eps0, steps, method)
 
     sizes = ladder.sizes()
     ks = [r.best.k if r.best else None for r in ladder.results]

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import BACKGROUND
 from htmc.synthesis import code_strategies, relation
 from htmc.circuits.circuit import output_codes
 from htmc.targets import make_function
@@ -52,10 +53,35 @@ def test_dont_care_filling_respects_cares_and_merges():
     np.testing.assert_array_equal(out[:4], out[4:])
 
 
+def grid_search(name):
+    return search(make_function(name), 0.0, domain="grid", methods=["table", "abc"], bits=4)
+
+
+def exact_and_abc(seed, s, eps):
+    """The exact minimum and ABC's attempts on the same 3-input problem."""
+    target = make_function("holder_random", d=1, s=s, seed=seed)
+    table = target.table(3)
+    space = relation.code_space(table, eps, relation.coarsest_shift(table, eps))
+    ex = METHODS.get("exact")(Problem(target, table, eps, space, deadline=time.monotonic() + 120))[0]
+    return ex, METHODS.get("abc")(Problem(target, table, eps, space, deadline=time.monotonic() + 120))
+
+
+ABC_VS_EXACT = [(0, 1.0, 0.35), (2, 1.0, 0.35), (3, 1.0, 0.35), (0, 0.5, 0.45), (2, 0.5, 0.45)]
+
+
+def all_exact_and_abc():
+    return [exact_and_abc(*case) for case in ABC_VS_EXACT]
+
+
+# ~15 s of ABC each, in conftest's background worker
+for _name in ("product", "absdiff"):
+    BACKGROUND.job(f"test_grid_arithmetic_at_eps_zero_is_exact[{_name}-<lambda>]", grid_search, _name)
+BACKGROUND.job("test_abc_is_never_below_the_exact_minimum", all_exact_and_abc)
+
+
 @pytest.mark.parametrize("name,fn", [("product", lambda a, b: a * b), ("absdiff", lambda a, b: abs(a - b))])
-def test_grid_arithmetic_at_eps_zero_is_exact(name, fn):
-    target = make_function(name)
-    result = search(target, 0.0, domain="grid", methods=["table", "abc"], bits=4)
+def test_grid_arithmetic_at_eps_zero_is_exact(name, fn, request):
+    result = BACKGROUND.result(request)             # grid_search(name)
     best = result.best
     assert best is not None and best.max_error == 0.0
     u = output_codes(best.circuit)
@@ -64,18 +90,14 @@ def test_grid_arithmetic_at_eps_zero_is_exact(name, fn):
     np.testing.assert_array_equal(y, fn((c >> 4) / 16, (c & 15) / 16))
 
 
-def test_abc_is_never_below_the_exact_minimum():
+def test_abc_is_never_below_the_exact_minimum(request):
     checked = 0
-    for seed, s, eps in [(0, 1.0, 0.35), (2, 1.0, 0.35), (3, 1.0, 0.35), (0, 0.5, 0.45), (2, 0.5, 0.45)]:
-        target = make_function("holder_random", d=1, s=s, seed=seed)
-        table = target.table(3)
-        space = relation.code_space(table, eps, relation.coarsest_shift(table, eps))
-        ex = METHODS.get("exact")(Problem(target, table, eps, space, deadline=time.monotonic() + 120))[0]
+    for ex, attempts in BACKGROUND.result(request):     # all_exact_and_abc(): the five cases of ABC_VS_EXACT
         assert ex.optimal_in_format and ex.verified
-        for a in METHODS.get("abc")(Problem(target, table, eps, space, deadline=time.monotonic() + 120)):
+        for a in attempts:
             assert a.gates >= ex.gates
         checked += 1
-    assert checked == 5
+    assert checked == len(ABC_VS_EXACT) == 5
 
 
 def test_exact_uses_the_eps_relation_not_one_rounding():

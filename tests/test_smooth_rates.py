@@ -3,13 +3,22 @@ sin and exp prefer the polylog model and their local slopes fall as ε shrinks."
 import numpy as np
 import pytest
 
+from conftest import BACKGROUND
 from htmc.targets import make_function
 from htmc.rates.ladder import run_ladder
 
 
+def ladder_of(name):
+    return run_ladder(make_function(name), 2 ** -4, 7, methods=["arith", "table"], budget_s=30, thorough=False)
+
+
+for _name in ("sin", "exp"):        # in conftest's background worker
+    BACKGROUND.job(f"test_analytic_functions_prefer_polylog[{_name}]", ladder_of, _name)
+
+
 @pytest.mark.parametrize("name", ["sin", "exp"])
-def test_analytic_functions_prefer_polylog(name):
-    ladder = run_ladder(make_function(name), 2 ** -4, 7, methods=["arith", "table"], budget_s=30, thorough=False)
+def test_analytic_functions_prefer_polylog(name, request):
+    ladder = BACKGROUND.result(request)             # ladder_of(name)
     fit = ladder.fit
     sizes = ladder.sizes()
     assert np.all(np.isfinite(sizes)) and np.all(np.diff(sizes) > 0)

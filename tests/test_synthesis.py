@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from conftest import BACKGROUND
 from htmc.synthesis import abc_tool as abc_mod
 from htmc.synthesis.boolean import boolean_abc, boolean_exact
 from htmc.circuits.hextable import parse_hex, to_hex
@@ -31,11 +32,23 @@ def test_hex_convention_matches_abc():
     assert to_hex(bits) == "fee8"
 
 
-@pytest.mark.parametrize("n", [8, 10, 12])
-def test_abc_synthesis_of_random_tables_is_verified(n):
+def random_columns(n):
     rng = np.random.default_rng(n)
-    cols = [rng.random(1 << n) < 0.5 for _ in range(2)]
-    res, circuit = boolean_abc(cols)
+    return [rng.random(1 << n) < 0.5 for _ in range(2)]
+
+
+def abc_of_random_columns(n):
+    return boolean_abc(random_columns(n))
+
+
+for _n in (8, 10, 12):    # ~2, ~3 and ~8 s of ABC, in conftest's background worker
+    BACKGROUND.job(f"test_abc_synthesis_of_random_tables_is_verified[{_n}]", abc_of_random_columns, _n)
+
+
+@pytest.mark.parametrize("n", [8, 10, 12])
+def test_abc_synthesis_of_random_tables_is_verified(n, request):
+    cols = random_columns(n)
+    res, circuit = BACKGROUND.result(request)       # abc_of_random_columns(n)
     assert res.verified and res.gates > 0
     from htmc.circuits.circuit import output_codes
     u = output_codes(circuit)
