@@ -172,12 +172,14 @@ def _fill(s: str, tmp: Path, spec: Path, port: int) -> str:
 class _Ran:
     """One command run for a case: its directory, the directory's listing before and after, the process."""
 
-    def __init__(self, tmp: Path, spec: Path, port: int, args: list[str]):
-        self.tmp, self.spec, self.port, self.args = tmp, spec, port, args
+    def __init__(self, tmp: Path, spec: Path, argv: list[str]):
+        self.tmp, self.spec, self.argv = tmp, spec, argv
         self.before = snapshot(tmp)
-        self.p = self.after = None
+        self.port = self.args = self.p = self.after = None
 
     def run(self) -> "_Ran":
+        self.port = free_port()           # a free port (a dead address) right before the command, as before
+        self.args = [_fill(a, self.tmp, self.spec, self.port) for a in self.argv]
         self.p = run_htmc(self.args, self.tmp)
         self.after = snapshot(self.tmp)
         return self
@@ -196,20 +198,18 @@ def ran(request, tmp_path_factory) -> dict:
         params = item.callspec.params
         tmp = tmp_path_factory.mktemp("case")
         if "argv" in params:
-            spec, port = write_spec(tmp), free_port()
-            args = [_fill(a, tmp, spec, port) for a in params["argv"]]
+            spec, argv = write_spec(tmp), params["argv"]
         else:
-            spec, port = write_spec(tmp, **params["edit"]), None
-            args = ["sweep", "run", str(spec), "--no-progress", "--plugin", NOOP_PLUGIN]
-        todo[item.nodeid] = _Ran(tmp, spec, port, args)
+            spec = write_spec(tmp, **params["edit"])
+            argv = ["sweep", "run", str(spec), "--no-progress", "--plugin", NOOP_PLUGIN]
+        todo[item.nodeid] = _Ran(tmp, spec, argv)
     with ThreadPoolExecutor(2) as pool:
-        futures = {k: pool.submit(r.run) for k, r in todo.items()}
-        return {k: f.result() for k, f in futures.items()}
+        return {k: pool.submit(r.run) for k, r in todo.items()}    # a case's error (a timeout) is its own
 
 
 @pytest.mark.parametrize("argv,needles", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
 def test_bad_cli_input_is_one_clear_line_and_writes_nothing(argv, needles, ran, request):
-    r = ran[request.node.nodeid]
+    r = ran[request.node.nodeid].result()
     assert r.args == [_fill(a, r.tmp, r.spec, r.port) for a in argv]
     assert_clear_error(r.p, [_fill(n, r.tmp, r.spec, r.port) for n in needles])
     assert r.after == r.before, r.after - r.before     # no results, db, report, file, pwned
@@ -232,7 +232,7 @@ BAD_SPECS = [
 
 @pytest.mark.parametrize("edit,needles", BAD_SPECS, ids=[str(e)[:50] for e, _ in BAD_SPECS])
 def test_bad_spec_from_the_command_line(edit, needles, ran, request):
-    r = ran[request.node.nodeid]
+    r = ran[request.node.nodeid].result()
     assert r.args == ["sweep", "run", str(r.spec), "--no-progress", "--plugin", NOOP_PLUGIN]
     assert_clear_error(r.p, [str(r.spec)] + needles)
     assert r.after == r.before, r.after - r.before
