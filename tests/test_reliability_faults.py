@@ -96,106 +96,6 @@ def joined(th, box, timeout: float):
     return box["result"]
 
 
-# ---------------------------------------------------------------------------------------------------------- worker loss
-CLUSTER_DRIVER = r'''
-import json, os, sys, threading, time
-sys.path.insert(0, sys.argv[3])
-import pyarrow.parquet as pq
-import ray
-from ray.cluster_utils import Cluster
-from cluster.service import run_sweep
-from cluster.spec.parse import load_spec
-from htmc.registry import load_plugin
-
-load_plugin(os.path.join(sys.argv[3], "tests", "noop_kind.py"))      # the test-only task kind
-spec, out, results = load_spec(sys.argv[1]), sys.argv[2], sys.argv[4]
-# The head has 1 CPU, the worker node 2: of the 3 noop actors (1 CPU each) at least 2 run on the worker node.
-cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1",
-                                                        "include_dashboard": False})
-try:
-    node = cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
-    ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
-    victim = node.node_id
-    holder, box = {}, {}
-    def go():
-        box["s"] = run_sweep(spec, progress=False, say=lambda m: None,
-                             on_dispatcher=lambda d: holder.setdefault("d", d))
-    th = threading.Thread(target=go)
-    th.start()
-    d = os.path.join(results, f"sweep={spec.name}", "kind=noop")
-    deadline = time.monotonic() + 240
-    on_victim = 0
-    while on_victim < 3:          # work has really run on the node that is about to go
-        assert th.is_alive() and time.monotonic() < deadline, "no progress on the worker node"
-        files = [f for f in os.listdir(d) if f.endswith(".parquet")] if os.path.isdir(d) else []
-        on_victim = sum(pq.read_table(os.path.join(d, f), columns=["node"]).column(0)[0].as_py() == victim
-                        for f in files)
-        time.sleep(0.05)
-    before = len(os.listdir(d))
-    cluster.remove_node(node, allow_graceful=False)      # SIGKILL of the node's raylet and workers
-    removed_at = time.time()
-    th.join(240)
-    assert not th.is_alive(), "the sweep did not finish after the node was removed"
-    s = box["s"]
-    json.dump({"victim": victim, "records_before_removal": before, "removed_at": removed_at,
-               "summary": s.to_json(), "retried": holder["d"].counts.retried}, open(out, "w"))
-finally:
-    ray.shutdown()
-    cluster.shutdown()
-'''
-
-
-def test_worker_node_removed_mid_sweep(mlflow_db, tmp_path):
-    """Injected: a worker node of a ray.cluster_utils.Cluster (head + 1 worker node, 127.0.0.1) is removed with
-    SIGKILL while its actors run tasks. Survives: every task ends with exactly one ok record.
-    The cluster lives in a subprocess with its own RAY_TMPDIR, apart from the session's head."""
-    results = tmp_path / "results"
-    path = write_spec(tmp_path, f"""
-        name: nodeloss
-        results: {{uri: "{results}"}}
-        tracking: {{uri: "{mlflow_db['uri']}", children: off}}
-        dispatch: {{max_actors: {{noop: 3}}, max_attempts: 3, actor_start_timeout_s: 120}}
-        groups:
-          - kind: noop
-            grid: {{x: {list(range(30))}, sleep_s: 0.4}}
-        """)
-    script = tmp_path / "cluster_driver.py"
-    script.write_text(CLUSTER_DRIVER)
-    raytmp = tempfile.mkdtemp(prefix="htmcc-", dir="/tmp")    # short: Ray's socket paths are limited
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(TEST_AWS_ENV, RAY_TMPDIR=raytmp, RAY_AUTH_MODE="disabled", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
-               RAY_USAGE_STATS_ENABLED="0", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    out = tmp_path / "out.json"
-    log = tmp_path / "log"
-    proc = subprocess.Popen([sys.executable, str(script), str(path), str(out), str(REPO), str(results)],
-                            cwd=str(REPO), env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        rc = proc.wait(420)
-    finally:
-        kill_group(proc)          # whatever of that cluster is left (only what this test started)
-        import shutil
-        shutil.rmtree(raytmp, ignore_errors=True)
-    assert rc == 0, log.read_text()[-4000:]
-    res = json.loads(out.read_text())
-    s = res["summary"]
-    assert (s["scheduled"], s["done"], s["failed"]) == (30, 30, 0)
-    assert 3 <= res["records_before_removal"] < 30
-    assert res["retried"] >= 1              # units queued or running on the lost node were resubmitted
-    rows = assert_exactly_one_ok_each(load_spec(path))
-    nodes = [r["node"] for r in rows]
-    assert nodes.count(res["victim"]) >= 3                                   # work did run on the lost node
-    late = [r for r in rows if r["finished_at"].timestamp() > res["removed_at"]]
-    elsewhere = [r for r in late if r["node"] != res["victim"]]
-    assert len(elsewhere) >= 30 - res["records_before_removal"] - 6           # the rest finished on the head
-    # A worker process of the removed node can outlive its raylet long enough to finish the task it was running
-    # and write that record; the resubmitted copy then meets the ok record and keeps it (still one record).
-    print(f"\nRELIABILITY node-loss: records before removal={res['records_before_removal']} "
-          f"on the lost node={nodes.count(res['victim'])} units resubmitted={res['retried']} "
-          f"attempt>1={sum(r['attempt'] > 1 for r in rows)} "
-          f"written by the lost node after its removal={len(late) - len(elsewhere)}")
-
-
 # ---------------------------------------------------------------------------------------------------------- driver loss
 def test_driver_sigkilled_at_random_points_ten_times(ray_connected, mlflow_db, tmp_path):
     """Injected: 10 SIGKILLs of the sweep driver (a `python -m jobs.sweep` joined to the session's Ray head) at
@@ -637,3 +537,128 @@ def test_bad_record_files_are_reported_and_rerun(ray_connected, mlflow_db, tmp_p
     capfd.readouterr()
     assert open_store(StoreConfig.from_spec(spec.results)).verify(name) == {}
     assert "unusable" not in capfd.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------------- worker loss
+# Last in this file: its cluster boots (~10 s) at the module's start, while the tests above run (see booted_cluster).
+CLUSTER_DRIVER = r"""
+import json, os, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import pyarrow.parquet as pq
+import ray
+from ray.cluster_utils import Cluster
+from cluster.service import run_sweep
+from cluster.spec.parse import load_spec
+from htmc.registry import load_plugin
+
+load_plugin(os.path.join(sys.argv[1], "tests", "noop_kind.py"))      # the test-only task kind
+# The head has 1 CPU, the worker node 2: of the 3 noop actors (1 CPU each) at least 2 run on the worker node.
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": "127.0.0.1",
+                                                        "include_dashboard": False})
+try:
+    node = cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
+    ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
+    print("cluster up", flush=True)
+    line = sys.stdin.readline()      # the test's spec, output and results paths, once the test starts
+    if not line:
+        sys.exit(0)                  # the test was not reached
+    spec_path, out, results = json.loads(line)
+    spec = load_spec(spec_path)
+    victim = node.node_id
+    holder, box = {}, {}
+    def go():
+        box["s"] = run_sweep(spec, progress=False, say=lambda m: None,
+                             on_dispatcher=lambda d: holder.setdefault("d", d))
+    th = threading.Thread(target=go)
+    th.start()
+    d = os.path.join(results, f"sweep={spec.name}", "kind=noop")
+    deadline = time.monotonic() + 240
+    on_victim = 0
+    while on_victim < 3:          # work has really run on the node that is about to go
+        assert th.is_alive() and time.monotonic() < deadline, "no progress on the worker node"
+        files = [f for f in os.listdir(d) if f.endswith(".parquet")] if os.path.isdir(d) else []
+        on_victim = sum(pq.read_table(os.path.join(d, f), columns=["node"]).column(0)[0].as_py() == victim
+                        for f in files)
+        time.sleep(0.05)
+    before = len(os.listdir(d))
+    cluster.remove_node(node, allow_graceful=False)      # SIGKILL of the node's raylet and workers
+    removed_at = time.time()
+    th.join(240)
+    assert not th.is_alive(), "the sweep did not finish after the node was removed"
+    s = box["s"]
+    json.dump({"victim": victim, "records_before_removal": before, "removed_at": removed_at,
+               "summary": s.to_json(), "retried": holder["d"].counts.retried}, open(out, "w"))
+finally:
+    ray.shutdown()
+    cluster.shutdown()
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def booted_cluster(request, tmp_path_factory):
+    """The node-loss test's cluster (a head and one worker node, in a subprocess with its own RAY_TMPDIR, apart
+    from the session's head), started when this module starts: it boots while the tests above run, then waits on
+    stdin for the test's paths. Started only when that test was collected."""
+    if not any(item.module is request.module and item.name == "test_worker_node_removed_mid_sweep"
+               for item in request.session.items):
+        yield None
+        return
+    d = tmp_path_factory.mktemp("nodeloss")
+    script = d / "cluster_driver.py"
+    script.write_text(CLUSTER_DRIVER)
+    raytmp = tempfile.mkdtemp(prefix="htmcc-", dir="/tmp")    # short: Ray's socket paths are limited
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(TEST_AWS_ENV, RAY_TMPDIR=raytmp, RAY_AUTH_MODE="disabled", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+               RAY_USAGE_STATS_ENABLED="0", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    log = d / "log"
+    proc = subprocess.Popen([sys.executable, str(script), str(REPO)], cwd=str(REPO), env=env, stdin=subprocess.PIPE,
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield {"proc": proc, "log": log}
+    finally:
+        kill_group(proc)          # whatever of that cluster is left (only what this module started)
+        import shutil
+        shutil.rmtree(raytmp, ignore_errors=True)
+
+
+def test_worker_node_removed_mid_sweep(mlflow_db, tmp_path, booted_cluster):
+    """Injected: a worker node of a ray.cluster_utils.Cluster (head + 1 worker node, 127.0.0.1) is removed with
+    SIGKILL while its actors run tasks. Survives: every task ends with exactly one ok record.
+    The cluster lives in a subprocess with its own RAY_TMPDIR, apart from the session's head."""
+    results = tmp_path / "results"
+    path = write_spec(tmp_path, f"""
+        name: nodeloss
+        results: {{uri: "{results}"}}
+        tracking: {{uri: "{mlflow_db['uri']}", children: off}}
+        dispatch: {{max_actors: {{noop: 3}}, max_attempts: 3, actor_start_timeout_s: 120}}
+        groups:
+          - kind: noop
+            grid: {{x: {list(range(30))}, sleep_s: 0.4}}
+        """)
+    out = tmp_path / "out.json"
+    proc, log = booted_cluster["proc"], booted_cluster["log"]
+    assert proc.poll() is None, log.read_text()[-4000:]
+    proc.stdin.write((json.dumps([str(path), str(out), str(results)]) + "\n").encode())
+    proc.stdin.close()
+    try:
+        rc = proc.wait(420)
+    finally:
+        kill_group(proc)          # whatever of that cluster is left (only what this test started)
+    assert rc == 0, log.read_text()[-4000:]
+    res = json.loads(out.read_text())
+    s = res["summary"]
+    assert (s["scheduled"], s["done"], s["failed"]) == (30, 30, 0)
+    assert 3 <= res["records_before_removal"] < 30
+    assert res["retried"] >= 1              # units queued or running on the lost node were resubmitted
+    rows = assert_exactly_one_ok_each(load_spec(path))
+    nodes = [r["node"] for r in rows]
+    assert nodes.count(res["victim"]) >= 3                                   # work did run on the lost node
+    late = [r for r in rows if r["finished_at"].timestamp() > res["removed_at"]]
+    elsewhere = [r for r in late if r["node"] != res["victim"]]
+    assert len(elsewhere) >= 30 - res["records_before_removal"] - 6           # the rest finished on the head
+    # A worker process of the removed node can outlive its raylet long enough to finish the task it was running
+    # and write that record; the resubmitted copy then meets the ok record and keeps it (still one record).
+    print(f"\nRELIABILITY node-loss: records before removal={res['records_before_removal']} "
+          f"on the lost node={nodes.count(res['victim'])} units resubmitted={res['retried']} "
+          f"attempt>1={sum(r['attempt'] > 1 for r in rows)} "
+          f"written by the lost node after its removal={len(late) - len(elsewhere)}")
