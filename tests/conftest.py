@@ -89,13 +89,46 @@ runpy.run_module("jobs.sweep", run_name="__main__", alter_sys=True)
 """
 
 
+def driver_env(env_extra: dict, head_gcs: str | None = None) -> dict:
+    """A sweep driver's environment: this process's, without RAY_ADDRESS, plus env_extra (RAY_ADDRESS=head_gcs
+    where given)."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(env_extra)
+    if head_gcs:
+        env["RAY_ADDRESS"] = head_gcs
+    return env
+
+
 class DriverPool:
-    """Warm sweep drivers, keyed by their exact environment but LATE (see WARM_DRIVER)."""
-    LATE = ("PYTEST_CURRENT_TEST",)
+    """Warm sweep drivers, keyed by their exact environment but LATE (see WARM_DRIVER). LATE: set per test by
+    pytest, or read by MLflow only when it makes a request and set by every driver itself, to these same values,
+    before its first one (cluster.tracking.entities.mlflow_env_defaults); the pytest process gets them with its
+    first in-process sweep. They are passed at launch."""
+    LATE = ("PYTEST_CURRENT_TEST", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT")
 
     def __init__(self):
         self.idle: dict[tuple, list[tuple[subprocess.Popen, str]]] = {}
         self.dir = None
+        self.expected: dict[tuple[str, str], tuple[dict, bool]] = {}
+
+    def expect(self, module: str, test: str, env_extra: dict, head: bool) -> None:
+        """A test of `module` will launch a driver with driver_env(env_extra, the session head's GCS if head):
+        one is warmed right after collection when that test was collected."""
+        self.expected[(module, test)] = (env_extra, head)
+
+    def start(self, items, head_gcs: str | None) -> None:
+        seen = set()
+        for item in items:
+            want = self.expected.get((item.module.__name__ if item.module else None, item.name))
+            if want is None or (want[1] and not head_gcs):
+                continue
+            env = driver_env(want[0], head_gcs if want[1] else None)
+            key = tuple(sorted((k, v) for k, v in env.items() if k not in self.LATE))
+            if key not in seen:
+                seen.add(key)
+                self.idle.setdefault(key, []).append(self._spawn({k: v for k, v in env.items()
+                                                                 if k not in self.LATE}))
 
     def _spawn(self, env: dict) -> tuple[subprocess.Popen, str]:
         if self.dir is None:
@@ -317,6 +350,8 @@ def pytest_collection_modifyitems(session, config, items):
         names.update(getattr(item, "fixturenames", ()))
     if names & {"ray_head", "ray_connected"} and "head" not in _BOOT:
         _BOOT["head"] = _Head()
+    if not config.option.collectonly:
+        DRIVERS.start(items, _BOOT["head"].gcs if "head" in _BOOT else None)
     if "mlflow_db" in names and "mlflow" not in _BOOT:
         import threading
         d = Path(tempfile.mkdtemp(prefix="htmc-mlflow-"))

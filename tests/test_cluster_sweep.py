@@ -22,7 +22,7 @@ from cluster.service import run_sweep, submission_base, sweep_status, sync_mlflo
 from cluster.spec.grid import expand
 from cluster.spec.parse import load_spec
 from cluster.store.core import open_store, StoreConfig
-from conftest import DRIVERS, NOOP_PLUGIN
+from conftest import DRIVERS, NOOP_PLUGIN, driver_env
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -333,9 +333,14 @@ def test_bad_input_errors_before_anything_starts(ray_connected, mlflow_db, tmp_p
 def _driver(spec: Path, env_extra: dict, log: Path, spare: int = 1) -> subprocess.Popen:
     """`python -m jobs.sweep SPEC --no-progress --plugin NOOP_PLUGIN` in its own session, SIGINT at its default,
     output in `log`: a warm driver of conftest.DRIVERS (its module imports done ahead, see WARM_DRIVER there)."""
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(env_extra)
-    return DRIVERS.launch([str(spec), "--no-progress", "--plugin", NOOP_PLUGIN], env, log, spare=spare)
+    return DRIVERS.launch([str(spec), "--no-progress", "--plugin", NOOP_PLUGIN], driver_env(env_extra), log,
+                          spare=spare)
+
+
+# the first drivers of their kind in the session: warmed right after collection
+DRIVERS.expect(__name__, "test_ctrl_c_stops_cleanly_and_marks_the_parent_killed", {}, head=True)
+DRIVERS.expect(__name__, "test_sigkill_of_the_driver_then_resume_runs_only_what_is_missing",
+               {"RAY_AUTH_MODE": "disabled"}, head=False)
 
 
 def _wait_records(d: Path, n: int, proc: subprocess.Popen, timeout=180):
