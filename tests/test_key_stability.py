@@ -1,0 +1,45 @@
+"""Task keys never change (issue 22 A): stored sweeps resume only if today's planning gives the keys the planning
+code of commit 800e957 gave. tests/data/keys_v1.json.gz holds that code's keys for ~8,800 tasks of every task
+kind (small grids of each, and the shipped sweeps/ as they were then), written by tests/data/make_keys_v1.py."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from cluster.spec.parse import parse_spec
+from cluster.spec.grid import expand
+from htmc.records import task_key
+from htmc.tasks import TASK_KINDS
+
+FIXTURE = json.loads(gzip.open(Path(__file__).parent / "data" / "keys_v1.json.gz", "rt", encoding="utf-8").read())
+SPECS = {e["name"]: e for e in FIXTURE["specs"]}
+
+
+def test_fixture_covers_every_kind():
+    kinds = {g["kind"] for e in SPECS.values() for g in parse_spec(e["text"], validate_tasks=False).raw["groups"]}
+    assert kinds == set(TASK_KINDS.names()) and len(kinds) >= 5        # noop is registered by conftest
+    assert FIXTURE["base_commit"].startswith("800e957")
+    assert sum(e["n"] for e in SPECS.values()) > 8000
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_keys_and_params_as_committed(name):
+    e = SPECS[name]
+    tasks = parse_spec(e["text"], f"<{name}>").plan.tasks
+    assert [t.key for t in tasks] == e["keys"]
+    assert [t.group for t in tasks] == e["groups"]
+    joined = "\n".join(t.params_json for t in tasks).encode()
+    assert hashlib.sha256(joined).hexdigest() == e["params_sha256"]
+    # each key is still sha256 of the canonical {kind, kind_version, params} (the plain, unoptimised definition)
+    for t in tasks[:: max(1, len(tasks) // 50)]:
+        assert task_key(t.kind, t.kind_version, t.params) == t.key
+
+
+def test_lazy_expansion_gives_the_same_tasks():
+    e = SPECS["ladder"]
+    spec = parse_spec(e["text"], validate_tasks=False)
+    assert [t.key for t in expand(spec)] == e["keys"]
