@@ -1,4 +1,5 @@
-"""`htmc resnet train`: argparse wiring and handler. Thin: training is htmc.resnets.training, compiling is htmc.resnets.to_circuit and bit_search.
+"""`htmc resnet train`: argparse wiring and handler. Thin: training is htmc.resnets.training, compiling is
+htmc.resnets.compile_ladder.compile_at (the path of the resnet_compile and resnet_fit tasks as well).
 
 jobs/cli.py's build_parser calls add_resnet_commands(sub). The handler raises ValueError / KeyError for user
 errors (jobs/cli.py prints `htmc: error: ...` and exits 2).
@@ -9,6 +10,7 @@ import json
 import math
 from pathlib import Path
 
+from htmc.resnets.to_circuit import MAX_INPUTS
 from jobs.common import emit, target_from_args
 
 MAX_COMPILE_INPUTS = 20   # exhaustive verification of 2^(d k) codes; the default k keeps d k <= 16
@@ -73,23 +75,25 @@ def cmd_resnet_train(args) -> int:
 
 
 def _compile(args, target, result) -> dict:
-    from htmc.resnets.bit_search import compile_search, default_k
+    """The net's own circuit at --compile-eps by compile_at, the resnet_compile task's path (one resolution rule)."""
+    from htmc.resnets.compile_ladder import compile_at
     out = {"compiled_gates": None, "compiled_aig_nodes": None, "compiled_bits": None, "compiled_max_error": None,
            "compiled_float_error": None, "compiled_eps": args.compile_eps, "compiled_reason": None,
            "compiled_seconds": None, "compiled_tried": None}
     if result.status != "ok":
         out["compiled_reason"] = "training failed; nothing to compile"
         return out
-    k = args.compile_bits or default_k(result.params, target, args.compile_eps)
-    res = compile_search(result.params, target.table(k, "box"), args.compile_eps, budget_s=args.compile_budget_s)
-    out.update({"compiled_gates": res.gates, "compiled_aig_nodes": res.aig_nodes,
-                "compiled_bits": {"w_bits": res.w_bits, "a_bits": res.a_bits, "k": k},
-                "compiled_max_error": res.max_error, "compiled_float_error": res.float_error,
-                "compiled_reason": res.reason or None, "compiled_seconds": res.seconds,
-                "compiled_tried": [list(t) for t in res.tried]})
-    if args.save and res.circuit is not None:
+    res = compile_at(result.params, target, args.compile_eps, budget_s=args.compile_budget_s,
+                     k=args.compile_bits, max_inputs=MAX_COMPILE_INPUTS if args.compile_bits else MAX_INPUTS,
+                     keep_circuit=True)
+    out.update({"compiled_gates": res["gates"], "compiled_aig_nodes": res["aig_nodes"],
+                "compiled_bits": {"w_bits": res["w_bits"], "a_bits": res["a_bits"], "k": res["k"]},
+                "compiled_max_error": res["max_error"], "compiled_float_error": res["float_error"],
+                "compiled_reason": res["reason"] or None, "compiled_seconds": res["seconds"],
+                "compiled_tried": res["tried"]})
+    if args.save and res["circuit"] is not None:
         from htmc.circuits.blif import write_blif
-        Path(args.save).write_text(write_blif(res.circuit))
+        Path(args.save).write_text(write_blif(res["circuit"]))
     return out
 
 
@@ -128,8 +132,9 @@ def add_resnet_commands(subparsers) -> None:
                    help="torch CPU threads (default 1: these nets are tiny and extra threads only spin)")
     p.add_argument("--compile-eps", type=float, help="also compile the net to a circuit verified within this eps")
     p.add_argument("--compile-bits", type=int, metavar="K",
-                   help="input bits per coordinate for compiling (default: smallest k, d*k <= 16, at which the "
-                        "float net uses at most 3/4 of eps)")
+                   help="input bits per coordinate for compiling (default: compile_ladder's choice, as in the "
+                        "resnet_compile task: the two smallest k, d*k <= 16, at which the float net uses at most "
+                        "0.9 of eps; the fewer gates wins)")
     p.add_argument("--compile-budget-s", type=float, default=60, help="time budget of the bit search (default 60)")
     p.add_argument("--save", metavar="OUT.blif", help="write the compiled circuit as BLIF")
     p.add_argument("--save-params", metavar="FILE.json",

@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from htmc.circuits.circuit import output_codes
-from htmc.resnets.bit_search import compile_search, default_k
+from htmc.resnets import bit_search
+from htmc.resnets.bit_search import compile_search
+from htmc.resnets.compile_ladder import FLOAT_SHARE, compile_at, compile_ladder
 from htmc.resnets.to_circuit import compile_net, emulate, float_error
 from htmc.targets import make_function
 from htmc.resnets.model import init_one, to_numpy
@@ -207,12 +209,51 @@ def test_bad_inputs_are_clear_errors(absdiff, random_net):
         compile_search(net, table, -0.1)
 
 
-def test_default_k_keeps_room_for_quantization(teacher):
+def test_one_resolution_rule_for_the_cli_and_the_ladder(teacher):
+    """compile_at (the CLI's --compile-eps and resnet_fit) and compile_ladder (resnet_compile) pick the same k: the
+    smallest k whose float cell error is within FLOAT_SHARE*eps, or the next finer one (issue 21 B)."""
     net, _ = teacher
     t = make_function("resnet_teacher", d=1, width=6, depth=2, rank=2, seed=1)
-    k = default_k(net, t, 0.05)
-    assert 1 <= k <= 16 and float_error(net, t.table(k)) <= 0.75 * 0.05
-    assert k == 1 or float_error(net, t.table(k - 1)) > 0.75 * 0.05
+    one = compile_at(net, t, 0.05, budget_s=20)
+    assert one["verified"] and one["max_error"] <= 0.05
+    assert one["k"] == compile_ladder(net, t, [0.05], budget_s=20)[0]["k"]
+    k0 = one["ks_tried"][0]
+    assert one["ks_tried"] == [k0, k0 + 1] and one["k"] in one["ks_tried"]
+    assert float_error(net, t.table(k0)) <= FLOAT_SHARE * 0.05 < float_error(net, t.table(k0 - 1))
+
+
+def test_the_netlist_route_never_starts_from_the_output_table(teacher, monkeypatch):
+    """gates counts the net's own circuit: with ABC from the table disabled it is the same number, and it is the
+    ABC-optimized netlist of one of the pairs tried; the table route only fills gates_table."""
+    net, _ = teacher
+    t = make_function("resnet_teacher", d=1, width=6, depth=2, rank=2, seed=1)
+    with_table = compile_at(net, t, 0.01, budget_s=30, table_route=True, keep_circuit=True)
+
+    def no_table(*a, **k):
+        raise AssertionError("the netlist route called the table route")
+    monkeypatch.setattr(bit_search, "_from_table", no_table)
+    own = compile_at(net, t, 0.01, budget_s=30, keep_circuit=True)
+    assert own["gates"] == with_table["gates"] and own["verified"]
+    k, w, a = own["k"], own["w_bits"], own["a_bits"]
+    raw = compile_net(net, t.table(k), w, a, optimize=False)
+    assert own["gates"] <= raw.size and own["circuit"].n_inputs == k
+    assert verify(own["circuit"], t.table(k)).max_error == own["max_error"] <= 0.01
+    # the table route: its own column, a smaller circuit here (ABC from 256 output codes, 8 inputs)
+    assert with_table["gates_table"] is not None and with_table["gates_table"] < own["gates"]
+    assert own["gates_table"] is None
+
+
+def test_compile_at_names_bad_input(teacher):
+    net, _ = teacher
+    t = make_function("resnet_teacher", d=1, width=6, depth=2, rank=2, seed=1)
+    with pytest.raises(ValueError, match="budget_s must be a number > 0"):
+        compile_at(net, t, 0.1, budget_s=0)
+    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
+        compile_at(net, t, 0.0)
+    with pytest.raises(ValueError, match=r"k must be an int with 1 <= k and d\*k <= 16"):
+        compile_at(net, t, 0.1, k=17)
+    with pytest.raises(ValueError, match="unknown compile route 'tabel': valid choices: netlist, table"):
+        compile_search(net, t.table(4), 0.1, route="tabel")
 
 
 # ---------------------------------------------------------------- the CLI

@@ -20,7 +20,8 @@ from htmc.targets.table import IntervalTable
 
 ABC_CANDIDATES = 2        # the few smallest raw netlists that go through ABC in compile_search
 MIN_ABC_S = 10            # ABC gets at least this long, even when the search budget is nearly spent
-TABLE_ROUTE_MAX_INPUTS = 12  # up to here ABC starts from the compiled function's table (_optimized)
+TABLE_ROUTE_MAX_INPUTS = 12  # the table route (route="table", _from_table) is offered up to here only
+ROUTES = ("netlist", "table")
 
 
 
@@ -75,6 +76,7 @@ class _Search:
     optimize: bool
     method: str
     t0: float
+    route: str = "netlist"
 
     def over_budget(self) -> bool:
         return time.monotonic() - self.t0 > self.budget_s
@@ -169,14 +171,16 @@ def _from_table(s: _Search, p: tuple[int, int], em: Emulation, res: CompileResul
 
 def _candidates(s: _Search, pareto: list[tuple[int, int]], ems: dict, res: CompileResult
                 ) -> list[tuple[tuple[int, int], Circuit]]:
-    """(pair, circuit to verify) for the pairs worth optimizing. Small tables: the one pair with the fewest output
-    bits (then fewest bits in all) through _from_table; a raw netlist only if ABC fails. Larger ones: the
-    ABC_CANDIDATES smallest raw netlists, each through ABC."""
-    if s.table.n_inputs <= TABLE_ROUTE_MAX_INPUTS and s.optimize:
+    """(pair, circuit to verify) for the pairs worth optimizing.
+
+    route "netlist" (the net's own circuit, issue 21 B): the ABC_CANDIDATES smallest raw netlists, each through
+    ABC, which may rewrite the netlist but never starts from its output table. route "table": the one pair with
+    the fewest output bits (then fewest bits in all) through _from_table, a circuit-search candidate whose codes
+    the net chose, reported in its own column (gates_table), never as the net's gates."""
+    if s.route == "table":
         p = min(pareto, key=lambda q: (int(ems[q].u.max()).bit_length(), sum(q), q))
         c = _from_table(s, p, ems[p], res)
-        if c is not None:
-            return [(p, c)]
+        return [] if c is None else [(p, c)]
     raw = _raw_netlists(s, pareto, ems)
     picked = sorted(raw, key=lambda q: (raw[q].size, sum(q), q))[:ABC_CANDIDATES]
     return [(q, _optimized(s, q, raw[q], res) if s.optimize and raw[q].size else raw[q]) for q in picked]
@@ -200,18 +204,24 @@ def _best_verified(s: _Search, cands: list[tuple[tuple[int, int], Circuit]], err
 
 def compile_search(net: dict[str, np.ndarray], table: IntervalTable, eps: float, bits=DEFAULT_BITS,
                    budget_s: float = 60, optimize: bool = True, method: str = "fused",
-                   cache: dict | None = None, float_err: float | None = None) -> CompileResult:
+                   cache: dict | None = None, float_err: float | None = None, route: str = "netlist"
+                   ) -> CompileResult:
     """Fewest weight and activation bits whose compiled circuit verifies within eps, and the fewest gates.
 
     1. The float net's error on the cells (float_error) is a floor: above eps, no bits help; return no circuit.
     2. Emulate (w_bits, a_bits) pairs (cheap, integer numpy) along a staircase that finds the Pareto-minimal
        pairs within eps (bisection over a_bits per w_bits; `cache` shares emulations across calls on one table).
-    3. The candidates (_candidates: from the output table up to TABLE_ROUTE_MAX_INPUTS input bits, else the
-       ABC_CANDIDATES smallest raw netlists) are optimized with ABC (within budget_s), verified, and the one
-       with the fewest gates is returned. tried records every emulated pair with its gates where one was built.
+    3. The candidates (_candidates: route "netlist", the net's own circuit: the ABC_CANDIDATES smallest raw
+       netlists; route "table": ABC from one pair's output table, up to TABLE_ROUTE_MAX_INPUTS input bits) are
+       optimized with ABC (within budget_s), verified, and the one with the fewest gates is returned. tried records every emulated pair with its gates where one was built.
     The verified error of each built circuit must equal its emulated error (else VerificationError: a bug).
     """
-    s = _Search(net, table, eps, budget_s, optimize, method, time.monotonic())
+    if route not in ROUTES:
+        raise ValueError(f"unknown compile route {route!r}: valid choices: {', '.join(ROUTES)}")
+    if route == "table" and table.n_inputs > TABLE_ROUTE_MAX_INPUTS:
+        raise ValueError(f"the table route takes at most {TABLE_ROUTE_MAX_INPUTS} input bits, the table has "
+                         f"{table.n_inputs}")
+    s = _Search(net, table, eps, budget_s, optimize, method, time.monotonic(), route)
     bits = _checked_bits(eps, bits)
     fe = float_error(net, table) if float_err is None else float_err   # compile_ladder knows it per resolution
     res = CompileResult(k=table.k, eps=float(eps), float_error=fe)
@@ -237,15 +247,3 @@ def compile_search(net: dict[str, np.ndarray], table: IntervalTable, eps: float,
     res.tried = [(w, a, errors[(w, a)], gates.get((w, a))) for (w, a) in sorted(errors)]
     res.seconds = time.monotonic() - s.t0
     return res
-
-
-def default_k(net: dict[str, np.ndarray], target, eps: float, max_inputs: int = MAX_INPUTS,
-              share: float = 0.75) -> int:
-    """Input resolution for compiling: the smallest k (d k <= max_inputs) at which the float net's cell error
-    uses at most `share` of eps (leaving the rest to quantization), else the largest k allowed."""
-    d = target.d
-    k_max = max(1, max_inputs // d)
-    for k in range(1, k_max + 1):
-        if float_error(net, target.table(k, "box")) <= share * eps:
-            return k
-    return k_max

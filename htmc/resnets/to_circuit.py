@@ -36,7 +36,8 @@ from htmc.circuits.circuit import Circuit, Decoder
 from htmc.resnets.numpy_net import forward_numpy, PARAM_NAMES
 from htmc.targets.table import cell_index_grid, IntervalTable
 
-COMPILE_VERSION = "2"      # 2: bisection over a_bits; resolutions chosen per eps by compile_ladder
+COMPILE_VERSION = "3"      # 2: bisection over a_bits; resolutions chosen per eps by compile_ladder; 3: gates always
+                          # from the net's netlist, the table route only as gates_table (issue 21 B)
 MAX_INPUTS = 16           # exhaustive emulation and verification: 2^16 cells at most by default
 MAX_ENUM_INPUTS = 24      # hard limit: every function here enumerates all 2^(d k) input codes
 DEFAULT_BITS = range(2, 17)
