@@ -33,6 +33,8 @@ from . import schema
 from .index import StatusIndex
 from .layout import (DEFAULT_RETRY_S, READ_THREADS, STATUSES, first_line, parquet_bytes, record_relpath,
                      warn)
+from .manifest import load_manifest
+from .tables import CompactedView, read_part
 
 
 @dataclass(frozen=True)
@@ -123,15 +125,38 @@ class Store(StatusIndex):
         return t
 
     def verify(self, sweep: str) -> dict[str, str]:
-        """relpath -> reason for every unusable record file of the sweep (reads every record's key and status)."""
+        """relpath -> reason for every unusable record file or compacted part of the sweep (reads every record's
+        key and status)."""
         self.statuses(sweep, use_index=False)
-        prefix = f"sweep={sweep}/"
+        prefixes = (f"sweep={sweep}/", f"_tables/sweep={sweep}/")
         with self._corrupt_lock:
-            return {p: r for p, r in self.corrupt.items() if p.startswith(prefix)}
+            return {p: r for p, r in self.corrupt.items() if p.startswith(prefixes)}
 
     # --- reading
+    def compacted(self, sweep: str) -> CompactedView:
+        """The sweep's compacted tables (tables.py): the newest manifest's usable parts and their keys."""
+        return CompactedView(self, sweep)
+
+    def statuses(self, sweep: str, kind: str | None = None, *, use_index: bool = True) \
+            -> dict[str, tuple[str, str]]:
+        """task_key -> (kind, status) for every usable record of the sweep, compacted (always ok) or not."""
+        view = self.compacted(sweep)
+        out = super().statuses(sweep, kind, use_index=use_index)
+        for key, k in view.keys.items():
+            if kind is None or k == kind:
+                out[key] = (k, "ok")       # a compacted row wins over a per-task file of the same key
+        return out
+
     def list_keys(self, sweep: str, kind: str | None = None) -> dict[str, list[str]]:
-        """kind -> task keys with a record file (complete files only)."""
+        """kind -> task keys with a record (a complete per-task file or a compacted row)."""
+        out = {k: set(v) for k, v in self._loose_keys(sweep, kind).items()}
+        for key, k in self.compacted(sweep).keys.items():
+            if kind is None or k == kind:
+                out.setdefault(k, set()).add(key)
+        return {k: sorted(v) for k, v in sorted(out.items())}
+
+    def _loose_keys(self, sweep: str, kind: str | None = None) -> dict[str, list[str]]:
+        """kind -> task keys with a per-task record file (complete files only)."""
         raise NotImplementedError
 
     def _entries(self, sweep: str, kind: str | None) -> dict[str, tuple[str, str, str | None]]:
@@ -153,30 +178,83 @@ class Store(StatusIndex):
     def _delete(self, relpath: str) -> None:
         raise NotImplementedError
 
+    def _put_once(self, relpath: str, data: bytes) -> bool:
+        """Create-once write of a small file outside the dataset (a manifest version): False if it exists."""
+        raise NotImplementedError
+
+    def _write_part(self, relpath: str, table: pa.Table) -> int:
+        """Write a compacted part atomically (never visible half-written); returns its size in bytes."""
+        raise NotImplementedError
+
+    def _part_location(self, relpath: str) -> tuple:
+        """(pyarrow filesystem or None for the local disk, path) of a file, for pyarrow's readers."""
+        raise NotImplementedError
+
+    def uri_of(self, relpath: str) -> str:
+        """A path or s3:// URI of the file that other tools (DuckDB, polars) can open."""
+        return self._where(relpath)
+
+    def _read_part(self, relpath: str, columns=None, filters=None) -> pa.Table:
+        fs, path = self._part_location(relpath)
+        return read_part(fs, path, columns, filters)
+
     def read_records(self, sweep: str, kind: str, keys) -> dict[str, dict]:
-        """task_key -> record (as a dict) for those of `keys` that have a record."""
+        """task_key -> record (as a dict) for those of `keys` that have a record, compacted or not."""
+        keys = list(keys)
+        out = {}
+        # The manifest alone (one listing, one read), not the full CompactedView: a worker reading its upstream
+        # record must not read every key of a million-row sweep. Rows are sorted by key: row groups are skipped.
+        for p in load_manifest(self, sweep).parts:
+            if p.kind != kind or len(out) == len(keys):
+                continue
+            try:
+                t = self._read_part(p.path, None, filters=[("task_key", "in", [k for k in keys if k not in out])])
+            except Exception:  # noqa: BLE001  a bad part is reported by the readers that check parts
+                continue
+            out.update({r["task_key"]: r for r in schema.conform(kind, t).to_pylist() if r.get("status") == "ok"})
+
         def one(key):
             t = self._read(record_relpath(sweep, kind, key))
             return key, (t.to_pylist()[0] if t is not None and t.num_rows else None)
 
         with ThreadPoolExecutor(READ_THREADS) as ex:
-            return {k: r for k, r in ex.map(one, list(keys)) if r is not None}
+            out.update({k: r for k, r in ex.map(one, [k for k in keys if k not in out]) if r is not None})
+        return out
 
     def load(self, sweep: str, kind: str | None = None, *, keys=None, columns=None) -> pa.Table:
         """The records of a sweep (optionally one kind, optionally some keys) as one table with `sweep` and `kind`
-        columns. Files from other versions of a kind may have fewer or more columns; missing ones read as null."""
-        tables = []
-        for k, ks in sorted(self.list_keys(sweep, kind).items()):
-            if keys is not None:
-                ks = [x for x in ks if x in keys]
+        columns, each record once: compacted rows, and per-task files of keys not compacted (tables.py). Files
+        from other versions of a kind may have fewer or more columns; missing ones read as null."""
+        for attempt in range(3):
+            try:
+                return self._load_once(sweep, kind, keys, columns)
+            except FileNotFoundError:     # a part merged away by a compaction between the manifest and the read
+                if attempt == 2:
+                    raise
+
+    def _load_once(self, sweep, kind, keys, columns) -> pa.Table:
+        # Per-task files first, the manifest after: a compaction removes files only after its manifest is
+        # visible, so a record whose file vanished between the listing and the read is in the manifest read next.
+        want = None if columns is None else list(dict.fromkeys(["task_key", *columns]))
+        loose: dict[str, list[pa.Table]] = {}
+        for k, ks in self._loose_keys(sweep, kind).items():
+            ks = [x for x in ks if keys is None or x in keys]
             with ThreadPoolExecutor(READ_THREADS) as ex:
-                parts = [t for t in ex.map(lambda x: self._read(record_relpath(sweep, k, x), columns=columns),
-                                           sorted(ks))
-                         if t is not None]
+                loose[k] = [t.replace_schema_metadata(None) for t in ex.map(
+                    lambda x: self._read(record_relpath(sweep, k, x), columns=want), ks) if t is not None]
+        view = self.compacted(sweep)
+        compacted = view.keys
+        tables = []
+        for k in sorted(set(loose) | {k for k in view.kinds() if kind in (None, k)}):
+            parts = [t for t in loose.get(k, []) if t.column("task_key")[0].as_py() not in compacted]
+            big = view.table(k, keys=None if keys is None else set(keys), columns=want)
+            if big is not None:
+                parts.insert(0, big)
             if not parts:
                 continue
-            t = pa.concat_tables([p.replace_schema_metadata(None) for p in parts], promote_options="permissive")
-            t = schema.conform(k, t)
+            t = schema.conform(k, pa.concat_tables(parts, promote_options="permissive"))
+            if columns is not None:
+                t = t.select([c for c in columns if c in t.column_names])
             t = t.append_column("sweep", pa.array([sweep] * t.num_rows, pa.string()))
             t = t.append_column("kind", pa.array([k] * t.num_rows, pa.string()))
             tables.append(t)

@@ -1,6 +1,8 @@
 """The dataset's layout: record paths, the key pattern, statuses, one-record Parquet bytes, the outage error."""
 from __future__ import annotations
 
+import errno
+import os
 import re
 import sys
 
@@ -18,6 +20,23 @@ REPLACE_LOCK = "replace.lock"
 class StoreUnavailable(OSError):
     """The store did not answer within the retry budget (results.write_retry_s). The message names the store, its
     endpoint, the operation and the time spent."""
+
+
+class StoreRefused(OSError):
+    """The store refused a write for a reason that waiting will not fix: a full disk or quota, a read-only or
+    forbidden location, a missing bucket. The sweep stops (cluster.service) instead of retrying; the records
+    already written stay, and a rerun resumes from them. The message says what failed and where."""
+
+
+# errno values of a local write that retrying cannot fix (full disk, quota, read-only, permission)
+REFUSED_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
+
+
+def refused_locally(e: OSError, where: str) -> StoreRefused | None:
+    """StoreRefused for an OSError that retrying cannot fix, else None."""
+    if getattr(e, "errno", None) in REFUSED_ERRNOS:
+        return StoreRefused(f"writing {where} failed: [Errno {e.errno}] {os.strerror(e.errno)}")
+    return None
 
 
 def warn(msg: str) -> None:

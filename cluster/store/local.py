@@ -7,8 +7,20 @@ import time
 import uuid
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from .core import Store, StoreConfig
-from .layout import KEY_RE, REPLACE_LOCK, status_of_table
+from .layout import KEY_RE, REPLACE_LOCK, refused_locally, status_of_table
+
+PART_ROW_GROUP = 65536    # rows per row group of a compacted part: key-sorted, so a key lookup reads one group
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _local_validator(st: os.stat_result) -> str:
@@ -54,16 +66,22 @@ class LocalStore(Store):
         return n
 
     def _put(self, relpath: str, data: bytes, retry_s: float = 0.0) -> tuple[bool, str | None]:
+        try:
+            return self._put_local(relpath, data)
+        except OSError as e:
+            refused = refused_locally(e, f"record {self.root / relpath}")
+            if refused is not None:
+                raise refused from None
+            raise
+
+    def _put_local(self, relpath: str, data: bytes) -> tuple[bool, str | None]:
         final = self.root / relpath
         final.parent.mkdir(parents=True, exist_ok=True)
         tmpdir = self.root / "_tmp"
         tmpdir.mkdir(parents=True, exist_ok=True)
         tmp = tmpdir / f"{final.stem}-{uuid.uuid4().hex}.parquet"
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            _write_synced(tmp, data)
             # the file placed below is this very inode, so this is its validator for the status index
             validator = _local_validator(os.stat(tmp))
             try:
@@ -117,9 +135,50 @@ class LocalStore(Store):
         final = self.root / relpath
         final.parent.mkdir(parents=True, exist_ok=True)
         (self.root / "_tmp").mkdir(parents=True, exist_ok=True)
+        tmp = self.root / "_tmp" / f"{final.stem}-{uuid.uuid4().hex}{final.suffix}"
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)    # a full disk must not leave a partial file behind (issue 22)
+
+    def _put_once(self, relpath: str, data: bytes) -> bool:
+        final = self.root / relpath
+        final.parent.mkdir(parents=True, exist_ok=True)
+        (self.root / "_tmp").mkdir(parents=True, exist_ok=True)
+        tmp = self.root / "_tmp" / f"{final.stem}-{uuid.uuid4().hex}{final.suffix}"
+        try:
+            _write_synced(tmp, data)
+            try:
+                os.link(tmp, final)        # create-once
+            except FileExistsError:
+                return False
+            return True
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _write_part(self, relpath: str, table: pa.Table) -> int:
+        final = self.root / relpath
+        final.parent.mkdir(parents=True, exist_ok=True)
+        (self.root / "_tmp").mkdir(parents=True, exist_ok=True)
         tmp = self.root / "_tmp" / f"{final.stem}-{uuid.uuid4().hex}.parquet"
-        tmp.write_bytes(data)
-        os.replace(tmp, final)
+        try:
+            with open(tmp, "wb") as f:
+                pq.write_table(table, f, compression="zstd", row_group_size=PART_ROW_GROUP)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, final)         # whole or not at all; the name is new (part-<uuid>)
+            return final.stat().st_size
+        except OSError as e:
+            refused = refused_locally(e, f"compacted part {final}")
+            if refused is not None:
+                raise refused from None
+            raise
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _part_location(self, relpath: str) -> tuple:
+        return None, str(self.root / relpath)
 
     def _list_dir(self, reldir: str, suffix: str = ".parquet") -> list[str]:
         d = self.root / reldir
@@ -130,7 +189,7 @@ class LocalStore(Store):
     def _delete(self, relpath: str) -> None:
         (self.root / relpath).unlink(missing_ok=True)
 
-    def list_keys(self, sweep: str, kind: str | None = None) -> dict[str, list[str]]:
+    def _loose_keys(self, sweep: str, kind: str | None = None) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for k, key, _ in self._entries(sweep, kind).values():
             out.setdefault(k, []).append(key)

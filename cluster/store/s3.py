@@ -21,7 +21,7 @@ import threading
 import time
 
 from .core import Store, StoreConfig
-from .layout import (BACKOFF_FIRST_S, BACKOFF_MAX_S, KEY_RE, StoreUnavailable, first_line,
+from .layout import (BACKOFF_FIRST_S, BACKOFF_MAX_S, KEY_RE, StoreRefused, StoreUnavailable, first_line,
                      status_of_table)
 
 _finalizer_registered = threading.Lock()
@@ -53,6 +53,7 @@ def _credentials() -> dict:
 
 
 _PRECONDITION = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+_QUOTA_S3 = ("QuotaExceeded", "EntityTooLarge", "ServiceQuotaExceeded", "InsufficientStorage")
 _PERMANENT_S3 = ("AccessDenied", "ACCESS_DENIED", "NoSuchBucket", "NO_SUCH_BUCKET", "InvalidAccessKeyId",
                  "SignatureDoesNotMatch", "InvalidBucketName", "AuthorizationHeaderMalformed")
 
@@ -179,6 +180,29 @@ class S3Store(Store):
             raise ValueError(f"S3 results '{where}' cannot be used: {e}") from None
 
     def _put(self, relpath: str, data: bytes, retry_s: float | None = None) -> tuple[bool, str | None]:
+        try:
+            return self._put_record(relpath, data, retry_s)
+        except Exception as e:  # noqa: BLE001  only the permanent refusals are translated
+            refused = self._refused(e, relpath)
+            if refused is not None:
+                raise refused from None
+            raise
+
+    def _refused(self, e: BaseException, relpath: str) -> StoreRefused | None:
+        """StoreRefused for a write S3 refused for good (denied, no bucket, quota), else None."""
+        from botocore.exceptions import ClientError
+        if isinstance(e, ClientError):
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            msg = str(e.response.get("Error", {}).get("Message", "")) or code
+        elif isinstance(e, OSError) and not isinstance(e, StoreUnavailable):
+            code, msg = next((c for c in _PERMANENT_S3 if c in str(e)), ""), first_line(e)
+        else:
+            return None
+        if code in _PERMANENT_S3 + _QUOTA_S3:
+            return StoreRefused(f"writing {self._where(relpath)} failed: S3 said {code} ({msg[:200]})")
+        return None
+
+    def _put_record(self, relpath: str, data: bytes, retry_s: float | None = None) -> tuple[bool, str | None]:
         from botocore.exceptions import ClientError
         key = self._key(relpath)
         deadline = time.monotonic() + (self.cfg.retry_s if retry_s is None else retry_s)
@@ -242,6 +266,58 @@ class S3Store(Store):
         key = self._key(relpath)
         self._call(f"PUT {key}", lambda: self.s3.put_object(Bucket=self.bucket, Key=key, Body=data), 0.0)
 
+    def _put_once(self, relpath: str, data: bytes) -> bool:
+        from botocore.exceptions import ClientError
+        key = self._key(relpath)
+
+        def put():
+            try:
+                self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+                return True
+            except ClientError as e:
+                if str(e.response.get("Error", {}).get("Code", "")) in _PRECONDITION:
+                    return False
+                raise
+        try:
+            return self._call(f"PUT {key}", put)
+        except Exception as e:  # noqa: BLE001
+            refused = self._refused(e, relpath)
+            if refused is not None:
+                raise refused from None
+            raise
+
+    def _write_part(self, relpath: str, table) -> int:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from .local import PART_ROW_GROUP
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd", row_group_size=PART_ROW_GROUP)
+        data = sink.getvalue().to_pybytes()
+        key = self._key(relpath)
+        try:      # one PUT: S3 never shows part of an object
+            self._call(f"PUT {key}", lambda: self.s3.put_object(Bucket=self.bucket, Key=key, Body=data))
+        except Exception as e:  # noqa: BLE001
+            refused = self._refused(e, relpath)
+            if refused is not None:
+                raise refused from None
+            raise
+        return len(data)
+
+    def _part_location(self, relpath: str) -> tuple:
+        return self.fs, f"{self.bucket}/{self._key(relpath)}"
+
+    def _read_part(self, relpath: str, columns=None, filters=None):
+        from .tables import read_part
+
+        def read():
+            try:
+                return read_part(self.fs, f"{self.bucket}/{self._key(relpath)}", columns, filters)
+            except OSError as e:
+                if "NoSuchKey" in str(e) or "does not exist" in str(e) or "Path does not exist" in str(e):
+                    raise FileNotFoundError(self._where(relpath)) from None
+                raise
+        return self._call(f"GET {self._where(relpath)}", read)
+
     def _list_dir(self, reldir: str, suffix: str = ".parquet") -> list[str]:
         prefix, cut = self._key(reldir), len(self._key(""))
 
@@ -281,7 +357,7 @@ class S3Store(Store):
         sel = pafs.FileSelector(path, allow_not_found=True, recursive=recursive)
         return self._call(f"LIST {path}", lambda: self.fs.get_file_info(sel))
 
-    def list_keys(self, sweep: str, kind: str | None = None) -> dict[str, list[str]]:
+    def _loose_keys(self, sweep: str, kind: str | None = None) -> dict[str, list[str]]:
         import pyarrow.fs as pafs
         out: dict[str, list[str]] = {}
         base = f"sweep={sweep}" + (f"/kind={kind}" if kind else "")

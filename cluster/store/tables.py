@@ -1,0 +1,90 @@
+"""A sweep's compacted tables as readers see them: the newest manifest's parts, checked, with their task keys.
+
+Exactly once. Parts hold only `ok` records, and an `ok` record is never replaced, so a compacted row always wins:
+a per-task file whose key is in a part (left by a compaction killed before it removed the files it merged, or
+written again by a worker that finished twice) is a duplicate and is skipped by every reader; the next compaction
+removes it. Per-task files of other keys (new records, `failed` ones) are read as before.
+
+A part that cannot be used (missing, not Parquet, wrong row count, a record that is not `ok`, a key twice) is
+reported like any bad record file (Store.corrupt: a warning, `verify()`, `htmc sweep status`) and its records read
+as missing, so planning runs those tasks again and the next compaction drops the part from the manifest.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .layout import KEY_RE, first_line
+from .manifest import Manifest, Part, load_manifest
+
+
+class CompactedView:
+    """The compacted side of one sweep at one manifest version (built by Store.compacted())."""
+
+    def __init__(self, store, sweep: str):
+        self.store, self.sweep = store, sweep
+        self.manifest: Manifest = load_manifest(store, sweep)
+        self.parts: list[Part] = []          # usable parts
+        self.bad: list[Part] = []            # parts reported unusable
+        self.keys: dict[str, str] = {}       # task_key -> kind, over the usable parts
+        for p in self.manifest.parts:
+            keys = self._check(p)
+            if keys is None:
+                self.bad.append(p)
+                continue
+            self.parts.append(p)
+            self.keys.update(dict.fromkeys(keys, p.kind))
+
+    def _check(self, p: Part) -> list[str] | None:
+        try:
+            t = self.store._read_part(p.path, ["task_key", "status"])
+        except FileNotFoundError:
+            self.store._note_corrupt(p.path, "compacted part named by the manifest is missing")
+            return None
+        except Exception as e:  # noqa: BLE001  whatever the parser says, the part is not usable
+            self.store._note_corrupt(p.path, f"compacted part not readable as Parquet ({first_line(e)})")
+            return None
+        why = None
+        if t.num_rows != p.rows:
+            why = f"{t.num_rows} rows, the manifest says {p.rows}"
+        elif t.num_rows and pc.any(pc.not_equal(t.column("status"), "ok")).as_py():
+            why = "holds a record that is not ok"
+        keys = t.column("task_key").to_pylist()
+        if why is None and len(set(keys)) != len(keys):
+            why = "holds a task key twice"
+        if why is None and not all(isinstance(k, str) and KEY_RE.fullmatch(k) for k in keys):
+            why = "holds a malformed task key"
+        if why is not None:
+            self.store._note_corrupt(p.path, f"compacted part {why}; its records read as missing and run again")
+            return None
+        return keys
+
+    def kinds(self) -> list[str]:
+        return sorted({p.kind for p in self.parts})
+
+    def table(self, kind: str, *, keys=None, columns=None) -> pa.Table | None:
+        """The compacted rows of kind (only `keys`, only `columns` when given), or None when there are none."""
+        parts = []
+        for p in self.parts:
+            if p.kind != kind:
+                continue
+            want = None if columns is None else list(dict.fromkeys(["task_key", *columns]))
+            filters = None if keys is None else [("task_key", "in", sorted(keys))]
+            t = self.store._read_part(p.path, want, filters=filters)
+            if columns is not None:
+                t = t.select([c for c in columns if c in t.column_names])
+            parts.append(t.replace_schema_metadata(None))
+        if not parts:
+            return None
+        return pa.concat_tables(parts, promote_options="permissive")
+
+
+def read_part(fs, path: str, columns=None, filters=None) -> pa.Table:
+    """One part through pyarrow (fs None: the local disk); only the columns that exist in it are read."""
+    pf = pq.ParquetFile(path, filesystem=fs) if fs is not None else pq.ParquetFile(path)
+    names = pf.schema_arrow.names
+    cols = None if columns is None else [c for c in columns if c in names]
+    if filters is None:
+        return pf.read(columns=cols)
+    return pq.read_table(path, filesystem=fs, columns=cols, filters=filters)
