@@ -142,8 +142,8 @@ def summarize(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT, reuse_stor
     fid, catalogue = R.function_ids(t)
     lap("function_ids")
     ok = R.ok_mask(t)
-    is_lad, is_srch, is_net, is_comp = (R.kind_mask(t, k) for k in ("circuit_ladder", "circuit_search",
-                                                                    "resnet_train", "resnet_compile"))
+    is_lad, is_srch, is_net, is_comp, is_fit = (R.kind_mask(t, k) for k in (
+        "circuit_ladder", "circuit_search", "resnet_train", "resnet_compile", "resnet_fit"))
     ladders = R.select(t, is_lad & ok, ["task_key", "points_json", "fit_json"])
     searches = R.select(t, is_srch & ok, ["task_key", "eps", "gates", "method", "optimal_in_format", "max_error",
                                           "bits_in", "bits_out", "exact_rounded"])
@@ -162,7 +162,7 @@ def summarize(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT, reuse_stor
         stored = stored_fits(ladders, obs, cbar, gammas) if reuse_stored_fits else {}
         functions, points = fit_functions(cbar, meta, catalogue, gammas, stored)
         lap("fits")
-        exp = _experiments(t, is_comp & ok, is_lad & ok, fid, points, functions, catalogue)
+        exp = _experiments(t, (is_comp & ok, is_fit & ok), is_lad & ok, fid, points, functions, catalogue)
         lap("experiments")
         net_df = join_nets(nets, net_fid, catalogue, functions, points) if len(nets) else pd.DataFrame()
         net_df = S.fill_compiled(net_df, exp["compiled"])
@@ -183,23 +183,30 @@ def summarize(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT, reuse_stor
                    phase=ph, counts=counts, missing=missing, failed=failed, timings=tm, **exp)
 
 
-def _experiments(t: pa.Table, comp: np.ndarray, lad: np.ndarray, fid: np.ndarray, points: pd.DataFrame,
-                 functions: pd.DataFrame, catalogue: pd.DataFrame) -> dict:
-    """The Summary fields of the sandwich and the convexity experiments (DESIGN §2.6)."""
+def _experiments(t: pa.Table, comp: tuple[np.ndarray, np.ndarray], lad: np.ndarray, fid: np.ndarray,
+                 points: pd.DataFrame, functions: pd.DataFrame, catalogue: pd.DataFrame) -> dict:
+    """The Summary fields of the sandwich and the convexity experiments (DESIGN §2.6); comp: the masks of the ok
+    resnet_compile and resnet_fit records."""
     compiled, sand, rphase = _sandwich(t, comp, fid, points, functions, catalogue)
     walsh = _walsh_rows(t, lad)
     return {"compiled": compiled, "sandwich": sand, "resnet_phase": rphase, "walsh_ladders": walsh,
             "convexity_slopes": CX.convexity_slopes(walsh) if len(walsh) else {}}
 
 
-def _sandwich(t: pa.Table, mask: np.ndarray, fid: np.ndarray, points: pd.DataFrame, functions: pd.DataFrame,
-              catalogue: pd.DataFrame):
-    """(compiled points, sandwich table, resnet phase table) of the ok resnet_compile records (analysis.sandwich)."""
-    if not mask.any():
+FIT_COLS = ["task_key", "eps", "gates", "verified", "max_error", "width", "seed", "fit_seconds", "k"]
+
+
+def _sandwich(t: pa.Table, masks: tuple[np.ndarray, np.ndarray], fid: np.ndarray, points: pd.DataFrame,
+              functions: pd.DataFrame, catalogue: pd.DataFrame):
+    """(compiled points, sandwich table, resnet phase table) of the ok resnet_compile and resnet_fit records
+    (analysis.sandwich)."""
+    comp_m, fit_m = masks
+    if not (comp_m.any() or fit_m.any()):
         return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
     cols = ["task_key", "train_key", "points_json", "width", "lam", "seed"]
-    comp = R.frame(R.select(t, mask, cols, prefixes=("norm_",)), cols, pattern="norm_")
-    cpts = S.with_cbar_ratio(S.compiled_points(comp, fid[mask]), points)
+    comp = R.frame(R.select(t, comp_m, cols, prefixes=("norm_",)), cols, pattern="norm_")
+    fits = R.frame(R.select(t, fit_m, FIT_COLS, prefixes=("norm_",)), FIT_COLS, pattern="norm_")
+    cpts = S.with_cbar_ratio(S.compiled_points(comp, fid[comp_m], fits, fid[fit_m]), points)
     sand = S.sandwich_table(cpts, points)
     labels = catalogue["label"].tolist()
     sand.insert(1, "function", [labels[f] for f in sand["fid"]])
@@ -248,13 +255,16 @@ def table_records(df: pd.DataFrame) -> list[dict]:
 
 
 def contract(summary: Summary) -> dict:
-    """The keys of summary.json that bars and users read (issue 14 D): sandwich, resnet_phase, convexity."""
+    """The keys of summary.json that bars and users read (issue 14 D, issue 21): sandwich, resnet_phase,
+    convexity, coverage (per function: rungs of its circuit ladder with a net within ε, over its rungs)."""
     if len(summary.sandwich):
         sand, phase = S.sandwich_contract(summary.sandwich, summary.resnet_phase)
     else:
-        sand, phase = {"points": [], "frac_within_square": None, "n_points_with_both": 0}, []
+        sand, phase = {"points": [], "frac_within_square": None, "n_points_with_both": 0,
+                       "frac_within_square_minnorm": {}}, []
     conv = summary.convexity_slopes or {"slopes": []}
-    return {"sandwich": sand, "resnet_phase": phase, "convexity": conv}
+    cov = {r["function"]: r["coverage"] for r in phase}
+    return {"sandwich": sand, "resnet_phase": phase, "convexity": conv, "coverage": cov}
 
 
 def write_summary(summary: Summary, out_dir, *, title: str = "") -> dict[str, Path]:

@@ -34,16 +34,18 @@ from .family_tables import PHASE_DEFAULT
 from .figures import PlotResult
 from .function_fits import DEFAULT_GAMMAS
 
-PLOT_FILES = {"ladders": "ladders.png", "phase": "phase.png", "sandwich": "sandwich.png",
+PLOT_FILES = {"ladders": "ladders.png", "phase": "phase.png", "sandwich_minnorm": "sandwich_minnorm.png",
+              "sandwich": "sandwich.png",
               "resnet_phase": "resnet_phase.png", "norms_vs_cbar": "norms_vs_cbar.png",
               "norm_ranking": "norm_ranking.png", "pareto": "pareto.png",
               "convexity_slopes": "convexity_slopes.png", "convexity_cbar": "convexity_cbar.png",
               "convexity": "convexity.png"}
 PLOT_TITLES = {"ladders": "1. Circuit size against 1/ε per function",
                "phase": "2. Phase diagram of γ̂ over a family",
-               "sandwich": "3. The sandwich: best compiled net Ḡ against C̄ (experiment 1)",
+               "sandwich_minnorm": "3. The sandwich: the min-norm net's own circuit G*_ν against C̄ (experiment 1)",
+               "sandwich": "3b. For comparison: Ḡ, the best over all nets, against C̄",
                "resnet_phase": "4. HTMC-vs-ResNet-norm phase diagram: ρ̂_ν against γ̂ (experiment 2)",
-               "norms_vs_cbar": "5. Smallest norm R̄_ν against C̄ along ε",
+               "norms_vs_cbar": "5. Smallest norm R*_ν against C̄ along ε",
                "norm_ranking": "6. Circuit size against ResNet norms, per net",
                "pareto": "7. ResNet norm against achieved error (Pareto frontier over λ)",
                "convexity_slopes": "8. Convexity with a threshold: slope of log K̂ against log m, per γ (experiment 3)",
@@ -105,6 +107,7 @@ def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=DEFAULT_
     jobs = {
         "ladders": lambda p: P.plot_ladders(summary.functions, summary.points, p),
         "phase": lambda p: P.plot_phase(summary.phase, p),
+        "sandwich_minnorm": lambda p: SP.plot_minnorm_points(summary.sandwich, p),
         "sandwich": lambda p: SP.plot_sandwich_points(summary.sandwich, p),
         "resnet_phase": lambda p: SP.plot_resnet_phase(summary.resnet_phase, p),
         "norms_vs_cbar": lambda p: SP.plot_norms_vs_cbar(summary.sandwich, p),
@@ -143,23 +146,48 @@ def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=DEFAULT_
 
 
 def _sandwich_section(summary: A.Summary) -> str:
-    """Per (function, rung): C̄, Ḡ and Ḡ/C̄, nets within ε and R̄ of each norm; then ρ̂ per function and norm."""
+    """Per (function, rung): C̄, G*_ν and G*_ν/C̄ per norm, Ḡ (best over all nets), the table route, nets within ε
+    and R*_ν; then per function and norm ρ̂, the slope of log G* on log C̄ with its interval, and the coverage."""
     sand = summary.sandwich.assign(ratio=summary.sandwich["gates_min"] / summary.sandwich["cbar"])
-    norms = [c for c in sand.columns if c.startswith("norm_min_")]
-    html_parts = ["<h3>Per function and rung</h3>", _table(
-        sand, ["function", "eps", "cbar", "gates_min", "ratio", "n_nets", *norms],
-        ["function", "ε", "C̄", "Ḡ", "Ḡ / C̄", "nets within ε", *[f"R̄ {n[len('norm_min_'):]}" for n in norms]])]
+    norms = [c[len("norm_min_"):] for c in sand.columns if c.startswith("norm_min_")]
+    for n in norms:
+        sand[f"ratio_{n}"] = sand.get(f"gates_minnorm_{n}") / sand["cbar"]
+    cols = ["function", "eps", "cbar"] + [c for n in norms for c in (f"gates_minnorm_{n}", f"ratio_{n}")] + \
+        ["gates_min", "ratio", "gates_table_min", "n_nets"] + [f"norm_min_{n}" for n in norms]
+    heads = ["function", "ε", "C̄"] + [h for n in norms for h in (f"G* {n}", f"G* {n} / C̄")] + \
+        ["Ḡ (best over all nets)", "Ḡ / C̄", "table route (C̄ candidate)", "nets within ε"] + \
+        [f"R* {n}" for n in norms]
+    html_parts = ["<h3>Per function and rung</h3><p>G*_ν: the gates of the min-ν net's own circuit; Ḡ: the fewest "
+                  "gates over all nets, for comparison; the table route (ABC from a net's output table) is a "
+                  "circuit-search candidate, not a net's circuit.</p>", _table(sand, cols, heads)]
     ph = summary.resnet_phase
     if len(ph):
-        rows = pd.DataFrame([{"function": r["function"], "gamma": r.get("gamma"), "norm": nu, "rho": v[0],
-                              "rho_lo": v[1], "rho_hi": v[2], "exponent": r["sandwich_exponent"].get(nu),
-                              "rungs": r["rungs_with_nets"]} for _, r in ph.iterrows() for nu, v in r["rho"].items()])
-        html_parts += ["<h3>ρ̂ per function and norm (R̄_ν ∝ ε^-ρ; interval: spread of the fit, none with ≤ 3 rungs)"
-                       "</h3>", _table(rows, ["function", "gamma", "norm", "rho", "rho_lo", "rho_hi", "exponent",
-                                              "rungs"],
-                                       ["function", "γ̂", "norm", "ρ̂", "low", "high", "slope of log R̄ on log C̄",
-                                        "rungs with nets"])]
+        rows = pd.DataFrame([_phase_row(r, nu, v) for _, r in ph.iterrows() for nu, v in r["rho"].items()])
+        html_parts += ["<h3>Per function and norm: ρ̂ (R*_ν ∝ ε^-ρ), the slope of log G*_ν on log C̄, coverage"
+                       "</h3><p>Intervals: the spread of the fit, none with ≤ 3 points (not meaningful). Coverage: "
+                       "rungs of the function's circuit ladder with a net within ε, over its rungs.</p>",
+                       _table(rows, ["function", "gamma", "gamma_range", "norm", "rho", "rho_ci", "g_slope", "g_ci",
+                                     "exponent", "rungs", "coverage"],
+                              ["function", "γ̂", "γ̂ fitted on ε in", "norm", "ρ̂", "ρ̂ interval",
+                               "slope log G* / log C̄", "its interval", "slope log R* / log C̄", "rungs with nets",
+                               "coverage"])]
     return "".join(html_parts)
+
+
+def _ci(lo, hi, note: str = "not meaningful (≤ 3 points)") -> str:
+    return note if lo is None or hi is None else f"[{lo:.3g}, {hi:.3g}]"
+
+
+def _phase_row(r, nu: str, v: list) -> dict:
+    ge = (r.get("gates_exponent") or {}).get(nu) or {}
+    cov = r.get("coverage") or {}
+    rng = r.get("gamma_range")
+    return {"function": r["function"], "gamma": r.get("gamma"), "norm": nu, "rho": v[0],
+            "gamma_range": f"[{rng[0]:.3g}, {rng[1]:.3g}]" if rng and None not in rng else "—",
+            "rho_ci": _ci(v[1], v[2]) if v[0] is not None else "—", "g_slope": ge.get("slope"),
+            "g_ci": _ci(ge.get("lo"), ge.get("hi")) if ge.get("slope") is not None else "—",
+            "exponent": r["sandwich_exponent"].get(nu), "rungs": r["rungs_with_nets"],
+            "coverage": f"{cov.get('rungs_with_net')}/{cov.get('rungs')}" if cov else "—"}
 
 
 def _note_missing(summary_json: Path | None, missing: list[str]) -> None:
@@ -293,7 +321,7 @@ def render_html(title: str, summary: A.Summary, plots: dict, missing: list[str],
                          f"alt='{_e(PLOT_TITLES[name])}'></a></p>")
         else:
             parts.append(f"<p class='none'>Not drawn: {_e(r.note)}.</p>")
-        if name == "sandwich" and len(summary.sandwich):
+        if name == "sandwich_minnorm" and len(summary.sandwich):
             parts.append(_sandwich_section(summary))
         if name == "norm_ranking":
             parts.append("<h3>Which ResNet norm predicts circuit size</h3><p>Spearman rank correlation between each "
