@@ -273,8 +273,9 @@ def _run_compile(p: dict, trained: dict | None) -> CompileRecord:
         why = (trained.get("error") or "no stored net").splitlines()[0][:300]
         return _compile_failed(p, target, f"training failed, nothing to compile: {why}")
     t0 = time.monotonic()
+    # gates: the net's own circuit; gates_table: ABC from its output table, a C̄ candidate (issue 21 B)
     points = compile_ladder(net_from_text(trained["net_text"]), target, ladder_eps(p["eps0"], p["steps"]),
-                            budget_s=p["budget_s"], max_inputs=p["max_inputs"])
+                            budget_s=p["budget_s"], max_inputs=p["max_inputs"], table_route=True)
     gates = [pt["gates"] for pt in points if pt.get("verified")]
     t = p["train"]
     return CompileRecord(
