@@ -177,7 +177,8 @@ def summarize(records, *, gammas=DEFAULT_GAMMAS, phase=PHASE_DEFAULT, reuse_stor
 
     failed = _failed_table(t, ok, fid, catalogue)
     missing = missing_notes(counts, n_records=len(t), n_circuits=len(ladders) + len(searches), functions=functions,
-                            n_nets=len(nets), nets=net_df, phase=phase, phase_table=ph, convexity=convex)
+                            n_nets=len(nets), nets=net_df, phase=phase, phase_table=ph, convexity=convex,
+                            resnet_phase=exp["resnet_phase"])
     lap("missing")
     return Summary(functions=functions, points=points, nets=net_df, norm_ranking=ranking, convexity=convex,
                    phase=ph, counts=counts, missing=missing, failed=failed, timings=tm, **exp)

@@ -9,10 +9,12 @@ MAX_LISTED = 10            # per-function lines in `missing` before they are sum
 
 
 def missing_notes(counts: dict, *, n_records: int, n_circuits: int, functions: pd.DataFrame, n_nets: int,
-                  nets: pd.DataFrame, phase: tuple, phase_table: pd.DataFrame, convexity: pd.DataFrame) -> list[str]:
+                  nets: pd.DataFrame, phase: tuple, phase_table: pd.DataFrame, convexity: pd.DataFrame,
+                  resnet_phase: pd.DataFrame | None = None) -> list[str]:
     """The notes, in report order. counts: summarize's counts; n_circuits: ok circuit_ladder and circuit_search
     records; functions: the per-function fits; n_nets: ok resnet_train records; nets: their joined table; phase:
-    (family, x parameter, y parameter) of the phase diagram; phase_table, convexity: the tables drawn."""
+    (family, x parameter, y parameter) of the phase diagram; phase_table, convexity: the tables drawn;
+    resnet_phase: analysis.sandwich.resnet_phase (the sandwich's coverage and fits per function)."""
     if n_records == 0:
         return ["no records at all: the sweep has not run, or the results location or sweep name is wrong"]
     missing = []
@@ -31,10 +33,14 @@ def missing_notes(counts: dict, *, n_records: int, n_circuits: int, functions: p
     if len(nofit) > MAX_LISTED:
         missing.append(f"… and {len(nofit) - MAX_LISTED} more functions without a rate fit (summary.parquet "
                        f"lists each with its fit_error)")
+    fitted = counts["by_kind"].get("resnet_fit", {}).get("ok", 0)
     if n_nets == 0:
-        missing.append("no ok resnet_train records: no sandwich plot, norm ranking or Pareto frontier")
+        missing.append("no ok resnet_train records (λ-path nets): no norm ranking or Pareto frontier"
+                       + ("" if fitted else ", and no resnet_fit records either: no sandwich"))
     else:
         missing += _net_notes(nets)
+    if resnet_phase is not None and len(resnet_phase):
+        missing += sandwich_notes(resnet_phase)
     if n_circuits and phase_table.empty:
         missing.append(f"no ladders of {phase[0]} with parameters {phase[1]} and {phase[2]}: no phase diagram")
     if n_circuits and convexity.empty:
@@ -61,4 +67,20 @@ def _net_notes(net_df: pd.DataFrame) -> list[str]:
     if fine:
         out.append(f"{fine} trained nets reach an error finer than every rung of their function's "
                    f"ladder: no verified C̄ at their error (extend the ladder to smaller ε)")
+    return out
+
+
+def sandwich_notes(resnet_phase: pd.DataFrame) -> list[str]:
+    """Per function of the sandwich: circuit-ladder rungs without a net within ε (the coverage), and norms whose ρ̂
+    has no interval (3 or fewer rungs with nets)."""
+    out = []
+    for _, r in resnet_phase.head(MAX_LISTED).iterrows():
+        cov = r.get("coverage") or {}
+        if cov.get("rungs") and cov["rungs_with_net"] < cov["rungs"]:
+            out.append(f"{r['function']}: {cov['rungs'] - cov['rungs_with_net']} of {cov['rungs']} rungs of its "
+                       f"circuit ladder have no net whose own circuit verifies within ε (the fit records say why)")
+        bare = sorted(n for n, v in (r.get("rho") or {}).items() if v[0] is not None and v[1] is None)
+        if bare:
+            out.append(f"{r['function']}: ρ̂ of {', '.join(bare)} has no interval ({r['rungs_with_nets']} rungs with "
+                       f"nets; an interval needs 4)")
     return out

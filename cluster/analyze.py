@@ -31,12 +31,19 @@ def _metric_name(text: str) -> str:
 
 def headline_metrics(doc: dict) -> dict[str, float]:
     """The experiments' headline numbers of summary.json (issue 14 D) as metrics of the sweep's parent run:
-    the fraction of sandwich points within C̄², ρ̂ per function and norm, and the convexity slope per γ."""
+    the fraction of sandwich points within C̄² (Ḡ, and G*_ν per norm), the coverage and ρ̂ per function and norm,
+    and the convexity slope per γ."""
     out = {}
     frac = doc["sandwich"].get("frac_within_square")
     if frac is not None:
         out["sandwich_frac_within_square"] = float(frac)
         out["sandwich_points"] = float(doc["sandwich"].get("n_points_with_both", 0))
+    for norm, v in doc["sandwich"].get("frac_within_square_minnorm", {}).items():
+        if v.get("fraction") is not None:      # G*_ν: the min-norm net's own circuit (issue 21 B)
+            out[_metric_name(f"sandwich_minnorm_frac_within_square/{norm}")] = float(v["fraction"])
+    for fn, cov in doc.get("coverage", {}).items():
+        if cov.get("fraction") is not None:
+            out[_metric_name(f"coverage/{fn}")] = float(cov["fraction"])
     for row in doc["resnet_phase"]:
         for norm, (rho, _lo, _hi) in row["rho"].items():
             if rho is not None and math.isfinite(rho):

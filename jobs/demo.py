@@ -11,29 +11,70 @@ import time
 from pathlib import Path
 
 DEMO_SPEC = "sweeps/demo.yaml"
-# the report's plots that show the three experiments (DESIGN §2.6), as the demo names them
-FIGURES = {"sandwich": "sandwich", "resnet_phase": "ResNet phase", "norms_vs_cbar": "norms vs C̄",
-           "convexity_slopes": "convexity", "convexity_cbar": "walsh C̄", "phase": "γ̂ phase", "ladders": "ladders"}
+# the report's plots that show the three experiments (DESIGN §2.6), as the demo names them: what each figure is
+FIGURES = {"sandwich_minnorm": "G* figure", "sandwich": "Ḡ figure", "resnet_phase": "ρ̂ figure",
+           "norms_vs_cbar": "R* figure", "convexity_slopes": "convexity", "convexity_cbar": "walsh C̄",
+           "phase": "γ̂ phase", "ladders": "ladders"}
+FIGURE_SAYS = {"sandwich_minnorm": "the min-norm net's own circuit G*_ν against C̄",
+               "sandwich": "Ḡ, the best circuit over all nets, against C̄ (comparison)",
+               "resnet_phase": "ρ̂_ν of R*_ν against γ̂ (phase diagram)", "norms_vs_cbar": "R*_ν against C̄",
+               "convexity_slopes": "slope of log K̂ on log m per γ", "convexity_cbar": "walsh mixtures' C̄",
+               "phase": "γ̂ over holder_random's (d, s)", "ladders": "C̄ against 1/ε per function"}
+NORM = "block_path"      # the headline norm (the demo's nets are regularized with it)
+
+
+def _ci(lo, hi) -> str:
+    return f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else " (no interval: ≤ 3 points)"
+
+
+def _sandwich_lines(doc: dict) -> list[str]:
+    """G*_ν (the min-norm net's own circuit) first, Ḡ (best over all nets) second, each labelled as what it is."""
+    out = []
+    for nu, v in doc["sandwich"].get("frac_within_square_minnorm", {}).items():
+        if v.get("fraction") is not None:
+            out.append(f"G*_{nu} <= C̄²:   {v['fraction']:.0%} of {v['n']} (function, ε) points (the min-{nu} net's "
+                       f"own circuit)")
+    frac, n = doc["sandwich"]["frac_within_square"], doc["sandwich"]["n_points_with_both"]
+    out.append(f"Ḡ <= C̄²:        {frac:.0%} of {n} points (Ḡ: the best circuit over all nets, for comparison)"
+               if frac is not None else "Ḡ, G*:         no rung has both C̄ and a net's own circuit within ε")
+    return out
+
+
+def _function_lines(doc: dict) -> list[str]:
+    out = []
+    for r in doc["resnet_phase"]:
+        cov = r.get("coverage") or {}
+        nu = NORM if NORM in r["rho"] or not r["rho"] else sorted(r["rho"])[0]
+        rho = r["rho"].get(nu, [None] * 3)
+        ge = (r.get("gates_exponent") or {}).get(nu) or {}
+        g = f"{r['gamma']:.2f}" if r.get("gamma") is not None else "n/a"
+        parts = [f"coverage {cov.get('rungs_with_net', 0)}/{cov.get('rungs', 0)} rungs", f"γ̂ {g}"]
+        if rho[0] is not None:
+            parts.append(f"ρ̂({nu}) {rho[0]:.2f}{_ci(rho[1], rho[2])}")
+        if ge.get("slope") is not None:
+            parts.append(f"slope log G*/log C̄ {ge['slope']:.2f}{_ci(ge.get('lo'), ge.get('hi'))}")
+        out.append(f"  {r['function']}: " + ", ".join(parts))
+    return (["per function (nets' coverage of the circuit ladder, γ̂, ρ̂ and the G* slope):"] + out) if out else []
 
 
 def headline_lines(summary) -> list[str]:
-    """The experiments' headline numbers (summary.json's contract keys) as a few lines for the terminal."""
+    """The experiments' headline numbers (summary.json's contract keys) as a few lines for the terminal, each
+    labelled with what it measures (issue 21 B, issue 23)."""
     from analysis.aggregate import contract
     doc = contract(summary)
-    frac, n = doc["sandwich"]["frac_within_square"], doc["sandwich"]["n_points_with_both"]
-    out = [f"sandwich:       {frac:.0%} of {n} (function, ε) points have Ḡ <= C̄²" if frac is not None
-           else "sandwich:       no rung has both C̄ and a compiled net"]
-    for r in doc["resnet_phase"]:
-        rho = r["rho"].get("block_path", [None] * 3)
-        if rho[0] is not None:
-            g = f"{r['gamma']:.2f}" if r.get("gamma") is not None else "n/a"
-            out.append(f"ρ̂(block_path):  {r['function']}: {rho[0]:.2f} (γ̂ {g})")
+    out = _sandwich_lines(doc) + _function_lines(doc)
     for sl in doc["convexity"].get("slopes", []):
         if sl.get("slope") is not None:
             lo, hi = sl.get("lo"), sl.get("hi")
             ci = f" [{lo:.2f}, {hi:.2f}]" if lo is not None and hi is not None else ""
             out.append(f"convexity:      γ = {sl['gamma']:g}: slope {sl['slope']:.2f}{ci}, theory {sl['theory']:.2f}")
     return out
+
+
+def figure_lines(paths: dict) -> list[str]:
+    """One line per figure drawn: its label, what it shows, its path (a figure not drawn is under 'missing')."""
+    return [f"{FIGURES[name] + ':':<15} {Path(paths[name]).resolve()}  ({FIGURE_SAYS[name]})"
+            for name in FIGURES if name in paths]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,13 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")
     print(f"report:         {report.report.resolve()}")
     print(f"summary:        {Path(report.paths['summary_json']).resolve()}" if "summary_json" in report.paths else "")
-    for name, path in report.paths.items():
-        if name in FIGURES:
-            print(f"{FIGURES[name] + ':':<15} {Path(path).resolve()}")
-    for line in headline_lines(report.summary):
+    for line in figure_lines(report.paths) + headline_lines(report.summary):
         print(line)
     if report.missing:
-        print("missing:        " + "; ".join(report.missing))
+        print("missing (what the report could not show, and why):")
+        for m in report.missing:
+            print(f"  - {m}")
     print("MLflow UI:      .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then http://127.0.0.1:5000)")
     return 0
 

@@ -109,3 +109,27 @@ def test_summary_json_adds_coverage_and_gates_minnorm_from_resnet_fit_records():
     assert (p[0.1]["gates_minnorm"], p[0.1]["gates_min"], p[0.1]["norms_min"]) == ({"l1": 40.0}, 24.0, {"l1": 2.0})
     assert p[0.1]["ratio_minnorm_to_cbar"]["l1"] == 40.0 / p[0.1]["cbar"]
     assert doc["sandwich"]["frac_within_square_minnorm"] == {"l1": {"fraction": 1.0, "n": 3}}
+
+
+def test_the_demo_closing_lines_say_what_each_number_is():
+    """jobs/demo.py's headline lines: G* and Ḡ each on a line of its own label (issue 23: no two lines with one
+    label), coverage and ρ̂ per function; and the parent run's metrics carry G*'s fraction and the coverage."""
+    from cluster.analyze import headline_metrics
+    from jobs.demo import figure_lines, headline_lines
+
+    class Summary:   # what analysis.aggregate.contract reads
+        sandwich = _table()
+        resnet_phase = resnet_phase(sandwich, pd.DataFrame({"fid": [0], "gamma": [1.0], "gamma_lo": [0.9],
+                                                            "gamma_hi": [1.1]}))
+        convexity_slopes = {}
+    lines = headline_lines(Summary)
+    labels = [ln.split(":")[0] for ln in lines if not ln.startswith("  ")]
+    assert len(labels) == len(set(labels))
+    assert lines[0].startswith("G*_l1 <= C̄²:") and "50% of 4" in lines[0] and "min-l1 net's own circuit" in lines[0]
+    assert lines[1].startswith("Ḡ <= C̄²:") and "100% of 4" in lines[1] and "best circuit over all nets" in lines[1]
+    assert lines[3].startswith("  f: coverage 4/5 rungs, γ̂ 1.00, ρ̂(l1) ") and "slope log G*/log C̄ " in lines[3]
+    from analysis.aggregate import contract
+    m = headline_metrics(contract(Summary))
+    assert m["sandwich_minnorm_frac_within_square/l1"] == 0.5 and m["coverage/f"] == 0.8
+    assert figure_lines({"sandwich_minnorm": "/x/s.png"}) == [
+        "G* figure:      /x/s.png  (the min-norm net's own circuit G*_ν against C̄)"]
