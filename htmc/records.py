@@ -43,6 +43,22 @@ def metric(default=None):
 
 def _normalize(obj):
     """Integral floats -> int, recursively, so that 1 and 1.0 key (and name) the same work."""
+    t = type(obj)       # exact-type fast paths first: planning normalizes millions of values (issue 22 A)
+    if t is str or t is int or t is bool or obj is None:
+        return obj
+    if t is float:
+        if obj - obj != 0.0:       # inf or nan (cheaper than math.isfinite's call)
+            raise ValueError(f"non-finite number {obj!r} in task parameters")
+        return int(obj) if obj.is_integer() and -2 ** 53 < obj < 2 ** 53 else obj
+    if t is dict:
+        return {(k if type(k) is str else str(k)): _normalize(v) for k, v in obj.items()}
+    if t is list:
+        return [_normalize(v) for v in obj]
+    return _normalize_any(obj)
+
+
+def _normalize_any(obj):
+    """_normalize for subclasses (numpy floats, OrderedDict, tuples ...): the general isinstance rules."""
     if isinstance(obj, float):
         if not math.isfinite(obj):
             raise ValueError(f"non-finite number {obj!r} in task parameters")
@@ -54,14 +70,25 @@ def _normalize(obj):
     return obj
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(obj) -> str:
-    return json.dumps(_normalize(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """json.dumps(obj normalized, sort_keys, no spaces, UTF-8, no NaN): one encoder built once, since json.dumps
+    builds a new one per call when given options (issue 22 A: planning encodes millions of params)."""
+    return _CANONICAL.encode(_normalize(obj))
 
 
 def task_key(kind: str, kind_version: str, params: dict) -> str:
     """DESIGN §4: sha256 of the canonical JSON of {kind, kind_version, params}, cut to 16 hex digits."""
-    blob = canonical_json({"kind": kind, "kind_version": str(kind_version), "params": params})
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+    return task_key_of_json(kind, kind_version, canonical_json(params))
+
+
+def task_key_of_json(kind: str, kind_version: str, params_json: str) -> str:
+    """task_key from the params' canonical JSON (a record's params_json): the keys sort as kind < kind_version <
+    params, so the canonical JSON of the whole is these three members in this order."""
+    head = f'{{"kind":{canonical_json(kind)},"kind_version":{canonical_json(str(kind_version))},"params":'
+    return hashlib.sha256(f"{head}{params_json}}}".encode("utf-8")).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -66,4 +66,5 @@ def _run(p: dict) -> dict:
 
 
 if "noop" not in TASK_KINDS:       # loaded once per process, however often it is named
-    TASK_KINDS.register("noop", NOOP_VERSION, TaskKind("noop", NOOP_VERSION, NOOP_DEFAULTS, _validate, _run))
+    TASK_KINDS.register("noop", NOOP_VERSION, TaskKind("noop", NOOP_VERSION, NOOP_DEFAULTS, _validate, _run,
+                                                       separable=("x", "sleep_s")))

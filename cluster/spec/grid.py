@@ -1,13 +1,30 @@
-"""Grid expansion: a group's grid -> parameter sets -> validated tasks with their keys (no Ray)."""
+"""Grid expansion: a group's grid -> parameter sets -> validated tasks with their keys (no Ray).
+
+A million tasks are planned in seconds (issue 22 A; measured in benchmarks/plan.py), with keys byte-identical to
+htmc.records.task_key (tests/test_key_stability.py):
+- an axis of the grid over a parameter its kind declares separable (htmc.tasks.TaskKind.separable: an ε, a seed)
+  is validated once per value; the other axes once per combination of their values, not once per task;
+- a task's key hashes a template, the canonical JSON of {kind, kind_version, params} of its combination of the
+  other axes with the separable values cut out, filled with each value's canonical JSON (made once per value);
+- tasks stay (group block, position) until read: TaskList makes each Task when it is asked for.
+A sample of every such group is validated the slow way, task by task, and must agree (a kind that declares a
+parameter separable that is not is a bug, stopped here, not a wrong key in the store).
+"""
 from __future__ import annotations
 
+import bisect
+import hashlib
 import itertools
+from collections.abc import Sequence
+from operator import itemgetter
 
+from htmc.records import canonical_json, task_key, task_key_of_json
 from htmc.tasks import TASK_KINDS
 
 from .checker import Checker
-from htmc.records import canonical_json, task_key
 from .model import GroupSpec, SweepSpec, Task
+
+SAMPLE = 16     # tasks per separable group validated one by one as a check of the kind's declaration
 
 
 def _alternatives(value) -> list:
@@ -53,34 +70,276 @@ def group_param_sets(group: GroupSpec, upstream: list[Task] | None = None) -> li
     return [{**raw, param: t.params} for t in upstream or [] for raw in sets]
 
 
-def expand(spec: SweepSpec, *, checker: Checker | None = None) -> list[Task]:
+# ------------------------------------------------------------------------------------------------ the task list
+class _ListBlock:
+    """A group's tasks as Task objects (groups without a separable axis, for_each groups)."""
+
+    def __init__(self, group: str, kind: str, tasks: list[Task]):
+        self.group, self.kind, self._tasks = group, kind, tasks
+        self.keys = [t.key for t in tasks]
+
+    def task(self, i: int) -> Task:
+        return self._tasks[i]
+
+
+class _GridBlock:
+    """A group's tasks as a grid: validated params per combination of the dependent axes, canonical values per
+    separable axis, and the keys. Task i is made when asked for (position i of the product, duplicates left out)."""
+
+    def __init__(self, group: str, kind: str, version: str, names: list, radices: list, dep: list, sep: list,
+                 dep_params: dict, values: dict):
+        self.group, self.kind, self.version = group, kind, version
+        self.names, self.radices, self.dep, self.sep = names, radices, dep, sep
+        self.dep_params, self.values = dep_params, values
+        self.keys: list[str] = []
+        self.flat: list[int] | None = None      # product positions of the kept tasks, when duplicates were dropped
+
+    def index_of(self, flat: int) -> list[int]:
+        idx = [0] * len(self.radices)
+        for i in range(len(self.radices) - 1, -1, -1):
+            flat, idx[i] = divmod(flat, self.radices[i])
+        return idx
+
+    def params_at(self, idx: list[int]) -> dict:
+        p = dict(self.dep_params[tuple(idx[i] for i in self.dep)])
+        for i in self.sep:
+            p[self.names[i]] = self.values[i][idx[i]]
+        return p
+
+    def task(self, i: int) -> Task:
+        flat = self.flat[i] if self.flat is not None else i
+        return Task(self.keys[i], self.kind, self.version, self.params_at(self.index_of(flat)), self.group)
+
+
+class TaskList(Sequence):
+    """The tasks of a spec in spec order, deduplicated by key (first group wins): a read-only sequence of Task.
+    keys() and key_kinds() read no params; indexing and iteration make each Task when asked."""
+
+    def __init__(self, blocks: list):
+        self._blocks = [b for b in blocks if b.keys]
+        self._starts = list(itertools.accumulate((len(b.keys) for b in self._blocks), initial=0))
+
+    def __len__(self) -> int:
+        return self._starts[-1]
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("task index out of range")
+        b = bisect.bisect_right(self._starts, i) - 1
+        return self._blocks[b].task(i - self._starts[b])
+
+    def __iter__(self):
+        for b in self._blocks:
+            for i in range(len(b.keys)):
+                yield b.task(i)
+
+    def keys(self):
+        """Every task key, in order (no Task made)."""
+        for b in self._blocks:
+            yield from b.keys
+
+    def key_kinds(self):
+        """(key, kind, group) of every task, in order (no Task made)."""
+        for b in self._blocks:
+            for k in b.keys:
+                yield k, b.kind, b.group
+
+    def __repr__(self) -> str:
+        return f"TaskList({len(self)} tasks)"
+
+
+# ------------------------------------------------------------------------------------------------ expansion
+class _Group:
+    """One group's validation: the kind's (driver) validate and driver_check, errors as SpecErrors at the group."""
+
+    def __init__(self, spec: SweepSpec, g: GroupSpec, gi: int, ck: Checker):
+        self.spec, self.g, self.gi, self.ck = spec, g, gi, ck
+        self.kind = TASK_KINDS.get(g.kind)
+        self.version = TASK_KINDS.version(g.kind)
+        self.validate = self.kind.driver_validate or self.kind.validate
+
+    def params(self, raw: dict, *, json=False):
+        """The validated params of a raw set (with json: and their canonical JSON, which fails on NaN/inf)."""
+        g, kind = self.g, self.kind
+        try:
+            params = self.validate(raw)
+            text = canonical_json(params) if json else None
+        except (ValueError, KeyError, TypeError, RuntimeError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            try:
+                shown = canonical_json(raw)
+            except (ValueError, TypeError):   # NaN / inf / odd types: the message must still be written
+                shown = repr(raw)
+            shown = shown if len(shown) < 300 else shown[:297] + "..."
+            self.ck.fail(("groups", self.gi), f"task kind '{g.kind}' rejects parameters {shown}: {msg}")
+        if kind.driver_check is not None:
+            self.ck.value(lambda p: kind.driver_check(p, self.spec.resources_for(g.kind)), params,
+                          ("groups", self.gi))
+        return (params, text) if json else params
+
+    def key(self, params: dict) -> str:
+        return task_key(self.g.kind, self.version, params)
+
+
+def _list_block(v: _Group, raws: list[dict], seen: dict, everyone: list | None) -> _ListBlock:
+    """Validate and key each raw set; `everyone` (when given) gets the group's task for every set, duplicates
+    included (a later for_each group consumes them all, as the first group's task)."""
+    kept = []
+    for raw in raws:
+        params, text = v.params(raw, json=True)
+        key = task_key_of_json(v.g.kind, v.version, text)
+        if key not in seen:
+            seen[key] = t = Task(key, v.g.kind, v.version, params, v.g.name)
+            kept.append(t)
+        if everyone is not None:
+            everyone.append(seen[key] if isinstance(seen[key], Task) else key)
+    return _ListBlock(v.g.name, v.g.kind, kept)
+
+
+def _separable_axes(v: _Group, names: list, alts: list) -> list[int]:
+    """Positions of the grid axes over separable parameters (with more than one value), in the canonical JSON's
+    key order (sorted), which is the order of their slots in a key template."""
+    return sorted((i for i, n in enumerate(names) if n in v.kind.separable and len(alts[i]) > 1),
+                  key=lambda i: names[i])
+
+
+def _undeclared(v: _Group, name: str, why: str) -> RuntimeError:
+    return RuntimeError(f"task kind '{v.g.kind}' declares parameter '{name}' separable (htmc.tasks.TaskKind."
+                        f"separable), but it is not: {why}. Remove it from the kind's `separable`.")
+
+
+def _grid_block(v: _Group, seen: dict, everyone: list | None) -> _GridBlock:
+    g = v.g
+    names = list(g.grid)
+    alts = [_alternatives(g.grid[n]) for n in names]
+    sep = _separable_axes(v, names, alts)
+    dep = [i for i in range(len(names)) if i not in sep]
+
+    def raw_at(idx):
+        return {**g.params, **{n: alts[i][idx[i]] for i, n in enumerate(names)}}
+
+    base_idx = [0] * len(names)
+    base, _ = v.params(raw_at(base_idx), json=True)
+    values, frags = {}, {}
+    for i in sep:                  # each separable value validated once, with every other axis at its first value
+        name = names[i]
+        rest = {k: x for k, x in base.items() if k != name}
+        values[i], frags[i] = [], []
+        for vi in range(len(alts[i])):
+            p = base if vi == 0 else v.params(raw_at(base_idx[:i] + [vi] + base_idx[i + 1:]), json=True)[0]
+            if name not in p or (vi and {k: x for k, x in p.items() if k != name} != rest):
+                raise _undeclared(v, name, f"its value {alts[i][vi]!r} changes the other parameters")
+            values[i].append(p[name])
+            frags[i].append(canonical_json(p[name]))
+    block = _GridBlock(g.name, g.kind, v.version, names, [len(a) for a in alts], dep, sep, {}, values)
+    templates = _templates(v, block, alts, raw_at, base)
+    _fill_keys(block, templates, frags, seen, everyone)
+    _check_sample(v, block, raw_at, templates, frags)
+    return block
+
+
+def _templates(v: _Group, block: _GridBlock, alts: list, raw_at, base: dict) -> dict:
+    """Per combination of the dependent axes: its validated params (into block.dep_params) and the %-template of
+    its key's canonical JSON, one %s per separable axis in block.sep order."""
+    markers = {i: f"\x00htmc-separable-{i}\x00" for i in block.sep}
+    quoted = {i: canonical_json(m) for i, m in markers.items()}
+    templates = {}
+    for d in itertools.product(*(range(len(alts[i])) for i in block.dep)):
+        idx = [0] * len(alts)
+        for j, i in enumerate(block.dep):
+            idx[i] = d[j]
+        p = base if not any(d) else v.params(raw_at(idx), json=True)[0]
+        block.dep_params[d] = p
+        q = dict(p)
+        for i in block.sep:
+            q[block.names[i]] = markers[i]
+        text = canonical_json({"kind": v.g.kind, "kind_version": str(v.version), "params": q}).replace("%", "%%")
+        for i in block.sep:
+            if text.count(quoted[i]) != 1:
+                raise _undeclared(v, block.names[i], "its validated value is not one plain parameter")
+            text = text.replace(quoted[i], "%s")
+        templates[d] = text
+    return templates
+
+
+def _fill_keys(block: _GridBlock, templates: dict, frags: dict, seen: dict, everyone: list | None) -> None:
+    """Every task's key, in product order (the hot loop: ~1 µs of sha256 and string work a task)."""
+    lists = [frags[i] if i in frags else range(n) for i, n in enumerate(block.radices)]
+    if block.dep:
+        dep_get = itemgetter(*block.dep)
+        tmpl = templates if len(block.dep) > 1 else {d[0]: t for d, t in templates.items()}
+    else:
+        dep_get, tmpl = (lambda c: 0), {0: templates[()]}
+    sep_get = itemgetter(*block.sep) if len(block.sep) > 1 else (lambda c, i=block.sep[0]: (c[i],))
+    sha, keys, dropped = hashlib.sha256, block.keys, []
+    for flat, combo in enumerate(itertools.product(*lists)):
+        key = sha((tmpl[dep_get(combo)] % sep_get(combo)).encode()).hexdigest()[:16]
+        if key in seen:
+            dropped.append(flat)
+        else:
+            seen[key] = block
+            keys.append(key)
+        if everyone is not None:
+            everyone.append(key)
+    if dropped:
+        gone = set(dropped)
+        block.flat = [f for f in range(len(keys) + len(dropped)) if f not in gone]
+
+
+def _check_sample(v: _Group, block: _GridBlock, raw_at, templates: dict, frags: dict) -> None:
+    """Validate SAMPLE tasks one by one; their params and keys must be those the grid path made."""
+    n = 1
+    for r in block.radices:
+        n *= r
+    for flat in sorted({0, n - 1, *range(0, n, max(1, n // SAMPLE))}):
+        idx = block.index_of(flat)
+        p = v.params(raw_at(idx))
+        d = tuple(idx[i] for i in block.dep)
+        fast = templates[d] % tuple(frags[i][idx[i]] for i in block.sep)
+        if p != block.params_at(idx) or v.key(p) != hashlib.sha256(fast.encode()).hexdigest()[:16]:
+            names = "' or '".join(block.names[i] for i in block.sep)
+            raise _undeclared(v, names, f"task {raw_at(idx)!r} validates to other params than its grid's")
+
+
+def expand(spec: SweepSpec, *, checker: Checker | None = None) -> TaskList:
     """All tasks of the spec, in spec order, validated, deduplicated by key (first group wins): its plan when
     parse_spec made one for these groups."""
     if spec.plan is not None and spec.plan.groups is spec.groups:
-        return list(spec.plan.tasks)
+        return spec.plan.tasks
     ck = checker or Checker(spec.source, None)
-    tasks: dict[str, Task] = {}
-    by_group: dict[str, list[Task]] = {}
+    consumed = {g.for_each for g in spec.groups if g.for_each is not None}
+    seen: dict = {}                 # key -> its Task, or the grid block that holds it (first group wins)
+    blocks, every = [], {}          # every: group -> its tasks' keys or Tasks, duplicates included (for for_each)
     for gi, g in enumerate(spec.groups):
-        kind = TASK_KINDS.get(g.kind)
-        version = TASK_KINDS.version(g.kind)
-        validate = kind.driver_validate or kind.validate
-        by_group[g.name] = []
-        for raw in group_param_sets(g, by_group.get(g.for_each)):
-            try:
-                params = validate(raw)
-                key = task_key(g.kind, version, params)
-            except (ValueError, KeyError, TypeError, RuntimeError) as e:
-                msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-                try:
-                    shown = canonical_json(raw)
-                except (ValueError, TypeError):   # NaN / inf / odd types: the message must still be written
-                    shown = repr(raw)
-                shown = shown if len(shown) < 300 else shown[:297] + "..."
-                ck.fail(("groups", gi), f"task kind '{g.kind}' rejects parameters {shown}: {msg}")
-            if kind.driver_check is not None:
-                ck.value(lambda p: kind.driver_check(p, spec.resources_for(g.kind)), params, ("groups", gi))
-            if key not in tasks:
-                tasks[key] = Task(key, g.kind, version, params, g.name)
-            by_group[g.name].append(tasks[key])
-    return list(tasks.values())
+        v = _Group(spec, g, gi, ck)
+        everyone = [] if g.name in consumed else None
+        alts_n = [len(_alternatives(x)) for x in g.grid.values()]
+        if g.for_each is None and any(n > 1 and k in v.kind.separable for k, n in zip(g.grid, alts_n)):
+            blocks.append(_grid_block(v, seen, everyone))
+        else:
+            upstream = _resolve(every.get(g.for_each), seen) if g.for_each is not None else None
+            blocks.append(_list_block(v, group_param_sets(g, upstream), seen, everyone))
+        if everyone is not None:
+            every[g.name] = everyone
+    return TaskList(blocks)
+
+
+def _resolve(items: list | None, seen: dict) -> list[Task]:
+    """A consumed group's tasks (Tasks, or keys of tasks a grid block holds) as Task objects, in order."""
+    out, where = [], {}
+    for x in items or []:
+        if isinstance(x, Task):
+            out.append(x)
+            continue
+        holder = seen[x]
+        if isinstance(holder, Task):
+            out.append(holder)
+            continue
+        if id(holder) not in where:
+            where[id(holder)] = {k: i for i, k in enumerate(holder.keys)}
+        out.append(holder.task(where[id(holder)][x]))
+    return out

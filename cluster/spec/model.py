@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from htmc.tasks import TASK_KINDS
@@ -110,7 +111,7 @@ class Task:
 class Plan:
     """The validated tasks of a spec's groups (made once by parse_spec: validation is not free)."""
     groups: tuple             # the SweepSpec.groups they were expanded from
-    tasks: tuple              # Task, in spec order, deduplicated by key
+    tasks: Sequence           # Task, in spec order, deduplicated by key (cluster.spec.grid.TaskList)
 
 
 @dataclass(frozen=True)

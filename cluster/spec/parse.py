@@ -113,7 +113,7 @@ def parse_spec(text: str, source: str = "<string>", *, results: str | None = Non
                      resources=resources, dispatch=dispatch, description=description, source=source, text=text,
                      raw=raw, costs=costs, nightly=nightly)
     if validate_tasks:
-        spec = dataclasses.replace(spec, plan=Plan(spec.groups, tuple(expand(spec, checker=ck))))
+        spec = dataclasses.replace(spec, plan=Plan(spec.groups, expand(spec, checker=ck)))
     return spec
 
 

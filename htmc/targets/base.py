@@ -2,6 +2,7 @@
 rounding bounds every family's ranges use (see the package docstring)."""
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -45,7 +46,8 @@ def register_function(name: str, version: str, *, replace: bool = False) -> Call
     return add
 
 
-def _param_names(obj: Callable) -> list[str] | None:
+@functools.cache   # inspect.signature cost ~75 µs a call, once per planned task before (issue 22 A)
+def _param_names(obj: Callable) -> tuple[str, ...] | None:
     """The keyword parameters a family accepts; None if it takes **kwargs (no check possible)."""
     sig = inspect.signature(obj)
     names = []
@@ -54,7 +56,7 @@ def _param_names(obj: Callable) -> list[str] | None:
             return None
         if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
             names.append(p.name)
-    return names
+    return tuple(names)
 
 
 def make_function(name: str, **params: Any) -> "Target":
