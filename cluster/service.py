@@ -19,6 +19,7 @@ from .spec.grid import expand
 from .spec.model import SweepSpec, Task
 from .spec.redact import redact_uri
 from .store.core import StoreConfig, open_store
+from .store.layout import StoreRefused
 
 
 def _say(msg: str) -> None:
@@ -93,12 +94,44 @@ def run_sweep(spec: SweepSpec, *, retry_failed: bool = False, address: str | Non
     if summary.parent_run_id:
         say(f"MLflow: experiment '{spec.experiment}', parent run {summary.parent_run_id} at "
             f"{redact_uri(spec.tracking.uri)}")
-    _dispatch(spec, todo, tracker, summary, local=local, progress=progress, on_dispatcher=on_dispatcher, say=say)
+    try:
+        _dispatch(spec, todo, tracker, summary, local=local, progress=progress, on_dispatcher=on_dispatcher,
+                  say=say)
+    except StoreRefused as e:
+        raise SweepStopped(_refused_line(spec, store, e)) from None
+    _compact_at_end(store, spec.name, say)
     summary.seconds = time.monotonic() - t_start
     say(f"sweep '{spec.name}': {summary.done} ok, {summary.failed} failed in {summary.seconds:.1f} s"
         + (f"; {summary.untracked} results not in MLflow (run `htmc sweep sync-mlflow {spec.source}`)"
            if summary.untracked else ""))
     return summary
+
+
+class SweepStopped(ValueError):
+    """The store refused a write for good (full disk, quota, permission): the sweep stopped, records are safe."""
+
+
+def _refused_line(spec: SweepSpec, store, e: StoreRefused) -> str:
+    """One line (issue 22): what failed, how many records are safe, and that a rerun resumes."""
+    try:
+        safe = sum(1 for _, st in store.statuses(spec.name).values() if st == "ok")
+        safe_text = f"{safe} ok records of sweep '{spec.name}' are safe in {store.describe()}"
+    except Exception:  # noqa: BLE001  the store may refuse reads too; the line must still come out
+        safe_text = f"the records already written to {store.describe()} are safe"
+    return (f"sweep '{spec.name}' stopped: the results store refused a write ({e}); {safe_text}; free space or "
+            f"fix the permission, then run the same command again: it resumes where this run stopped")
+
+
+def _compact_at_end(store, sweep: str, say) -> None:
+    """Merge the sweep's per-task records into its compacted table once enough wait (cluster/store/compaction.py).
+    Best effort: the sweep's records are complete already; a failed compaction is said and retried next time."""
+    from .store.compaction import AT_SWEEP_END, compact_sweep, loose_ok_count
+    try:
+        if loose_ok_count(store, sweep) >= AT_SWEEP_END:
+            compact_sweep(store, sweep, say=say)
+    except Exception as e:  # noqa: BLE001
+        say(f"htmc: warning: compaction of sweep '{sweep}' did not run ({e}); the records are complete as "
+            f"files; `htmc store compact --results {store.cfg.uri} --sweep {sweep}` retries it")
 
 
 def _start_parent(tracker, spec: SweepSpec, summary: RunSummary, retry_failed: bool, tags: dict | None):

@@ -232,11 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
     from jobs.analyze_cli import add_analyze_command
     from jobs.nightly_cli import add_nightly_command
     from jobs.resnet_cli import add_resnet_commands
+    from jobs.store_cli import add_store_commands
     from jobs.sweep_cli import add_sweep_commands
     add_resnet_commands(sub)
     add_sweep_commands(sub)
     add_nightly_command(sub)
     add_analyze_command(sub)
+    add_store_commands(sub)
     parser.set_defaults(plugin=None)       # for the commands without --plugin (load_plugins reads it)
     return parser
 

@@ -30,7 +30,7 @@ from typing import Callable
 
 from cluster.spec.model import SweepSpec, Task
 from cluster.store.core import open_store, StoreConfig
-from cluster.store.layout import StoreUnavailable
+from cluster.store.layout import StoreRefused, StoreUnavailable
 
 from .units import Counts, Unit, make_units
 from .worker import TaskOutcome, TaskRunner
@@ -258,6 +258,8 @@ class Dispatcher:
             self._worker_died(slot, unit, units, e, counts_attempt=was_running)
             return
         except RayTaskError as e:       # run() itself failed (e.g. the store refused a write): retry the unit
+            if isinstance(e.cause, StoreRefused):   # a full disk or a denied bucket: stop (issue 22), no retry
+                raise StoreRefused(str(e.cause)) from None
             self._retry_or_fail(unit, units, f"worker error: {e}", counts_attempt=True)
             return
         except Exception as e:  # noqa: BLE001  e.g. OutOfMemoryError, ObjectLostError: like a worker death

@@ -1,5 +1,5 @@
 """The Parquet result store (DESIGN §4): `<results>/sweep=<name>/kind=<kind>/<task_key>.parquet`, on disk or S3,
-then compacted tables (compact.py).
+then compacted tables (compaction.py).
 
 Public API:
   read_table(results, sweep=None, kind=None, *, columns=None) -> pyarrow.Table
@@ -14,10 +14,10 @@ Public API:
 
 Modules: schema (the record's columns), layout (paths, key pattern, Parquet bytes), core (StoreConfig, the Store
 interface, open_store, load_records), index (the status index), manifest (the compacted tables' manifest),
-compact (compaction), read (read_table, live_files), local (LocalStore), s3 (S3Store).
+compaction (compact), read (read_table, live_files), local (LocalStore), s3 (S3Store).
 """
 from .core import StoreConfig, load_records, open_store
 from .read import live_files, read_table
-from .compact import compact
+from .compaction import compact
 
 __all__ = ["StoreConfig", "compact", "live_files", "load_records", "open_store", "read_table"]

@@ -22,6 +22,7 @@ The status index is in index.py; local files in local.py; S3 in s3.py (outages, 
 """
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -287,16 +288,24 @@ class Store(StatusIndex):
         return None if data is None else self._parse(relpath, data, columns)
 
 
+def store_config(results) -> StoreConfig:
+    """A StoreConfig from a location string (path or s3://bucket/prefix; the S3 endpoint from $AWS_ENDPOINT_URL_S3
+    or $AWS_ENDPOINT_URL, as in specs), a StoreConfig, or a spec's ResultsSpec."""
+    if isinstance(results, StoreConfig):
+        return results
+    if isinstance(results, str):
+        endpoint = None
+        if results.startswith("s3://"):
+            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+        return StoreConfig(results, endpoint)
+    return StoreConfig.from_spec(results)
+
+
 def load_records(results, sweep: str, kind: str | None = None) -> pa.Table:
-    """Every record of a sweep (optionally one kind) as one table with `sweep` and `kind` columns.
+    """Every record of a sweep (optionally one kind) as one table with `sweep` and `kind` columns, each record
+    once, compacted or not.
 
     `results` is a spec's ResultsSpec, a StoreConfig or a location string (path or s3://bucket/prefix)."""
-    if isinstance(results, str):
-        cfg = StoreConfig(results)
-    elif isinstance(results, StoreConfig):
-        cfg = results
-    else:
-        cfg = StoreConfig.from_spec(results)
-    store = open_store(cfg)
+    store = open_store(store_config(results))
     store.check(readonly=True)
     return store.load(sweep, kind)

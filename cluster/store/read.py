@@ -6,24 +6,23 @@ columns `sweep` and `kind`, with every record exactly once, compacted or not (ta
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 
-from .core import StoreConfig, open_store
+from .core import open_store, store_config
 
 
-def _store(results):
-    if isinstance(results, StoreConfig):
-        cfg = results
-    elif isinstance(results, str):
-        cfg = StoreConfig(results)
-    else:
-        cfg = StoreConfig.from_spec(results)
+def open_readonly(results):
+    cfg = store_config(results)
+    if not cfg.uri.startswith("s3://") and not Path(cfg.uri).expanduser().exists():
+        raise FileNotFoundError(f"results location '{cfg.uri}' does not exist (nothing has run there, or a typo)")
     store = open_store(cfg)
     store.check(readonly=True)
     return store
 
 
-def _sweeps(store, sweep: str | None) -> list[str]:
+def sweeps_of(store, sweep: str | None) -> list[str]:
     names = store.sweeps()
     if sweep is None:
         return names
@@ -37,8 +36,8 @@ def read_table(results, sweep: str | None = None, kind: str | None = None, *, co
     """Every record of one sweep (or of every sweep in the store), optionally of one kind and only some columns,
     as one pyarrow Table with all kinds' columns unified plus `sweep` and `kind`. `results`: a path,
     s3://bucket/prefix, a StoreConfig or a spec's ResultsSpec. Unknown sweep: ValueError naming the ones there."""
-    store = _store(results)
-    tables = [store.load(s, kind, columns=columns) for s in _sweeps(store, sweep)]
+    store = open_readonly(results)
+    tables = [store.load(s, kind, columns=columns) for s in sweeps_of(store, sweep)]
     tables = [t for t in tables if t.num_rows] or tables[:1]
     if not tables:
         return store.load("", kind, columns=columns)     # the empty table with the fixed columns
@@ -50,9 +49,9 @@ def live_files(results, sweep: str | None = None, kind: str | None = None) -> li
     of the newest manifest and the per-task files of keys not compacted (paths, or s3:// URIs). Their paths carry
     the hive columns: DuckDB `read_parquet(files, hive_partitioning=true, union_by_name=true)`. A compaction
     running meanwhile may remove some of them; list again then."""
-    store = _store(results)
+    store = open_readonly(results)
     out = []
-    for s in _sweeps(store, sweep):
+    for s in sweeps_of(store, sweep):
         entries = store._entries(s, kind)
         usable = store.statuses(s, kind)          # unusable files (reported) are no one's data
         view = store.compacted(s)

@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pyarrow as pa
 
 from . import schema
-from .core import StoreConfig, open_store
 from .layout import READ_THREADS, StoreRefused, warn
 from .manifest import Manifest, Part, commit_manifest, prune_manifests
 
@@ -38,23 +37,11 @@ class CompactionConflict(ValueError):
     """Another compaction of the same sweep committed first."""
 
 
-def _cfg(results) -> StoreConfig:
-    if isinstance(results, StoreConfig):
-        return results
-    if isinstance(results, str):
-        return StoreConfig(results)
-    return StoreConfig.from_spec(results)
-
-
 def compact(results, sweep: str | None = None, *, say=None) -> dict:
     """Compact one sweep, or every sweep of the store. Returns {"results", "sweeps": [per-sweep summary]}."""
-    store = open_store(_cfg(results))
-    store.check(readonly=True)
-    names = [sweep] if sweep is not None else store.sweeps()
-    if sweep is not None and sweep not in store.sweeps():
-        raise ValueError(f"sweep '{sweep}' has no records in {store.describe()}; sweeps there: "
-                         f"{', '.join(store.sweeps()) or 'none'}")
-    return {"results": store.describe(), "sweeps": [compact_sweep(store, s, say=say) for s in names]}
+    from .read import open_readonly, sweeps_of
+    store = open_readonly(results)
+    return {"results": store.describe(), "sweeps": [compact_sweep(store, s, say=say) for s in sweeps_of(store, sweep)]}
 
 
 @contextlib.contextmanager
