@@ -15,7 +15,7 @@ from typing import Callable
 
 from .dispatch.submission import TERMINAL, build_submission, open_jobs, submit_job
 from .provenance import git_sha, versions
-from .spec.grid import expand
+from .spec.grid import TaskList, expand
 from .spec.model import SweepSpec, Task
 from .spec.redact import redact_uri
 from .store.core import StoreConfig, open_store
@@ -53,17 +53,19 @@ def plan(spec: SweepSpec, *, retry_failed: bool = False, keys=None) -> tuple[lis
     tasks = expand(spec)
     if keys is not None:
         keys = set(keys)
-        tasks = [t for t in tasks if t.key in keys]
+        tasks = [tasks[i] for i, k in enumerate(tasks.keys()) if k in keys]
     store = open_store(StoreConfig.from_spec(spec.results))
     store.check(create_bucket=spec.results.create_bucket)
     existing = store.statuses(spec.name)
-    todo = []
-    for t in tasks:
-        st = existing.get(t.key, (None, None))[1]
-        if st == "ok" or (st == "failed" and not retry_failed):
-            continue
-        todo.append(t)
+    skip = ("ok",) if retry_failed else ("ok", "failed")
+    # keys first, Tasks (params) made only for the tasks to run (issue 22 A: a million-task plan in seconds)
+    todo = [tasks[i] for i, k in enumerate(_keys(tasks)) if existing.get(k, (None, None))[1] not in skip]
     return tasks, todo, existing
+
+
+def _keys(tasks):
+    """The keys of a TaskList (without making its Tasks) or of a list of Tasks."""
+    return tasks.keys() if isinstance(tasks, TaskList) else (t.key for t in tasks)
 
 
 def run_sweep(spec: SweepSpec, *, retry_failed: bool = False, address: str | None = None, progress: bool = True,
@@ -78,8 +80,8 @@ def run_sweep(spec: SweepSpec, *, retry_failed: bool = False, address: str | Non
     if address or os.environ.get("RAY_ADDRESS"):
         probe_address(address or os.environ["RAY_ADDRESS"])   # a dead address fails before the store is touched
     tasks, todo, existing = plan(spec, retry_failed=retry_failed, keys=keys)
-    n_ok = sum(1 for t in tasks if existing.get(t.key, (0, None))[1] == "ok")
-    n_failed = sum(1 for t in tasks if existing.get(t.key, (0, None))[1] == "failed")
+    n_ok = sum(1 for k in _keys(tasks) if existing.get(k, (0, None))[1] == "ok")
+    n_failed = sum(1 for k in _keys(tasks) if existing.get(k, (0, None))[1] == "failed")
     summary = RunSummary(spec.name, len(tasks), n_ok, n_failed, len(todo), execution_id=new_execution_id(),
                          keys=[t.key for t in todo])
     store = open_store(StoreConfig.from_spec(spec.results))
@@ -191,12 +193,12 @@ def sweep_status(spec: SweepSpec) -> dict:
     store = open_store(StoreConfig.from_spec(spec.results))
     store.check(readonly=True)
     existing = store.statuses(spec.name)
-    keys = {t.key for t in tasks}
+    keys = set(tasks.keys())
     rows: dict[str, dict] = {}
-    for t in tasks:
-        row = rows.setdefault(t.kind, {"ok": 0, "failed": 0, "missing": 0, "other": 0, "total": 0})
+    for key, kind, _ in tasks.key_kinds():      # no Task made (issue 22 A)
+        row = rows.get(kind) or rows.setdefault(kind, {"ok": 0, "failed": 0, "missing": 0, "other": 0, "total": 0})
         row["total"] += 1
-        st = existing.get(t.key, (None, None))[1]
+        st = existing.get(key, (None, None))[1]
         row[st if st in ("ok", "failed") else "missing"] += 1
     for key, (kind, st) in existing.items():
         if key not in keys:

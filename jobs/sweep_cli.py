@@ -12,6 +12,7 @@ import os
 import sys
 
 from jobs.common import PLUGIN_HELP, sigterm_as_interrupt, spec_from_args
+from jobs.plan_cli import add_plan_command
 
 
 def add_run_args(p: argparse.ArgumentParser, *, spec_optional: bool = False) -> None:
@@ -152,4 +153,5 @@ def add_sweep_commands(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--plugin", action="append", metavar="FILE.py", help=PLUGIN_HELP)
     p.set_defaults(func=cmd_sync)
+    add_plan_command(ssub)
     return sweep
