@@ -1,4 +1,4 @@
-"""The documented ways to read a results store whole (docs/RESULTS.md; issue 23): pandas, polars and DuckDB each see
+"""The documented ways to read a results store whole (docs/DATA.md; issue 23): pandas, polars and DuckDB each see
 every record once with every kind's columns, and none of them reads the status index under `_index/`.
 
 The store is real: one task of each of the four kinds, run by htmc.tasks, wrapped in the common columns by the
