@@ -539,6 +539,169 @@ def test_bad_record_files_are_reported_and_rerun(ray_connected, mlflow_db, tmp_p
     assert "unusable" not in capfd.readouterr().err
 
 
+# ------------------------------------------------------------------------------------------- full store, compaction
+def _mount_small_disk(d: Path, size: str = "600k") -> None:
+    """A tmpfs of `size` at d (the test machines run as root; elsewhere the test is skipped, not faked)."""
+    d.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+
+
+def test_full_disk_stops_the_sweep_with_one_line_and_a_rerun_resumes(ray_connected, mlflow_db, tmp_path):
+    """Injected: the results live on a 600 KB tmpfs and the sweep has 100 noop tasks (~10 KB a record: about half
+    fit). Survives: the sweep stops with one line (what failed, how many records are safe, that a rerun resumes),
+    not a Ray traceback; no temporary file is left; after the disk grows, a rerun runs exactly the rest."""
+    from cluster.service import SweepStopped
+    disk = tmp_path / "small"
+    _mount_small_disk(disk)
+    try:
+        spec = load_spec(write_spec(tmp_path, f"""
+            name: diskfull
+            results: {{uri: "{disk / 'results'}"}}
+            tracking: {{uri: "{mlflow_db['uri']}", children: off}}
+            groups:
+              - kind: noop
+                grid: {{x: {list(range(100))}}}
+            """))
+        with pytest.raises(SweepStopped) as ei:
+            run_sweep(spec, progress=False, say=quiet)
+        msg = str(ei.value)
+        store = open_store(StoreConfig.from_spec(spec.results))
+        safe = len(store.statuses("diskfull"))
+        assert 0 < safe < 100 and "\n" not in msg
+        assert msg.startswith("sweep 'diskfull' stopped: the results store refused a write (writing record ")
+        assert "No space left on device" in msg and f"; {safe} ok records of sweep 'diskfull' are safe in " in msg
+        assert msg.endswith("run the same command again: it resumes where this run stopped")
+        assert [p.name for p in (disk / "results" / "_tmp").iterdir() if p.name != "replace.lock"] == []
+        assert store.verify("diskfull") == {}
+        subprocess.run(["mount", "-o", "remount,size=4m", str(disk)], check=True)
+        again = run_sweep(spec, progress=False, say=quiet)
+        assert (again.already_ok, again.scheduled, again.done, again.failed) == (safe, 100 - safe, 100 - safe, 0)
+        assert_exactly_one_ok_each(spec)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_s3_bucket_gone_stops_the_sweep_with_one_line(ray_connected, s3_endpoint, mlflow_db, tmp_path):
+    """Injected: the sweep's bucket is deleted right after the sweep checked it, so every PUT is refused
+    (NoSuchBucket; a denied PutObject takes the same path). Survives: one line naming S3's answer, no retry loop;
+    once the bucket is back a rerun completes the sweep."""
+    import boto3
+    from cluster.service import SweepStopped
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket="gone")
+    spec = load_spec(write_spec(tmp_path, f"""
+        name: s3gone
+        results: {{uri: "s3://gone/r", endpoint_url: "{s3_endpoint}", region: us-east-1}}
+        tracking: {{uri: "{mlflow_db['uri']}", children: off}}
+        groups:
+          - kind: noop
+            grid: {{x: {list(range(6))}}}
+        """))
+    with pytest.raises(SweepStopped) as ei:
+        run_sweep(spec, progress=False, say=quiet, on_dispatcher=lambda d: s3.delete_bucket(Bucket="gone"))
+    msg = str(ei.value)
+    assert "\n" not in msg and "S3 said NoSuchBucket" in msg and "s3://gone/r/sweep=s3gone/kind=noop/" in msg
+    assert msg.endswith("run the same command again: it resumes where this run stopped")
+    s3.create_bucket(Bucket="gone")
+    assert run_sweep(spec, progress=False, say=quiet).done == 6
+    assert_exactly_one_ok_each(spec)
+
+
+COMPACT_CMD = "import sys; from cluster.store import compact; compact(sys.argv[1], 'ck')"
+
+
+def _ck_records(store, start: int, n: int) -> None:
+    from datetime import datetime, timezone
+    now = datetime(2026, 12, 7, tzinfo=timezone.utc)
+    for i in range(start, start + n):
+        store.write_record("ck", "noop", {"task_key": f"{i:016x}", "kind_version": "1", "group": "g",
+                                          "params_json": json.dumps({"x": i}), "status": "ok", "error": None,
+                                          "attempt": 1, "started_at": now, "finished_at": now, "x": float(i),
+                                          "value": 2.0 * i})
+
+
+def _assert_ck(root: Path, n: int) -> None:
+    """Exactly the records 0..n-1, each once with its value, through every reader; nothing unusable."""
+    from cluster.store import live_files, read_table
+    rows = read_table(str(root), "ck").to_pylist()
+    assert sorted(r["task_key"] for r in rows) == [f"{i:016x}" for i in range(n)]
+    assert all(r["value"] == 2.0 * int(r["task_key"], 16) for r in rows)
+    store = open_store(StoreConfig(str(root)))
+    assert store.verify("ck") == {} and len(store.statuses("ck")) == n
+    files = live_files(str(root), "ck")
+    assert sum(pq.ParquetFile(f).metadata.num_rows for f in files) == n
+
+
+def test_compaction_sigkilled_at_random_points_then_rerun(tmp_path):
+    """Injected: `compact` in a subprocess is SIGKILLed at a random moment, four times, with new records written
+    between; and once in process right after its commit, before it removed the merged files. Survives: after
+    every kill each record is read exactly once (read_table, statuses, the live files); a last compaction leaves
+    every record in the compacted table and no per-task file."""
+    import cluster.store.compaction as C
+    root = tmp_path / "results"
+    store = open_store(StoreConfig(str(root)))
+    rnd, n = random.Random(22), 0
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for _ in range(4):
+        _ck_records(store, n, 250)
+        n += 250
+        proc = subprocess.Popen([sys.executable, "-c", COMPACT_CMD, str(root)], cwd=REPO, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(0.4, 1.6))          # imports take ~0.5 s; a compaction of 250-1000 files ~0.3-1 s
+        proc.kill()
+        proc.wait()
+        _assert_ck(root, n)
+    real = C._cleanup
+    C._cleanup = lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt())   # killed right after the commit
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            C.compact_sweep(open_store(StoreConfig(str(root))), "ck")
+    finally:
+        C._cleanup = real
+    _assert_ck(root, n)
+    out = C.compact_sweep(open_store(StoreConfig(str(root))), "ck")
+    assert out["rows"] == n and out["failed_left_as_files"] == 0
+    assert open_store(StoreConfig(str(root)))._entries("ck", None) == {}
+    _assert_ck(root, n)
+
+
+WRITER_CMD = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from htmc.registry import load_plugin
+load_plugin(sys.argv[2] + "/noop_kind.py")
+from test_reliability_faults import _ck_records
+from cluster.store.core import StoreConfig, open_store
+store = open_store(StoreConfig(sys.argv[1]))
+for i in range(12):
+    _ck_records(store, 300 + 50 * i, 50)
+    time.sleep(0.05)
+"""
+
+
+def test_records_written_while_compaction_runs_are_kept(tmp_path):
+    """Injected: a writer process adds 600 records in bursts while compactions run back to back. Survives:
+    every record, exactly once; the last compaction holds them all."""
+    from cluster.store.compaction import CompactionConflict, compact_sweep
+    root = tmp_path / "results"
+    _ck_records(open_store(StoreConfig(str(root))), 0, 300)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", WRITER_CMD, str(root), str(REPO / "tests")], cwd=REPO, env=env)
+    rounds = 0
+    while proc.poll() is None or rounds < 2:
+        try:
+            compact_sweep(open_store(StoreConfig(str(root))), "ck")
+        except CompactionConflict:
+            pass
+        rounds += 1
+    assert proc.wait() == 0
+    out = compact_sweep(open_store(StoreConfig(str(root))), "ck")
+    assert out["rows"] == 900 and rounds >= 3
+    _assert_ck(root, 900)
+
+
 # ---------------------------------------------------------------------------------------------------------- worker loss
 # Last in this file: its cluster boots (~10 s) at the module's start, while the tests above run (see booted_cluster).
 CLUSTER_DRIVER = r"""
