@@ -1,0 +1,184 @@
+"""Planning benchmark (issue 22 A, C): a spec of 10^4, 10^5, 10^6 tasks expanded, validated and keyed, by the code
+before issue 22 (commit 800e957) and by this checkout, side by side in one run; and `htmc sweep plan` / `status`.
+
+    .venv/bin/python benchmarks/plan.py                     # old at 10^4 and 10^5, new at all sizes; writes RESULTS.md
+    .venv/bin/python benchmarks/plan.py --old-sizes 10000,100000,1000000 --no-write     # old at 10^6 too (minutes)
+
+Today's code is a git worktree of commit 800e957 at --old-dir (made with `git worktree add --detach` when it is
+missing; remove it with `git worktree remove /tmp/plan-old`). Every measurement is a fresh subprocess: wall time of
+load_spec (YAML, checks, expansion, validation, keys) until every key is in a list, and the process's peak RSS
+from os.wait4's rusage. Grids whose axes multiply to N: circuit_ladder over walsh_mixture seeds (N/1000 values,
+each a different target) x 1,000 values of eps0, and the test kind noop over N/1000 sleep_s x 1,000 x. Old and new
+keys are compared (sha256 of all keys in order) at every size both ran.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE_COMMIT = "800e957"
+KINDS = ("circuit_ladder", "noop")
+
+CHILD = r"""
+import hashlib, json, sys, time
+root, spec_path, materialize = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+sys.path.insert(0, root)
+from htmc.registry import load_plugin
+load_plugin(root + "/tests/noop_kind.py")
+from cluster.spec.parse import load_spec
+t0 = time.perf_counter()
+tasks = load_spec(spec_path).plan.tasks
+keys = list(tasks.keys()) if hasattr(tasks, "key_kinds") else [t.key for t in tasks]
+out = {"plan_s": time.perf_counter() - t0, "n": len(keys),
+       "digest": hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]}
+if materialize:          # every Task made (what a dispatcher of all tasks reads)
+    t1 = time.perf_counter()
+    made = sum(1 for _ in tasks)
+    out["tasks_s"] = time.perf_counter() - t1
+    assert made == len(keys)
+print(json.dumps(out))
+"""
+
+
+def spec_text(kind: str, n: int) -> str:
+    outer = list(range(n // 1000))
+    inner = [round(0.5 - i * 0.0004, 7) for i in range(1000)]
+    if kind == "circuit_ladder":
+        return (f"name: plan-bench\ngroups:\n  - kind: circuit_ladder\n    params: {{function: walsh_mixture, steps: 4, "
+                f"methods: [mc, table], thorough: false}}\n    grid:\n      function_params: {{m: [4], seed: {outer}}}\n"
+                f"      eps0: {inner}\n")
+    return (f"name: plan-bench\ngroups:\n  - kind: noop\n    grid:\n      sleep_s: {[s * 0.001 for s in outer]}\n"
+            f"      x: {inner}\n")
+
+
+def run_child(argv: list[str], cwd: Path, timeout: float) -> tuple[dict | None, float, float]:
+    """(the child's last stdout line as JSON, or None; wall s; peak RSS MB from os.wait4) of one fresh process."""
+    t0 = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=err, text=True)
+        killer = threading.Timer(timeout, p.kill)
+        killer.start()
+        out = p.stdout.read()
+        _, status, ru = os.wait4(p.pid, 0)       # this child's own rusage (ru_maxrss in KiB on Linux)
+        killer.cancel()
+        p.returncode = os.waitstatus_to_exitcode(status)
+        wall, rss = time.perf_counter() - t0, ru.ru_maxrss / 1024.0
+        if p.returncode != 0:
+            err.seek(0)
+            print(err.read()[-2000:], file=sys.stderr)
+            return None, wall, rss
+    line = out.strip().splitlines()[-1] if out.strip() else "{}"
+    return json.loads(line), wall, rss
+
+
+def old_tree(path: Path) -> Path:
+    if not (path / "cluster" / "spec" / "grid.py").exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(path), BASE_COMMIT], cwd=ROOT, check=True)
+    return path
+
+
+def measure(code: str, root: Path, kind: str, n: int, tmp: Path, timeout: float) -> dict:
+    spec = tmp / f"{kind}-{n}.yaml"
+    spec.write_text(spec_text(kind, n))
+    res, wall, rss = run_child([sys.executable, "-c", CHILD, str(root), str(spec), "1" if code == "new" else "0"],
+                               root, timeout)
+    res = res or {"plan_s": None}
+    wall -= res.get("tasks_s") or 0.0          # process s leaves out the Task-making pass run after the plan
+    return {"code": code, "kind": kind, "n": n, "wall_s": wall, "rss_mb": rss, **res}
+
+
+def measure_cli(code: str, root: Path, action: str, kind: str, n: int, tmp: Path, timeout: float) -> dict:
+    """`htmc sweep ACTION SPEC --json` against an empty store, in a fresh process of that code's tree."""
+    spec = tmp / f"{kind}-{n}.yaml"
+    spec.write_text(spec_text(kind, n))
+    (tmp / "empty-store").mkdir(exist_ok=True)
+    argv = [sys.executable, "-m", "jobs.cli", "sweep", action, str(spec), "--results", str(tmp / "empty-store"),
+            "--plugin", str(root / "tests" / "noop_kind.py"), "--json"]
+    res, wall, rss = run_child(argv, root, timeout)
+    if res is None:
+        total = None
+    else:
+        total = res["totals"]["total"] if action == "plan" else sum(r["total"] for r in res["kinds"].values())
+    return {"code": code, "action": action, "kind": kind, "n": n, "wall_s": wall, "rss_mb": rss, "tasks": total}
+
+
+def table(rows: list[dict], cli: list[dict]) -> str:
+    by = {(r["code"], r["kind"], r["n"]): r for r in rows}
+    out = ["| kind | tasks | old: plan s | old: process s | old: peak RSS MB | new: plan s | new: process s | "
+           "new: peak RSS MB | speed-up (plan) | keys equal | new: make every Task s |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def f(v, fmt=".2f"):
+        return "—" if v is None or v != v else format(v, fmt)
+    for kind in KINDS:
+        for n in sorted({r["n"] for r in rows if r["kind"] == kind}):
+            o, w = by.get(("old", kind, n), {}), by.get(("new", kind, n), {})
+            speed = (o["plan_s"] / w["plan_s"]) if o.get("plan_s") and w.get("plan_s") else None
+            same = ("yes" if o["digest"] == w["digest"] else "**NO**") if o.get("digest") and w.get("digest") \
+                else "—"
+            out.append(f"| {kind} | {n:,} | {f(o.get('plan_s'))} | {f(o.get('wall_s'))} | {f(o.get('rss_mb'), '.0f')} "
+                       f"| {f(w.get('plan_s'))} | {f(w.get('wall_s'))} | {f(w.get('rss_mb'), '.0f')} | "
+                       f"{f(speed, '.0f') + '×' if speed else '—'} | {same} | {f(w.get('tasks_s'))} |")
+    out += ["", "| command (empty store) | code | kind | tasks | process s | peak RSS MB |", "|---|---|---|---|---|---|"]
+    for c in cli:
+        out.append(f"| htmc sweep {c['action']} --json | {c['code']} | {c['kind']} | "
+                   f"{format(c['tasks'], ',') if c['tasks'] else '—'} | {f(c['wall_s'])} | {f(c['rss_mb'], '.0f')} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="10000,100000,1000000", help="task counts for this checkout's code")
+    ap.add_argument("--old-sizes", default="10000,100000", help="task counts for the code of 800e957")
+    ap.add_argument("--cli-sizes", default="10000,100000,1000000",
+                    help="task counts for this checkout's `htmc sweep plan` and `status` (old: status at --old-sizes)")
+    ap.add_argument("--old-dir", default="/tmp/plan-old", help="where the worktree of 800e957 is (or is made)")
+    ap.add_argument("--timeout-s", type=float, default=900.0, help="per measurement")
+    ap.add_argument("--no-write", action="store_true", help="print the table only; do not append to RESULTS.md")
+    args = ap.parse_args()
+    old = old_tree(Path(args.old_dir))
+    sizes = [int(float(s)) for s in args.sizes.split(",") if s]
+    old_sizes = [int(float(s)) for s in args.old_sizes.split(",") if s]
+    rows, cli = [], []
+    load0 = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="plan-bench-") as d:
+        tmp = Path(d)
+        for kind in KINDS:
+            for n in sorted(set(sizes) | set(old_sizes)):
+                for code, root, todo in (("old", old, old_sizes), ("new", ROOT, sizes)):
+                    if n in todo:
+                        rows.append(measure(code, root, kind, n, tmp, args.timeout_s))
+                        print(json.dumps(rows[-1]), flush=True)
+        cli_sizes = [int(float(s)) for s in args.cli_sizes.split(",") if s]
+        for kind in KINDS:
+            for n in sorted(set(cli_sizes) | set(old_sizes)):
+                runs = [("old", old, "status")] if n in old_sizes else []
+                runs += [("new", ROOT, "status"), ("new", ROOT, "plan")] if n in cli_sizes else []
+                for code, root, action in runs:
+                    cli.append(measure_cli(code, root, action, kind, n, tmp, args.timeout_s))
+                    print(json.dumps(cli[-1]), flush=True)
+    load1 = os.getloadavg()
+    head = (f"{dt.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}; load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end "
+            f"(other jobs shared the cores). old = commit {BASE_COMMIT}, new = this checkout. plan s: load_spec "
+            f"until every key is in a list; process s: the whole subprocess (imports included); peak RSS from "
+            f"wait4. Sizes not run show —.")
+    text = "\n\n".join(["## Planning a sweep (`benchmarks/plan.py`)", head, table(rows, cli)])
+    print(text)
+    if not args.no_write:
+        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
+            f.write("\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
