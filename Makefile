@@ -30,6 +30,7 @@ demo: install
 # The MLflow UI of the local runs, on this machine only (docs/SECURITY.md: MLflow has no authentication, so the
 # host is explicit: an MLFLOW_HOST in the environment that names all interfaces must not expose it).
 ui: $(STAMP)
+	@$(PY) -m jobs.mlflow_link sweeps/demo.yaml
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db \
 		--host 127.0.0.1 --port 5000 --workers 1
 

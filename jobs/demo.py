@@ -77,6 +77,13 @@ def figure_lines(paths: dict) -> list[str]:
             for name in FIGURES if name in paths]
 
 
+def _runs_link(spec_path: str) -> str:
+    """The MLflow runs page of the demo's experiment (issue 22 E: the experiment's default page is not the runs)."""
+    from cluster.spec.parse import load_spec
+    from cluster.tracking.links import UI, sweep_runs_link
+    return sweep_runs_link(load_spec(spec_path, validate_tasks=False)) or f"{UI} (no experiment recorded)"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--spec", default=DEMO_SPEC, help=f"sweep spec (default {DEMO_SPEC})")
@@ -101,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print("missing (what the report could not show, and why):")
         for m in report.missing:
             print(f"  - {m}")
-    print("MLflow UI:      .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then http://127.0.0.1:5000)")
+    print(f"MLflow UI:      make ui, then the sweep's runs: {_runs_link(args.spec)}")
     return 0
 
 
