@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from htmc.circuits.hextable import parse_hex
-from htmc.synthesis.search import DEFAULT_METHODS
+from htmc.synthesis.search import DEFAULT_METHODS, SCHEDULE, WIDE_METHODS
 from jobs.common import emit, target_from_args
 from jobs.errors import user_error, USER_ERRORS
 
@@ -39,10 +39,10 @@ def cmd_circuit_synth(args) -> int:
     from htmc.circuits.blif import write_blif
     from htmc.synthesis.boolean import boolean_abc
     result, circuit = boolean_abc(_columns(args), args.script or DEFAULT_SCRIPT, args.deepsyn_s)
-    if args.save:
+    if circuit is not None and args.save:
         Path(args.save).write_text(write_blif(circuit))
     emit(result.to_json(), args.json)
-    return 0
+    return 0 if circuit is not None else 1
 
 
 def _check_bits(args, target) -> None:
@@ -52,9 +52,10 @@ def _check_bits(args, target) -> None:
                          f"(d={target.d}); circuit search handles at most {MAX_ABC_INPUTS}")
 
 
-def _methods(text: str) -> list[str]:
+def _methods(text: str | None) -> list[str] | None:
+    """--methods as a list; None (not given) lets the search choose its defaults per eps."""
     from htmc.synthesis.search import check_methods
-    return check_methods([m.strip() for m in text.split(",") if m.strip()])
+    return None if text is None else check_methods([m.strip() for m in text.split(",") if m.strip()])
 
 
 def _point_json(args, target, eps: float, result) -> dict:
@@ -145,9 +146,10 @@ def _add_function_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plugin", action="append", metavar="FILE.py",
                    help="a Python file that registers extra functions (see README)")
     p.add_argument("--domain", choices=["box", "grid"], help="error domain (default: the function's)")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help=f"comma-separated search methods (default {','.join(DEFAULT_METHODS)}; also abc_round, "
-                        f"decomp, lupanov)")
+    p.add_argument("--methods", metavar="M1,M2,...",
+                   help=f"comma-separated search methods, run cheapest first whatever the order given (default "
+                        f"{','.join(DEFAULT_METHODS)}, plus {','.join(WIDE_METHODS)} where eps needs more than 16 "
+                        f"input bits; all: {','.join(SCHEDULE)})")
     p.add_argument("--budget-s", type=float, default=60, help="time budget per ε in seconds (default 60)")
     p.add_argument("--bits", type=int, help="input bits per coordinate k (default: searched on box, 4 on grid)")
     p.add_argument("--quick", action="store_true",

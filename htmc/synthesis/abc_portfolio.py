@@ -28,7 +28,8 @@ import numpy as np
 from ..circuits.blif import BlifError, read_blif, write_blif
 from ..circuits.builder import CircuitBuilder
 from ..circuits.reed_muller import rm_tree
-from ..circuits.circuit import CircuitError, output_codes
+from ..circuits.circuit import CircuitError
+from ..circuits.verify import column_mismatch   # bit by bit: exact past 64 outputs (issue 23)
 from .abc_flows import (DEFAULT_MAPPINGS, DEFAULT_PORTFOLIO, FLOWS, MAPPINGS, check_flows, check_mappings,
                         order_permutation, permute_columns, relabel_inputs)
 from .abc_tool import DEEPSYN_MAX_INPUTS, DEFAULT_DEEPSYN_S, AbcError, SynthResult, _first_stat, run_abc, write_pla
@@ -57,9 +58,6 @@ class _Run:
 
     def __init__(self, columns, n, budget_s, timeout_s, work: Path):
         self.columns, self.n, self.m = columns, n, len(columns)
-        self.want = np.zeros(1 << n, dtype=np.int64)
-        for j, c in enumerate(columns):
-            self.want |= np.asarray(c, dtype=np.int64) << j
         self.timeout_s, self.work = timeout_s, work
         self.start = time.perf_counter()
         self.deadline = self.start + budget_s
@@ -112,7 +110,7 @@ class _Run:
         b = CircuitBuilder(self.n)
         built = b.build(rm_tree(b, b.inputs, permute_columns(self.columns, perm)))
         circuit = relabel_inputs(built.pruned(), perm)
-        ok = np.array_equal(output_codes(circuit), self.want)
+        ok = column_mismatch(circuit, self.columns) is None
         self.tried.append((f"{name}/built", circuit.size if ok else None, time.perf_counter() - t0))
         cand = _Best(circuit.size, f"{name}/built", circuit, circuit.aig_nodes, aig_path, perm, name)
         if ok and (self.best is None or circuit.size < self.best.gates):
@@ -136,7 +134,7 @@ class _Run:
             return None
         if circuit.n_inputs != self.n or len(circuit.outputs) != self.m:
             return None
-        return circuit if np.array_equal(output_codes(circuit), self.want) else None
+        return circuit if column_mismatch(circuit, self.columns) is None else None
 
 
 def run_portfolio(columns: list[np.ndarray], n: int, flows=None, mappings=None, budget_s: float | None = None,

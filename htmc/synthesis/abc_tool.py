@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from htmc.circuits.blif import read_blif, write_blif
-from htmc.circuits.circuit import Circuit, output_codes
+from htmc.circuits.circuit import Circuit, simulate
 
 INSTALL_HINT = ("install it with `pip install pyosys` (ships yosys-abc), or `apt-get install berkeley-abc`, "
                 "or point HTMC_ABC at an ABC binary")
@@ -190,6 +190,6 @@ def optimize_with_abc(circuit: Circuit, script: str = OPT_SCRIPT, timeout_s: flo
     if got.size >= circuit.size:
         return circuit
     if check and circuit.n_inputs <= CHECK_MAX_INPUTS and \
-            not np.array_equal(output_codes(got), output_codes(circuit)):
+            not np.array_equal(simulate(got), simulate(circuit)):   # bit by bit: any number of outputs (issue 23)
         return circuit
     return got

@@ -13,11 +13,16 @@ from ..registry import did_you_mean
 from . import relation
 from .abc_method import MAX_ABC_INPUTS
 from .decomp_method import MAX_DECOMP_INPUTS
+from ..circuits.verify import VerificationError
+from .exact_method import MAX_EXACT_ROWS_INPUTS
 from .lupanov import MAX_LUPANOV_INPUTS
-from .problem import METHODS, Attempt, Problem
+from .problem import METHODS, Attempt, Problem, make_attempt
+from .table_method import MAX_TABLE_INPUTS
 
 DEFAULT_GRID_BITS = 4
 
+# The methods of a task kind's default params: this list (and its order) is part of existing task keys, so it
+# stays as it is; the order the search runs them in is SCHEDULE's.
 DEFAULT_METHODS = ("table", "abc", "arith", "exact", "datapath", "mc")   # the last two: targets with a formula, mixtures
 # methods that choose their own output format run once per resolution, not once per output step
 OWN_FORMAT = frozenset({"arith", "datapath", "mc"})
@@ -25,6 +30,12 @@ OWN_FORMAT = frozenset({"arith", "datapath", "mc"})
 
 # methods that take tables past ABC's 16 input bits; every other method keeps the search at MAX_ABC_INPUTS
 WIDE_METHODS = {"decomp": MAX_DECOMP_INPUTS, "lupanov": MAX_LUPANOV_INPUTS}
+
+# The order methods run in, whatever order they are given in (issue 23): the baseline and the cheap, structured
+# methods first, then the table syntheses that can use up any budget. With abc before datapath, product at 8 bits
+# on the grid (eps 2^-8) spent its 60 s budget in ABC and returned 10,875 gates; datapath alone gives 211 in 6 s.
+# Methods not listed (plugins) run last, in the order given.
+SCHEDULE = ("table", "exact", "datapath", "arith", "mc", "abc", "abc_round", "decomp", "lupanov")
 
 
 def max_inputs_for(methods) -> int:
@@ -36,6 +47,32 @@ def check_methods(names: list[str]) -> list[str]:
     for n in names:
         METHODS.entry(n)  # raises with a did-you-mean
     return list(names)
+
+
+def default_methods(target, eps: float, domain: str = "box", bits: int | None = None) -> list[str]:
+    """The methods a search runs when none are named: DEFAULT_METHODS, plus decomp and lupanov when eps needs
+    more than MAX_ABC_INPUTS input bits (issue 23: a ladder's fine rungs), since only they go past 16."""
+    methods = list(DEFAULT_METHODS)
+    if domain == "grid" or bits is not None:
+        wide = target.d * (bits or DEFAULT_GRID_BITS) > MAX_ABC_INPUTS
+    else:
+        try:
+            _resolutions(target, eps, domain, None, MAX_ABC_INPUTS)
+            wide = False
+        except ValueError:
+            wide = True
+    return methods + [m for m in WIDE_METHODS if m not in methods] if wide else methods
+
+
+def reach_hint(methods) -> str:
+    """What to add when `methods` cannot reach the input bits a search needs: the exact --methods to use."""
+    methods = list(methods or DEFAULT_METHODS)
+    if max_inputs_for(methods) >= max(WIDE_METHODS.values()):
+        return ""
+    wider = methods + [m for m in WIDE_METHODS if m not in methods]
+    reach = ", ".join(f"{m} reaches {b}" for m, b in WIDE_METHODS.items())
+    return (f" with these methods ({reach}): use --methods {','.join(wider)} (a spec: methods: [{', '.join(wider)}]),"
+            f" or leave the methods out and the default adds them where needed")
 
 
 def _resolutions(target, eps: float, domain: str, bits: int | None, max_inputs: int) -> list[int]:
@@ -54,9 +91,7 @@ def _resolutions(target, eps: float, domain: str, bits: int | None, max_inputs: 
             if len(ks) == 2:
                 break
     if not ks:
-        wider = "" if max_inputs >= max(WIDE_METHODS.values()) else (
-            f" with these methods ({', '.join(f'{m} reaches {b}' for m, b in WIDE_METHODS.items())})")
-        raise ValueError(f"eps={eps} needs more than {max_inputs} input bits for this function{wider}")
+        raise ValueError(f"eps={eps} needs more than {max_inputs} input bits for this function")
     return ks
 
 
@@ -72,20 +107,43 @@ class SearchResult:
         return bool(self.best and self.best.exact_rounded)
 
 
-def search(target, eps: float, domain: str = "box", methods=DEFAULT_METHODS, budget_s: float = 60,
+def search(target, eps: float, domain: str = "box", methods=None, budget_s: float = 60,
            bits: int | None = None, max_inputs: int | None = None, thorough: bool = True) -> SearchResult:
     """C̄(target, eps): the smallest verified circuit over resolutions, formats and methods.
 
-    thorough=False tries one resolution and the coarsest output step (4x fewer syntheses; for quick looks).
+    methods=None runs default_methods(...). Every (format, method) pair gets its turn in SCHEDULE's order, with an
+    even share of the budget left (a method that finishes early leaves its time to the next), and every pair
+    leaves an attempt: a circuit, or a note saying why there is none ("not applicable: ...", "not run: the budget
+    was spent", "dropped: ..." for a circuit that failed verification). thorough=False tries one resolution and the
+    coarsest output step (4x fewer syntheses; for quick looks).
     """
     if not eps >= 0 or eps == float("inf"):   # also NaN and inf
         raise ValueError(f"eps must be >= 0 and finite, got {eps}")
     if domain not in ("box", "grid"):
         raise ValueError(f"unknown domain '{domain}': {did_you_mean(domain, ['box', 'grid'])}")
-    methods = check_methods(list(methods))
+    methods = check_methods(list(methods) if methods is not None else default_methods(target, eps, domain, bits))
     max_inputs = max_inputs_for(methods) if max_inputs is None else max_inputs
     start = time.monotonic()
+    try:
+        slots = _slots(target, eps, domain, bits, max_inputs, methods, thorough)
+    except ValueError as e:
+        raise ValueError(f"{e}{reach_hint(methods) if max_inputs < max_inputs_for(WIDE_METHODS) else ''}") from None
     attempts: list[Attempt] = []
+    for i, (name, table, space) in enumerate(slots):
+        left = start + budget_s - time.monotonic()
+        problem = Problem(target, table, eps, space, time.monotonic() + max(left, 0.0) / (len(slots) - i))
+        if left <= 0 and any(a.verified for a in attempts):
+            attempts.append(make_attempt(problem, name, "skipped", None, 0.0, note="not run: the budget was spent"))
+            continue
+        attempts += _run_method(name, problem)
+    ok = [a for a in attempts if a.verified]
+    best = min(ok, key=lambda a: (a.gates, a.bits_in, a.bits_out, a.seconds)) if ok else None
+    return SearchResult(best, attempts, time.monotonic() - start)
+
+
+def _slots(target, eps, domain, bits, max_inputs, methods, thorough) -> list[tuple[str, object, object]]:
+    """(method, table, code space) per turn, in SCHEDULE's order of methods, each over its formats."""
+    formats = []
     # quick mode takes the finer of the two resolutions: at the coarsest one a steep cell leaves almost no slack,
     # which forces a fine output step (sin at eps=0.05: 10 output bits at k=6)
     for k in _resolutions(target, eps, domain, bits, max_inputs)[0 if thorough else -1:]:
@@ -94,14 +152,36 @@ def search(target, eps: float, domain: str = "box", methods=DEFAULT_METHODS, bud
         if s is None:
             continue
         for shift in (s, s + 1)[: None if thorough else 1]:
-            space = relation.code_space(table, eps, shift)
-            for name in methods:
-                if shift != s and name in OWN_FORMAT:
-                    continue
-                problem = Problem(target, table, eps, space, start + budget_s)
-                if problem.time_left() <= 0 and attempts:
-                    break
-                attempts += METHODS.get(name)(problem)
-    ok = [a for a in attempts if a.verified]
-    best = min(ok, key=lambda a: (a.gates, a.bits_in, a.bits_out, a.seconds)) if ok else None
-    return SearchResult(best, attempts, time.monotonic() - start)
+            formats.append((table, relation.code_space(table, eps, shift), shift == s))
+    rank = {m: i for i, m in enumerate(SCHEDULE)}
+    order = sorted(methods, key=lambda m: (rank.get(m, len(SCHEDULE)), methods.index(m)))
+    return [(name, table, space) for name in dict.fromkeys(order) for table, space, first in formats
+            if first or name not in OWN_FORMAT]
+
+
+def _run_method(name: str, problem: Problem) -> list[Attempt]:
+    """The method's attempts, or one attempt whose note says why there is no circuit."""
+    t0 = time.monotonic()
+    try:
+        got = METHODS.get(name)(problem)
+    except VerificationError as e:   # a method's bug: its candidate is dropped, never reported (DESIGN §2.2)
+        return [make_attempt(problem, name, "dropped", None, time.monotonic() - t0,
+                             note=f"dropped: a circuit failed verification ({e})")]
+    if got:
+        return got
+    why = ("not run: the budget was spent" if problem.time_left() <= 0
+           else f"not applicable: {_not_applicable(name, problem)}")
+    return [make_attempt(problem, name, "skipped", None, time.monotonic() - t0, note=why)]
+
+
+def _not_applicable(name: str, problem: Problem) -> str:
+    """Why a method returned nothing for this problem (mirrors the methods' own entry checks)."""
+    t, n = problem.table, problem.table.n_inputs
+    if name in ("abc", "abc_round"):
+        return f"more than {MAX_ABC_INPUTS} input bits" if n > MAX_ABC_INPUTS else "a constant within eps"
+    reasons = {"table": f"more than {MAX_TABLE_INPUTS} input bits",
+               "exact": f"more than {MAX_EXACT_ROWS_INPUTS} input bits (SAT exact synthesis is for tiny tables)",
+               "arith": "1-d targets only" if t.d != 1 else "no circuit",
+               "datapath": "no formula", "mc": "not a mixture of registered parts",
+               "decomp": f"needs 2..{MAX_DECOMP_INPUTS} input bits", "lupanov": f"needs 2..{MAX_LUPANOV_INPUTS} input bits"}
+    return reasons.get(name, "the method returned no circuit for this problem")
