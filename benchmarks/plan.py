@@ -2,7 +2,8 @@
 before issue 22 (commit 800e957) and by this checkout, side by side in one run; and `htmc sweep plan` / `status`.
 
     .venv/bin/python benchmarks/plan.py                     # old at 10^4 and 10^5, new at all sizes; writes RESULTS.md
-    .venv/bin/python benchmarks/plan.py --old-sizes 10000,100000,1000000 --no-write     # old at 10^6 too (minutes)
+    .venv/bin/python benchmarks/plan.py --sizes '' --old-sizes 1000000 --cli-sizes '' --old-cli-sizes '' --no-write
+                                                            # old code at 10^6 only (minutes)
 
 Today's code is a git worktree of commit 800e957 at --old-dir (made with `git worktree add --detach` when it is
 missing; remove it with `git worktree remove /tmp/plan-old`). Every measurement is a fresh subprocess: wall time of
@@ -54,15 +55,16 @@ def spec_text(kind: str, n: int) -> str:
     outer = list(range(n // 1000))
     inner = [round(0.5 - i * 0.0004, 7) for i in range(1000)]
     if kind == "circuit_ladder":
-        return (f"name: plan-bench\ngroups:\n  - kind: circuit_ladder\n    params: {{function: walsh_mixture, steps: 4, "
-                f"methods: [mc, table], thorough: false}}\n    grid:\n      function_params: {{m: [4], seed: {outer}}}\n"
-                f"      eps0: {inner}\n")
+        return (f"name: plan-bench\ngroups:\n  - kind: circuit_ladder\n    params: {{function: walsh_mixture, "
+                f"steps: 4, methods: [mc, table], thorough: false}}\n    grid:\n"
+                f"      function_params: {{m: [4], seed: {outer}}}\n      eps0: {inner}\n")
     return (f"name: plan-bench\ngroups:\n  - kind: noop\n    grid:\n      sleep_s: {[s * 0.001 for s in outer]}\n"
             f"      x: {inner}\n")
 
 
-def run_child(argv: list[str], cwd: Path, timeout: float) -> tuple[dict | None, float, float]:
-    """(the child's last stdout line as JSON, or None; wall s; peak RSS MB from os.wait4) of one fresh process."""
+def run_child(argv: list[str], cwd: Path, timeout: float) -> tuple[dict | None, float, float, float]:
+    """(the child's last stdout line as JSON, or None; wall s; peak RSS MB and CPU s (user + system) from
+    os.wait4) of one fresh process. CPU s is the figure that other jobs on the cores disturb least."""
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as err:
         p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=err, text=True)
@@ -72,13 +74,13 @@ def run_child(argv: list[str], cwd: Path, timeout: float) -> tuple[dict | None, 
         _, status, ru = os.wait4(p.pid, 0)       # this child's own rusage (ru_maxrss in KiB on Linux)
         killer.cancel()
         p.returncode = os.waitstatus_to_exitcode(status)
-        wall, rss = time.perf_counter() - t0, ru.ru_maxrss / 1024.0
+        wall, rss, cpu = time.perf_counter() - t0, ru.ru_maxrss / 1024.0, ru.ru_utime + ru.ru_stime
         if p.returncode != 0:
             err.seek(0)
             print(err.read()[-2000:], file=sys.stderr)
-            return None, wall, rss
+            return None, wall, rss, cpu
     line = out.strip().splitlines()[-1] if out.strip() else "{}"
-    return json.loads(line), wall, rss
+    return json.loads(line), wall, rss, cpu
 
 
 def old_tree(path: Path) -> Path:
@@ -90,11 +92,12 @@ def old_tree(path: Path) -> Path:
 def measure(code: str, root: Path, kind: str, n: int, tmp: Path, timeout: float) -> dict:
     spec = tmp / f"{kind}-{n}.yaml"
     spec.write_text(spec_text(kind, n))
-    res, wall, rss = run_child([sys.executable, "-c", CHILD, str(root), str(spec), "1" if code == "new" else "0"],
-                               root, timeout)
-    res = res or {"plan_s": None}
-    wall -= res.get("tasks_s") or 0.0          # process s leaves out the Task-making pass run after the plan
-    return {"code": code, "kind": kind, "n": n, "wall_s": wall, "rss_mb": rss, **res}
+    res, wall, rss, cpu = run_child([sys.executable, "-c", CHILD, str(root), str(spec), "0"], root, timeout)
+    out = {"code": code, "kind": kind, "n": n, "wall_s": wall, "cpu_s": cpu, "rss_mb": rss, **(res or {"plan_s": None})}
+    if code == "new":     # a second process: the Task-making pass after the plan, timed on its own
+        res2, *_ = run_child([sys.executable, "-c", CHILD, str(root), str(spec), "1"], root, timeout)
+        out["tasks_s"] = (res2 or {}).get("tasks_s")
+    return out
 
 
 def measure_cli(code: str, root: Path, action: str, kind: str, n: int, tmp: Path, timeout: float) -> dict:
@@ -104,18 +107,19 @@ def measure_cli(code: str, root: Path, action: str, kind: str, n: int, tmp: Path
     (tmp / "empty-store").mkdir(exist_ok=True)
     argv = [sys.executable, "-m", "jobs.cli", "sweep", action, str(spec), "--results", str(tmp / "empty-store"),
             "--plugin", str(root / "tests" / "noop_kind.py"), "--json"]
-    res, wall, rss = run_child(argv, root, timeout)
+    res, wall, rss, cpu = run_child(argv, root, timeout)
     if res is None:
         total = None
     else:
         total = res["totals"]["total"] if action == "plan" else sum(r["total"] for r in res["kinds"].values())
-    return {"code": code, "action": action, "kind": kind, "n": n, "wall_s": wall, "rss_mb": rss, "tasks": total}
+    return {"code": code, "action": action, "kind": kind, "n": n, "wall_s": wall, "cpu_s": cpu, "rss_mb": rss,
+            "tasks": total}
 
 
 def table(rows: list[dict], cli: list[dict]) -> str:
     by = {(r["code"], r["kind"], r["n"]): r for r in rows}
-    out = ["| kind | tasks | old: plan s | old: process s | old: peak RSS MB | new: plan s | new: process s | "
-           "new: peak RSS MB | speed-up (plan) | keys equal | new: make every Task s |",
+    out = ["| kind | tasks | old: plan s | old: process s (CPU s) | old: peak RSS MB | new: plan s | "
+           "new: process s (CPU s) | new: peak RSS MB | speed-up (plan) | keys equal | new: make every Task s |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def f(v, fmt=".2f"):
@@ -126,13 +130,16 @@ def table(rows: list[dict], cli: list[dict]) -> str:
             speed = (o["plan_s"] / w["plan_s"]) if o.get("plan_s") and w.get("plan_s") else None
             same = ("yes" if o["digest"] == w["digest"] else "**NO**") if o.get("digest") and w.get("digest") \
                 else "—"
-            out.append(f"| {kind} | {n:,} | {f(o.get('plan_s'))} | {f(o.get('wall_s'))} | {f(o.get('rss_mb'), '.0f')} "
-                       f"| {f(w.get('plan_s'))} | {f(w.get('wall_s'))} | {f(w.get('rss_mb'), '.0f')} | "
+            out.append(f"| {kind} | {n:,} | {f(o.get('plan_s'))} | {f(o.get('wall_s'))} ({f(o.get('cpu_s'))}) | "
+                       f"{f(o.get('rss_mb'), '.0f')} | {f(w.get('plan_s'))} | {f(w.get('wall_s'))} "
+                       f"({f(w.get('cpu_s'))}) | {f(w.get('rss_mb'), '.0f')} | "
                        f"{f(speed, '.0f') + '×' if speed else '—'} | {same} | {f(w.get('tasks_s'))} |")
-    out += ["", "| command (empty store) | code | kind | tasks | process s | peak RSS MB |", "|---|---|---|---|---|---|"]
+    out += ["", "| command (empty store) | code | kind | tasks | process s (CPU s) | peak RSS MB |",
+            "|---|---|---|---|---|---|"]
     for c in cli:
         out.append(f"| htmc sweep {c['action']} --json | {c['code']} | {c['kind']} | "
-                   f"{format(c['tasks'], ',') if c['tasks'] else '—'} | {f(c['wall_s'])} | {f(c['rss_mb'], '.0f')} |")
+                   f"{format(c['tasks'], ',') if c['tasks'] else '—'} | {f(c['wall_s'])} ({f(c['cpu_s'])}) | "
+                   f"{f(c['rss_mb'], '.0f')} |")
     return "\n".join(out)
 
 
@@ -141,7 +148,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000,1000000", help="task counts for this checkout's code")
     ap.add_argument("--old-sizes", default="10000,100000", help="task counts for the code of 800e957")
     ap.add_argument("--cli-sizes", default="10000,100000,1000000",
-                    help="task counts for this checkout's `htmc sweep plan` and `status` (old: status at --old-sizes)")
+                    help="task counts for this checkout's `htmc sweep plan` and `status`")
+    ap.add_argument("--old-cli-sizes", default="10000,100000", help="task counts for the old `htmc sweep status`")
     ap.add_argument("--old-dir", default="/tmp/plan-old", help="where the worktree of 800e957 is (or is made)")
     ap.add_argument("--timeout-s", type=float, default=900.0, help="per measurement")
     ap.add_argument("--no-write", action="store_true", help="print the table only; do not append to RESULTS.md")
@@ -160,9 +168,10 @@ def main() -> None:
                         rows.append(measure(code, root, kind, n, tmp, args.timeout_s))
                         print(json.dumps(rows[-1]), flush=True)
         cli_sizes = [int(float(s)) for s in args.cli_sizes.split(",") if s]
+        old_cli = [int(float(s)) for s in args.old_cli_sizes.split(",") if s]
         for kind in KINDS:
-            for n in sorted(set(cli_sizes) | set(old_sizes)):
-                runs = [("old", old, "status")] if n in old_sizes else []
+            for n in sorted(set(cli_sizes) | set(old_cli)):
+                runs = [("old", old, "status")] if n in old_cli else []
                 runs += [("new", ROOT, "status"), ("new", ROOT, "plan")] if n in cli_sizes else []
                 for code, root, action in runs:
                     cli.append(measure_cli(code, root, action, kind, n, tmp, args.timeout_s))
@@ -171,8 +180,10 @@ def main() -> None:
     head = (f"{dt.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores, Python "
             f"{platform.python_version()}; load average {load0[0]:.1f} at the start, {load1[0]:.1f} at the end "
             f"(other jobs shared the cores). old = commit {BASE_COMMIT}, new = this checkout. plan s: load_spec "
-            f"until every key is in a list; process s: the whole subprocess (imports included); peak RSS from "
-            f"wait4. Sizes not run show —.")
+            f"until every key is in a list (wall); process s: the whole subprocess, imports included (wall, and "
+            f"in parentheses its user + system CPU s); peak RSS and CPU from wait4; make every Task s: iterating "
+            f"the new TaskList once (what a dispatcher of every task reads), in a separate process. Sizes not run "
+            f"show —.")
     text = "\n\n".join(["## Planning a sweep (`benchmarks/plan.py`)", head, table(rows, cli)])
     print(text)
     if not args.no_write:

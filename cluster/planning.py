@@ -31,17 +31,14 @@ def sweep_plan(spec: SweepSpec) -> dict:
     existing: dict = {}
     for kind in kinds:      # per kind: reads the status index without rewriting it (statuses() compacts it
         existing.update(store.statuses(spec.name, kind))          # only when asked for every kind)
-    rows: dict = {}
-    for key, kind, group in tasks.key_kinds():
-        row = rows.get(group)
-        if row is None:
-            row = rows[group] = {"group": group, "kind": kind, "total": 0, "done": 0, "failed": 0, "to_run": 0}
-        row["total"] += 1
-        st = existing.get(key)
-        st = st[1] if st is not None else None
-        row["done" if st == "ok" else "failed" if st == "failed" else "to_run"] += 1
+    rows = []
+    for group, kind, keys in tasks.groups():
+        found = [existing[k][1] for k in keys if k in existing] if existing else []
+        done, failed = found.count("ok"), found.count("failed")
+        rows.append({"group": group, "kind": kind, "total": len(keys), "done": done, "failed": failed,
+                     "to_run": len(keys) - done - failed})
     per_task, parallelism = _observed(store, spec.name, kinds, existing)
-    groups = [_estimate(spec, row, per_task.get((row["group"], row["kind"]))) for row in rows.values()]
+    groups = [_estimate(spec, row, per_task.get((row["group"], row["kind"]))) for row in rows]
     return {"sweep": spec.name, "spec_hash": spec.spec_hash, "results": store.describe(), "groups": groups,
             "totals": _totals(groups, parallelism), "prices": dict(vars(spec.costs)), "parallelism": parallelism,
             "unusable_files": len(store.corrupt)}

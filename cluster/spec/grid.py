@@ -142,6 +142,10 @@ class TaskList(Sequence):
         for b in self._blocks:
             yield from b.keys
 
+    def groups(self):
+        """(group, kind, its keys) per group, in spec order (a group whose tasks all came earlier is left out)."""
+        return [(b.group, b.kind, b.keys) for b in self._blocks]
+
     def key_kinds(self):
         """(key, kind, group) of every task, in order (no Task made)."""
         for b in self._blocks:
