@@ -114,7 +114,7 @@ def plot_minnorm_points(sandwich: pd.DataFrame, path) -> PlotResult:
     both = {n: b[(b["cbar"] > 0) & (b[f"gates_minnorm_{n}"] > 0)] for n, b in both.items()}
     if not norms or not any(len(b) for b in both.values()):
         return PlotResult(name, None, 0, 0, text, "no rung has both C̄ and a net's own circuit within ε")
-    fig, axes = panel_grid(1, len(norms), pw=3.6, ph=3.3, top=0.7, bottom=1.3)
+    fig, axes = panel_grid(1, len(norms), pw=3.6, ph=3.3, top=0.7, bottom=0.7, left=1.0, wgap=1.1)
     col, n_pts = _colors(sandwich["function"]), 0
     slopes = resnet_phase(sandwich, pd.DataFrame())
     for ax, nu in zip(axes[0], norms):
@@ -134,7 +134,7 @@ def plot_minnorm_points(sandwich: pd.DataFrame, path) -> PlotResult:
         ax.set_yscale("log")
         plain_log_axes(ax)
         ax.set_xlabel("C̄(f, ε), circuit search (gates)")
-        ax.set_ylabel(f"G* of the min-{nu} net (gates)")
+        ax.set_ylabel(f"G* of the min-{nu} net")
         f, k = fr[nu]
         ax.set_title(f"{nu}: {f:.0%} of {k} within C̄²" if f is not None else nu, fontsize=9)
         ax.grid(True, alpha=0.3)
