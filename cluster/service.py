@@ -101,11 +101,11 @@ def run_sweep(spec: SweepSpec, *, retry_failed: bool = False, address: str | Non
                   say=say)
     except StoreRefused as e:
         raise SweepStopped(_refused_line(spec, store, e)) from None
-    _compact_at_end(store, spec.name, say)
     summary.seconds = time.monotonic() - t_start
     say(f"sweep '{spec.name}': {summary.done} ok, {summary.failed} failed in {summary.seconds:.1f} s"
         + (f"; {summary.untracked} results not in MLflow (run `htmc sweep sync-mlflow {spec.source}`)"
            if summary.untracked else ""))
+    _compact_at_end(store, spec.name, say)
     return summary
 
 

@@ -34,7 +34,7 @@ from . import schema
 from .index import StatusIndex
 from .layout import (DEFAULT_RETRY_S, READ_THREADS, STATUSES, first_line, parquet_bytes, record_relpath,
                      warn)
-from .manifest import load_manifest
+from .manifest import load_manifest, newest_version
 from .tables import CompactedView, read_part
 
 
@@ -67,6 +67,7 @@ class Store(StatusIndex):
     def __init__(self, cfg: StoreConfig):
         self.cfg = cfg
         self.corrupt: dict[str, str] = {}       # relpath -> why it cannot be used (seen by this Store object)
+        self._views: dict[str, CompactedView] = {}
         self._corrupt_lock = threading.Lock()
 
     # --- writing
@@ -135,8 +136,14 @@ class Store(StatusIndex):
 
     # --- reading
     def compacted(self, sweep: str) -> CompactedView:
-        """The sweep's compacted tables (tables.py): the newest manifest's usable parts and their keys."""
-        return CompactedView(self, sweep)
+        """The sweep's compacted tables (tables.py): the newest manifest's usable parts and their keys. Kept while
+        the newest manifest version stays the same (one listing to know), so that status and load, one after the
+        other, check a million keys once."""
+        cached = self._views.get(sweep)
+        if cached is not None and cached.manifest.newest == newest_version(self, sweep):
+            return cached
+        self._views[sweep] = view = CompactedView(self, sweep)
+        return view
 
     def statuses(self, sweep: str, kind: str | None = None, *, use_index: bool = True) \
             -> dict[str, tuple[str, str]]:

@@ -46,19 +46,19 @@ class CompactedView:
             self.store._note_corrupt(p.path, f"compacted part not readable as Parquet ({first_line(e)})")
             return None
         why = None
+        keys = t.column("task_key")
         if t.num_rows != p.rows:
             why = f"{t.num_rows} rows, the manifest says {p.rows}"
         elif t.num_rows and pc.any(pc.not_equal(t.column("status"), "ok")).as_py():
             why = "holds a record that is not ok"
-        keys = t.column("task_key").to_pylist()
-        if why is None and len(set(keys)) != len(keys):
-            why = "holds a task key twice"
-        if why is None and not all(isinstance(k, str) and KEY_RE.fullmatch(k) for k in keys):
+        elif keys.null_count or not pc.all(pc.match_substring_regex(keys, KEY_RE.pattern.join("^$"))).as_py():
             why = "holds a malformed task key"
+        elif pc.count_distinct(keys).as_py() != t.num_rows:
+            why = "holds a task key twice"
         if why is not None:
             self.store._note_corrupt(p.path, f"compacted part {why}; its records read as missing and run again")
             return None
-        return keys
+        return keys.to_pylist()
 
     def kinds(self) -> list[str]:
         return sorted({p.kind for p in self.parts})
