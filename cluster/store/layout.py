@@ -1,6 +1,7 @@
 """The dataset's layout: record paths, the key pattern, statuses, one-record Parquet bytes, the outage error."""
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -32,11 +33,15 @@ class StoreRefused(OSError):
 REFUSED_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG)
 
 
-def refused_locally(e: OSError, where: str) -> StoreRefused | None:
-    """StoreRefused for an OSError that retrying cannot fix, else None."""
-    if getattr(e, "errno", None) in REFUSED_ERRNOS:
-        return StoreRefused(f"writing {where} failed: [Errno {e.errno}] {os.strerror(e.errno)}")
-    return None
+@contextlib.contextmanager
+def refusing(where: str):
+    """Turn a local OSError that retrying cannot fix into StoreRefused naming `where`; others pass unchanged."""
+    try:
+        yield
+    except OSError as e:
+        if getattr(e, "errno", None) in REFUSED_ERRNOS:
+            raise StoreRefused(f"writing {where} failed: [Errno {e.errno}] {os.strerror(e.errno)}") from None
+        raise
 
 
 def warn(msg: str) -> None:

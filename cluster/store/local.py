@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .core import Store, StoreConfig
-from .layout import KEY_RE, REPLACE_LOCK, refused_locally, status_of_table
+from .layout import KEY_RE, REPLACE_LOCK, refusing, status_of_table
 
 PART_ROW_GROUP = 65536    # rows per row group of a compacted part: key-sorted, so a key lookup reads one group
 
@@ -66,20 +66,12 @@ class LocalStore(Store):
         return n
 
     def _put(self, relpath: str, data: bytes, retry_s: float = 0.0) -> tuple[bool, str | None]:
-        try:
+        with refusing(f"record {self.root / relpath}"):
             return self._put_local(relpath, data)
-        except OSError as e:
-            refused = refused_locally(e, f"record {self.root / relpath}")
-            if refused is not None:
-                raise refused from None
-            raise
 
     def _put_local(self, relpath: str, data: bytes) -> tuple[bool, str | None]:
-        final = self.root / relpath
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmpdir = self.root / "_tmp"
-        tmpdir.mkdir(parents=True, exist_ok=True)
-        tmp = tmpdir / f"{final.stem}-{uuid.uuid4().hex}.parquet"
+        final, tmp = self._tmp_for(relpath)
+        tmpdir = tmp.parent
         try:
             _write_synced(tmp, data)
             # the file placed below is this very inode, so this is its validator for the status index
@@ -131,11 +123,15 @@ class LocalStore(Store):
         except FileNotFoundError:
             return None
 
-    def _put_bytes(self, relpath: str, data: bytes) -> None:
+    def _tmp_for(self, relpath: str) -> tuple[Path, Path]:
+        """(final path, a fresh temporary path in _tmp/ for it), with both directories made."""
         final = self.root / relpath
         final.parent.mkdir(parents=True, exist_ok=True)
         (self.root / "_tmp").mkdir(parents=True, exist_ok=True)
-        tmp = self.root / "_tmp" / f"{final.stem}-{uuid.uuid4().hex}{final.suffix}"
+        return final, self.root / "_tmp" / f"{final.stem}-{uuid.uuid4().hex}{final.suffix}"
+
+    def _put_bytes(self, relpath: str, data: bytes) -> None:
+        final, tmp = self._tmp_for(relpath)
         try:
             tmp.write_bytes(data)
             os.replace(tmp, final)
@@ -143,10 +139,7 @@ class LocalStore(Store):
             tmp.unlink(missing_ok=True)    # a full disk must not leave a partial file behind (issue 22)
 
     def _put_once(self, relpath: str, data: bytes) -> bool:
-        final = self.root / relpath
-        final.parent.mkdir(parents=True, exist_ok=True)
-        (self.root / "_tmp").mkdir(parents=True, exist_ok=True)
-        tmp = self.root / "_tmp" / f"{final.stem}-{uuid.uuid4().hex}{final.suffix}"
+        final, tmp = self._tmp_for(relpath)
         try:
             _write_synced(tmp, data)
             try:
@@ -158,22 +151,18 @@ class LocalStore(Store):
             tmp.unlink(missing_ok=True)
 
     def _write_part(self, relpath: str, table: pa.Table) -> int:
-        final = self.root / relpath
-        final.parent.mkdir(parents=True, exist_ok=True)
-        (self.root / "_tmp").mkdir(parents=True, exist_ok=True)
-        tmp = self.root / "_tmp" / f"{final.stem}-{uuid.uuid4().hex}.parquet"
+        with refusing(f"compacted part {self.root / relpath}"):
+            return self._write_part_local(relpath, table)
+
+    def _write_part_local(self, relpath: str, table: pa.Table) -> int:
+        final, tmp = self._tmp_for(relpath)
         try:
             with open(tmp, "wb") as f:
                 pq.write_table(table, f, compression="zstd", row_group_size=PART_ROW_GROUP)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, final)         # whole or not at all; the name is new (part-<uuid>)
+            os.replace(tmp, final)         # whole or not at all; the name is new (part-<time>-<id>)
             return final.stat().st_size
-        except OSError as e:
-            refused = refused_locally(e, f"compacted part {final}")
-            if refused is not None:
-                raise refused from None
-            raise
         finally:
             tmp.unlink(missing_ok=True)
 
