@@ -60,6 +60,9 @@ def log_report(spec: SweepSpec, paths, *, metrics: dict | None = None, tracking_
             ts_ = [RunTag(k, str(v)[:5000]) for k, v in (tags or {}).items()]
             for bm, bp, bt in batches(ms, [], ts_):
                 c.log_batch(rid, metrics=bm, params=bp, tags=bt)
+            if ms:      # the runs page shows them as columns through this view (cluster/tracking/links.py)
+                from .links import VIEW_TAG, headline_view
+                c.set_experiment_tag(tr.experiment_id, VIEW_TAG, headline_view(m.key for m in ms))
         if created:
             c.set_terminated(rid, "FINISHED")
         return rid
