@@ -286,6 +286,45 @@ class CompileRecord(Record, kind="resnet_compile"):
     extra: dict = field(default_factory=dict)   # norm_* of the net (see TrainRecord)
 
 
+@dataclass(kw_only=True)
+class FitRecord(Record, kind="resnet_fit"):
+    """resnet_fit: one rung's minimum-norm fit (htmc.resnets.fit, issue 21 A) and its own circuit. met means a net
+    meeting eps on the cells was found AND its circuit verified within eps; reason says why not otherwise.
+    float_error is max_c max(y_c - lo_c, hi_c - y_c) of the float net at the k it was fitted at. Every registered
+    norm is carried as norm_<name> (+ norm_<name>_version) in `extra`, like TrainRecord."""
+    function: str
+    function_version: str
+    gamma_theory: float | None = None
+    d: int
+    eps0: float
+    rung: int
+    eps: float
+    k: int | None = None
+    norm: str                                   # the objective the fit minimized
+    fit_version: str
+    seed: int
+    width: int | None = None
+    depth: int | None = None
+    rank: int | None = None
+    met: bool = False
+    reason: str | None = None
+    lam: float | None = None                    # the fit is an LP, not a λ path: null
+    steps: int | None = metric()                # simplex iterations
+    fit_seconds: float | None = metric()
+    float_error: float | None = metric()
+    nnz: int | None = metric()
+    n_params: int | None = metric()
+    net_text: str | None = None
+    gates: int | None = metric()                # B2 gates of the net's OWN circuit
+    aig_nodes: int | None = metric()
+    max_error: float | None = metric()          # the circuit's verified error
+    verified: bool = False
+    w_bits: int | None = None
+    a_bits: int | None = None
+    compile_seconds: float | None = metric()
+    extra: dict = field(default_factory=dict)   # norm_*, units, margin, compile_version
+
+
 NORM_COLUMNS: list[tuple[re.Pattern, pa.DataType]] = [
     (re.compile(r"norm_[a-z0-9_]+_version"), pa.string()),
     (re.compile(r"norm_[a-z0-9_]+"), pa.float64()),

@@ -296,3 +296,63 @@ TASK_KINDS.register("resnet_compile", "1", TaskKind(
     "resnet_compile", "1", COMPILE_DEFAULTS, lambda q: _validate_compile(q, on_driver=False), _run_compile,
     driver_validate=_validate_compile, upstream=_train_key, upstream_kind="resnet_train", upstream_param="train",
     separable=("eps0", "steps", "budget_s", "max_inputs")))
+
+
+# --- resnet_fit ---------------------------------------------------------------------------------------------------
+# One rung eps0 2^-rung of one function fitted to a least-norm net under the verifier's interval constraints and
+# compiled to the net's own circuit (issue 21 A, htmc.resnets.fit). One task per rung, so ladders resume and extend.
+FIT_DEFAULTS = {"function": None, "function_params": {}, "function_version": None, "eps0": None, "rung": None,
+                "norm": "block_path", "seed": 0, "budget_s": 30.0, "compile_budget_s": 30.0, "max_inputs": 16,
+                "max_units": 4096, "fit_version": None, "norm_versions": None}
+
+
+def _validate_fit(params: dict) -> dict:
+    from htmc.resnets.fit import check_objective, FIT_VERSION, finest_eps
+    from htmc.resnets.norms import norm_versions
+    p = _merge("resnet_fit", params, FIT_DEFAULTS)
+    if p["function"] is None:
+        raise ValueError("resnet_fit needs 'function'")
+    target = _function(p)
+    check_objective(p["norm"])
+    if not isinstance(p["eps0"], (int, float)) or isinstance(p["eps0"], bool) or not 0 < p["eps0"] < float("inf"):
+        raise ValueError(f"eps0 must be a finite number > 0, got {p['eps0']!r}")
+    if not isinstance(p["rung"], int) or isinstance(p["rung"], bool) or p["rung"] < 0:
+        raise ValueError(f"rung must be an integer >= 0 (eps = eps0 * 2^-rung), got {p['rung']!r}")
+    for name in ("budget_s", "compile_budget_s"):
+        if not isinstance(p[name], (int, float)) or isinstance(p[name], bool) or not p[name] > 0:
+            raise ValueError(f"{name} must be a number > 0, got {p[name]!r}")
+    if not isinstance(p["seed"], int) or isinstance(p["seed"], bool):
+        raise ValueError(f"seed must be an integer, got {p['seed']!r}")
+    if not isinstance(p["max_units"], int) or isinstance(p["max_units"], bool) or p["max_units"] < 1:
+        raise ValueError(f"max_units must be an integer >= 1, got {p['max_units']!r}")
+    _check_max_inputs(p["max_inputs"], MAX_COMPILE_INPUTS, "every input code is enumerated")
+    eps = p["eps0"] * 2.0 ** -p["rung"]
+    k, fine = finest_eps(target, p["max_inputs"])
+    if eps < fine:
+        raise ValueError(f"rung {p['rung']} (eps={eps:.6g}) is below what the resolution cap allows: max_inputs="
+                         f"{p['max_inputs']} gives k <= {k} for d={target.d}, whose finest reachable eps is "
+                         f"{fine:.6g}")
+    p["function_params"] = target.params
+    _pin_version(p, "function_version", target.version, f"the registered version of '{target.name}'")
+    _pin_version(p, "fit_version", FIT_VERSION, "htmc.resnets.fit.FIT_VERSION")
+    _pin_version(p, "norm_versions", norm_versions(), "the registered versions of the norms")
+    return p
+
+
+def _run_fit(p: dict):
+    from htmc.records import FitRecord
+    from htmc.resnets.fit import fit_and_compile, rung_columns
+    target = _function(p)
+    r = fit_and_compile(target, p["eps0"] * 2.0 ** -p["rung"], p["norm"], budget_s=p["budget_s"],
+                        compile_budget_s=p["compile_budget_s"], max_inputs=p["max_inputs"],
+                        max_units=p["max_units"], seed=p["seed"])
+    return FitRecord.from_columns(rung_columns(target, p["eps0"], p["rung"], p["norm"], p["seed"], r))
+
+
+def _fit_batch_key(p: dict):
+    """Rungs of one dimension and objective go to one actor call (each still runs alone: an LP per rung)."""
+    return (_function(p).d, p["norm"], p["max_inputs"])
+
+
+TASK_KINDS.register("resnet_fit", "1", TaskKind("resnet_fit", "1", FIT_DEFAULTS, _validate_fit, _run_fit,
+                                                batch_key=_fit_batch_key, default_batch=4))

@@ -1,0 +1,294 @@
+"""Fitting to a rung (issue 21 A): for a target f, an accuracy ε and a norm ν, a ResNet that MEETS ε on the
+verifier's constraints with as small a norm ν as the method finds, then its own circuit, compiled and verified.
+
+On the box a compiled net is evaluated at each cell's midpoint, and cell c accepts outputs in [hi_c − ε, lo_c + ε]
+(htmc.targets.table): at input resolution k, "meets ε" is 2^(d k) interval constraints. The fit leaves a share
+MARGIN of ε to quantization (it fits to ε(1 − MARGIN)) and then:
+1. picks k: the smallest k (d k <= max_inputs) whose cells' oscillation leaves the constraints room
+   (max_c (hi_c − lo_c)/2 <= ROOM·ε(1 − MARGIN)), and the next finer one;
+2. fixes a first layer and solves a linear program for the output weights (htmc.resnets.fit_lp): the least
+   weighted ℓ1 of the output weights, which is the block_path norm's minimum over nets with that first layer;
+   for d = 1 the kinks lie on a dyadic knot grid, from the coarsest feasible grid to KNOT_EXTRA finer ones;
+   for d >= 2 ridge units on the axes and diagonals;
+3. for the `l1` objective, rebalances every unit (relu is positively homogeneous: scaling (b_i, c_i) by β and
+   a_i by 1/β leaves f unchanged) and reweights the LP (majorizing the concave per-unit cost 2√(|a_i| ω_i));
+4. keeps the net of least objective norm among the LP solutions whose float error on the cells is within ε, and
+   compiles it (htmc.resnets.bit_search.compile_search at the k it was fitted at): `met` needs that circuit to
+   verify within ε.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from htmc.registry import did_you_mean
+from htmc.resnets.fit_lp import (Infeasible, lp_knots, lp_ridge, ridge_dictionary, unit_costs, Units)
+from htmc.resnets.to_circuit import cell_points, float_error, MAX_INPUTS
+
+FIT_VERSION = "1"
+OBJECTIVES = ("block_path", "l1")   # norms the LP minimizes; every registered norm is recorded
+MARGIN = 0.2         # share of ε left to quantization: the float net is fitted to ε(1 − MARGIN)
+ROOM = 0.75          # k is fine enough when the cells' half-oscillation is at most ROOM·ε(1 − MARGIN)
+K_TRIES = 2          # resolutions tried per rung: the coarsest with room and the next finer
+KNOT_EXTRA = 2       # d = 1: knot grids tried beyond the coarsest feasible one (the norm falls weakly with each)
+L1_ROUNDS = 2        # reweighted LPs for the l1 objective
+PRUNE = 1e-9         # output weights below PRUNE·max|a| are set to exactly zero (LP round-off)
+
+
+def check_objective(norm: str) -> str:
+    from htmc.resnets.norms import NORMS
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm '{norm}': {did_you_mean(norm, list(NORMS.names()))}")
+    if norm not in OBJECTIVES:
+        raise ValueError(f"norm '{norm}' is recorded but the fit cannot minimize it: valid objectives are "
+                         f"{', '.join(OBJECTIVES)}")
+    return norm
+
+
+def finest_eps(target, max_inputs: int = MAX_INPUTS, margin: float = MARGIN) -> tuple[int, float]:
+    """(k_max, the smallest ε the fit can aim at within d k <= max_inputs): below it no resolution gives the
+    constraints room (module docstring, step 1)."""
+    k = max(1, max_inputs // target.d)
+    t = target.table(k, "box")
+    return k, float((t.hi - t.lo).max()) / 2 / (ROOM * (1 - margin))
+
+
+@dataclass
+class FitResult:
+    """One rung's fit: the net (None when no net was found), its norms, and why not when it was not."""
+    eps: float
+    norm: str
+    net: dict | None = None
+    k: int | None = None
+    float_error: float | None = None
+    units: int = 0
+    steps: int = 0               # simplex iterations over every LP solved
+    solves: int = 0
+    seconds: float = 0.0
+    norms: dict = field(default_factory=dict)
+    reason: str | None = None
+    notes: list = field(default_factory=list)
+
+
+def _resolutions(target, eps_fit: float, max_inputs: int) -> list[int]:
+    k_max = max(1, max_inputs // target.d)
+    ks = []
+    for k in range(1, k_max + 1):
+        t = target.table(k, "box")
+        if float((t.hi - t.lo).max()) / 2 <= ROOM * eps_fit:
+            ks.append(k)
+            if len(ks) == K_TRIES:
+                break
+    return ks
+
+
+def net_from_units(u: Units, d: int, scale: np.ndarray | None = None) -> dict:
+    """The one-block net of fit_lp's docstring, with zero output weights pruned and unit i scaled by scale[i]
+    (B, c times β, a over β: the same function)."""
+    a = np.asarray(u.a, dtype=np.float64).copy()
+    a[np.abs(a) <= PRUNE * max(np.abs(a).max(initial=0.0), 1e-300)] = 0.0
+    keep = np.flatnonzero(a)
+    if len(keep) == 0:
+        keep = np.array([0])          # rank >= 1: one dead unit (all zeros costs nothing in any norm)
+    beta = np.ones(len(a)) if scale is None else np.asarray(scale, dtype=np.float64)
+    B = u.B[keep] * beta[keep, None]
+    c = u.c[keep] * beta[keep]
+    av = a[keep] / beta[keep]
+    if not a.any():
+        B, c, av = np.zeros_like(B), np.zeros_like(c), np.zeros_like(av)
+    r = len(keep)
+    A = np.zeros((1, d, r))
+    A[0, 0] = av
+    W_out = np.zeros((1, d))
+    W_out[0, 0] = 1.0
+    return {"W_in": np.eye(d), "b_in": np.full(d, -0.5), "A": A, "B": B.reshape(1, r, d), "c": c.reshape(1, r),
+            "W_out": W_out, "b_out": np.array([u.b_out])}
+
+
+def net_norms(net: dict) -> dict[str, float]:
+    from htmc.resnets.model import from_numpy
+    from htmc.resnets.norms import all_norms
+    return {k: float(v[0]) for k, v in all_norms(from_numpy([net])).items()}
+
+
+def _l1_scale(u: Units) -> np.ndarray:
+    """β_i = √(|a_i| / ω_i) minimizes |a_i|/β + β ω_i, unit i's ℓ1 cost (ω_i = ‖b_i‖_1 + |c_i|)."""
+    w = unit_costs(u.B, u.c)
+    return np.where(u.a != 0, np.sqrt(np.abs(u.a) / np.maximum(w, 1e-300)), 1.0)
+
+
+def _solve_units(target, table, eps_fit: float, weights, deadline: float, seed: int, pieces: int | None = None
+                 ) -> list[Units]:
+    """LP solutions for this table: d = 1 on knot grids (coarsest feasible, then finer; only `pieces` pieces
+    when given), d >= 2 ridge units. weights(B, c) -> per-unit LP weights."""
+    x = cell_points(table)
+    lo, hi = table.hi - eps_fit, table.lo + eps_fit
+    if target.d == 1:
+        out, level = [], None
+        for lev in range(1, table.k + 1):
+            if time.monotonic() > deadline or (pieces is not None and 1 << lev != pieces):
+                if pieces is None:
+                    break
+                continue
+            try:
+                tau = np.arange(1 << lev) / (1 << lev)
+                w = weights(np.ones((len(tau), 1)), 0.5 - tau)
+                out.append(lp_knots(x[:, 0], lo, hi, 1 << lev, w))
+            except Infeasible:
+                continue
+            level = lev if level is None else level
+            if lev - level >= KNOT_EXTRA:
+                break
+        return out
+    B, c = ridge_dictionary(target.d, 1 << table.k)
+    base = x[:, 0] - 0.5          # the identity path's contribution to the output
+    rng_seed = int(seed)
+    return [lp_ridge(x, lo - base, hi - base, B, c, weights(B, c), deadline, seed=rng_seed)]
+
+
+def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 30.0,
+             max_inputs: int = MAX_INPUTS, max_units: int = 4096, margin: float = MARGIN, seed: int = 0
+             ) -> FitResult:
+    """The least-norm net the method finds that meets eps on the cells with margin to spare (module docstring)."""
+    check_objective(norm)
+    t0 = time.monotonic()
+    deadline = t0 + budget_s
+    res = FitResult(eps=float(eps), norm=norm)
+    eps_fit = eps * (1 - margin)
+    ks = _resolutions(target, eps_fit, max_inputs)
+    if not ks:
+        k, fine = finest_eps(target, max_inputs, margin)
+        res.reason = (f"no resolution within d*k <= {max_inputs} (k <= {k}) leaves room for eps={eps:.6g}: the "
+                      f"finest reachable eps is {fine:.6g}")
+        return res
+    best: tuple[float, dict, int, float, int] | None = None
+    for k in ks:
+        if time.monotonic() > deadline and best is not None:
+            break
+        table = target.table(k, "box")
+        for net in _candidates(target, table, eps_fit, norm, deadline, seed, res):
+            r = net["A"].shape[2]
+            fe = float_error(net, table)
+            if fe > eps:
+                res.notes.append(f"k={k}: an LP net's float error {fe:.4g} exceeds eps (pruning round-off)")
+                continue
+            if r > max_units:
+                res.notes.append(f"k={k}: an LP net with {r} units is over the cap of {max_units}")
+                continue
+            value = net_norms(net)[norm]
+            if best is None or (value, r) < (best[0], best[2]):
+                best = (value, net, r, fe, k)
+    res.seconds = time.monotonic() - t0
+    if best is None:
+        why = "; ".join(res.notes[-3:]) or "every LP was infeasible"
+        res.reason = f"no net within the budget meets eps={eps:.6g} at k in {ks}: {why}"
+        return res
+    res.net, res.units, res.float_error, res.k = best[1], best[2], best[3], best[4]
+    res.norms = net_norms(res.net)
+    return res
+
+
+def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult):
+    """Nets from the LPs of one table: block_path weights, and for l1 the reweighted rounds, rebalanced."""
+    try:
+        sols = _solve_units(target, table, eps_fit, unit_costs, deadline, seed)
+    except Infeasible as e:
+        res.notes.append(f"k={table.k}: {e}")
+        return
+    for u in sols:
+        res.steps += u.iterations
+        res.solves += u.solves
+        if norm == "block_path":
+            yield net_from_units(u, target.d)
+            continue
+        cur = u
+        for rnd in range(L1_ROUNDS + 1):
+            yield net_from_units(cur, target.d, _l1_scale(cur))
+            if rnd == L1_ROUNDS or time.monotonic() > deadline:
+                break
+            prev = cur
+            # majorize Σ 2√(|a_i| ω_i) at the previous solution: weight ω_i / √(|a_i| ω_i + η)
+            eta = 1e-6 * max(float(np.abs(prev.a).max(initial=0.0)), 1e-12)
+            wfn = lambda B, c, p=prev: _reweight(B, c, p, eta)
+            try:
+                nxt = _solve_units(target, table, eps_fit, wfn, deadline, seed, pieces=len(prev.a))
+            except Infeasible as e:
+                res.notes.append(f"k={table.k}: reweighted LP: {e}")
+                break
+            match = [v for v in nxt if len(v.a) == len(prev.a)]
+            if not match:
+                break
+            cur = match[0]
+            res.steps += cur.iterations
+            res.solves += cur.solves
+
+
+def _reweight(B, c, prev: Units, eta: float) -> np.ndarray:
+    w = unit_costs(B, c)
+    if len(w) != len(prev.a):     # another knot grid than prev's: plain weights
+        return w
+    return w / np.sqrt(np.abs(prev.a) * w + eta)
+
+
+@dataclass
+class RungResult:
+    """fit_rung's net compiled to its own circuit (compile_search at the k it was fitted at)."""
+    fit: FitResult
+    met: bool
+    reason: str | None
+    compiled: dict = field(default_factory=dict)   # gates, aig_nodes, max_error, w_bits, a_bits, compile_seconds
+    margin: float = MARGIN
+
+
+def fit_and_compile(target, eps: float, norm: str = "block_path", *, budget_s: float = 30.0,
+                    compile_budget_s: float = 30.0, max_inputs: int = MAX_INPUTS, max_units: int = 4096,
+                    seed: int = 0) -> RungResult:
+    """fit_rung, then the net's own circuit verified within eps. When the float net fits but no quantization
+    verifies, the fit is redone once with twice the margin (more of eps left to the bits)."""
+    from htmc.resnets.bit_search import compile_search
+    t0 = time.monotonic()
+    last = None
+    for margin in (MARGIN, 2 * MARGIN):
+        left = budget_s - (time.monotonic() - t0)
+        if last is not None and left <= 0:
+            break
+        fit = fit_rung(target, eps, norm, budget_s=max(left, 1.0), max_inputs=max_inputs, max_units=max_units,
+                       margin=margin, seed=seed)
+        if fit.net is None:
+            return last or RungResult(fit, False, fit.reason, margin=margin)
+        c = compile_search(fit.net, target.table(fit.k, "box"), eps, budget_s=compile_budget_s)
+        compiled = {"gates": c.gates, "aig_nodes": c.aig_nodes, "max_error": c.max_error, "w_bits": c.w_bits,
+                    "a_bits": c.a_bits, "compile_seconds": c.seconds}
+        ok = c.circuit is not None and c.max_error is not None and c.max_error <= eps
+        last = RungResult(fit, ok, None if ok else f"the fitted net's circuit did not verify: {c.reason}",
+                          compiled, margin)
+        if ok:
+            break
+    return last
+
+
+def rung_columns(target, eps0: float, rung: int, norm: str, seed: int, r: RungResult) -> dict:
+    """The resnet_fit record's columns (htmc.records.FitRecord) of one rung, norm_<name> family included."""
+    from htmc.resnets.norms import norm_versions
+    from htmc.resnets.numpy_net import net_to_text
+    from htmc.resnets.to_circuit import COMPILE_VERSION
+    f, net = r.fit, r.fit.net
+    cols = {"function": target.name, "function_version": target.version, "gamma_theory": target.gamma_theory,
+            "d": target.d, "eps0": float(eps0), "rung": int(rung), "eps": float(f.eps), "k": f.k, "norm": norm,
+            "fit_version": FIT_VERSION, "seed": int(seed), "met": bool(r.met), "reason": r.reason, "lam": None,
+            "steps": int(f.steps), "fit_seconds": f.seconds, "float_error": f.float_error,
+            "units": f.units, "margin": r.margin, "compile_version": COMPILE_VERSION,
+            "verified": bool(r.met), **{k: r.compiled.get(k) for k in (
+                "gates", "aig_nodes", "max_error", "w_bits", "a_bits", "compile_seconds")}}
+    if net is not None:
+        cols.update(width=int(net["W_in"].shape[0]), depth=int(net["A"].shape[0]), rank=int(net["A"].shape[2]),
+                    nnz=int(sum(np.count_nonzero(v) for v in net.values())),
+                    n_params=int(sum(np.size(v) for v in net.values())), net_text=net_to_text(net))
+        for name, v in f.norms.items():
+            cols[f"norm_{name}"] = v
+    for name, v in norm_versions().items():
+        cols[f"norm_{name}_version"] = v
+    return cols

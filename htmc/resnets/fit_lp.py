@@ -1,0 +1,159 @@
+"""Linear programs of fitting to a rung (issue 21 A): with the first layer of a one-block ResNet fixed, the
+smallest weighted ℓ1 of its output weights subject to the verifier's interval constraints is a linear program.
+
+Every net here has one residual block on h_0 = x - 1/2 (centring makes a unit's bias |c| as small as it can be,
+and b_in enters no block_path cost):
+
+    f(x) = (x_0 - 1/2) + Σ_i a_i relu(b_i·(x - 1/2) + c_i) + b_out
+
+(width d, W_in = I, W_out = e_0, A writes coordinate 0). A unit's block_path cost is |a_i|(‖b_i‖_1 + |c_i|), so
+minimizing Σ ω_i |a_i| with ω_i = ‖b_i‖_1 + |c_i| is the block_path norm's minimum over the output weights
+(its other terms, ‖W_in‖_1 + ‖W_out‖_1 = d + 1, are fixed). Simplex solutions are vertices: most a_i are exactly 0.
+
+- d = 1 (`lp_knots`): one unit per cell midpoint t_j, c_j = 1/2 - t_j. A piecewise-linear function with kinks at
+  the data points is the least total variation of f' among all functions through given values at those points
+  (linear between consecutive points is optimal), so the LP over the values y_j at the midpoints (sparse: each
+  kink a_j is a second difference of y) is the minimum over every one-block net of this form.
+- d >= 2 (`lp_ridge`): ridge units relu(b·(x - 1/2) + c), b from a fixed set of directions, c on a grid; the LP
+  is solved on an active set of cells, grown by the violated ones (cutting planes) until every cell holds.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+
+@dataclass
+class Units:
+    """One block's units (rows of B, entries of c) and output weights a, plus b_out: the LP's answer."""
+    B: np.ndarray      # (r, d)
+    c: np.ndarray      # (r,)
+    a: np.ndarray      # (r,)
+    b_out: float
+    iterations: int    # simplex iterations, summed over LP solves
+    solves: int
+
+
+class Infeasible(Exception):
+    """No output weights meet the constraints with this first layer (the message says why)."""
+
+
+def unit_costs(B: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """ω_i = ‖b_i‖_1 + |c_i|, a unit's block_path cost per unit of |a_i|."""
+    return np.abs(B).sum(1) + np.abs(c)
+
+
+def _solve(cost, A_ub, b_ub, bounds, what: str):
+    res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs-ds")
+    if res.status == 2:
+        raise Infeasible(f"{what}: the interval constraints admit no output weights")
+    if res.status != 0:
+        raise Infeasible(f"{what}: HiGHS stopped with status {res.status} ({res.message})")
+    return res
+
+
+def lp_knots(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_pieces: int, weight: np.ndarray) -> Units:
+    """d = 1: the piecewise-linear f with kinks on the grid τ_j = j/n_pieces, lo <= f(x) <= hi at the points x,
+    of least Σ weight_j |a_j| (one weight per knot τ_0..τ_{K-1}). Variables z = (values at the n_pieces + 1 knots, u_j >= |δ a_j|):
+    each cell constraint reads two neighbouring knots, each kink three, so the LP is sparse at any resolution.
+    a_0 = s_0 - 1 (the identity path already has slope 1), a_j = s_j - s_{j-1}, s_j the slope on [τ_j, τ_{j+1}].
+    """
+    K = int(n_pieces)
+    if K < 1:
+        raise Infeasible("no pieces")
+    delta = 1.0 / K
+    tau = np.arange(K + 1) * delta
+    seg = np.minimum((x * K).astype(np.int64), K - 1)
+    theta = x * K - seg
+    n = len(x)
+    rows = np.arange(n)
+    F = sp.coo_matrix((np.r_[1 - theta, theta], (np.r_[rows, rows], np.r_[seg, seg + 1])), shape=(n, K + 1))
+    m = K
+    j = np.arange(1, m)
+    # D z = δ (a + e_0): row 0 is z_1 - z_0, row j >= 1 is z_{j+1} - 2 z_j + z_{j-1}.
+    D = sp.coo_matrix((np.r_[1.0, -1.0, np.ones(m - 1), np.full(m - 1, -2.0), np.ones(m - 1)],
+                       (np.r_[0, 0, j, j, j], np.r_[1, 0, j + 1, j, j - 1])), shape=(m, K + 1))
+    e = np.zeros(m)
+    e[0] = delta
+    I = sp.identity(m)
+    Z = sp.coo_matrix((n, m))
+    A_ub = sp.vstack([sp.hstack([F, Z]), sp.hstack([-F, Z]), sp.hstack([D, -I]), sp.hstack([-D, -I])], format="csr")
+    b_ub = np.r_[hi, -lo, e, -e]
+    cost = np.r_[np.zeros(K + 1), np.asarray(weight, dtype=np.float64) / delta]
+    res = _solve(cost, A_ub, b_ub, [(None, None)] * (K + 1) + [(0, None)] * m, f"{n} cells, {K} pieces")
+    z = res.x[:K + 1]
+    a = (D @ z - e) / delta
+    return Units(B=np.ones((m, 1)), c=0.5 - tau[:m], a=a, b_out=float(z[0] + 0.5),
+                 iterations=int(getattr(res, "nit", 0) or 0), solves=1)
+
+
+def lp_dictionary(Phi: np.ndarray, lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, b_out_weight: float = 0.0
+                  ) -> tuple[np.ndarray, float, int]:
+    """min Σ weight_i |a_i| + b_out_weight |b_out| s.t. lo <= Phi a + b_out <= hi; (a, b_out, iterations)."""
+    n_cells, n = Phi.shape
+    S = sp.csr_matrix(Phi)
+    one = sp.csr_matrix(np.ones((n_cells, 1)))
+    # variables (a+, a-, b+, b-) >= 0
+    M = sp.hstack([S, -S, one, -one], format="csr")
+    A_ub = sp.vstack([M, -M], format="csr")
+    b_ub = np.r_[hi, -lo]
+    cost = np.r_[weight, weight, b_out_weight, b_out_weight]
+    res = _solve(cost, A_ub, b_ub, [(0, None)] * (2 * n + 2), f"{n_cells} cells, {n} units")
+    x = res.x
+    return x[:n] - x[n:2 * n], float(x[2 * n] - x[2 * n + 1]), int(getattr(res, "nit", 0) or 0)
+
+
+def ridge_dictionary(d: int, n_offsets: int, directions: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(B, c): every direction (unit ℓ1 norm) times n_offsets offsets spread over (-1/2, 1/2], the range of
+    b·(x - 1/2) on the box, so every kink crosses the domain; c = 1/2 makes a unit affine on the whole box."""
+    if directions is None:
+        directions = default_directions(d)
+    offs = (np.arange(n_offsets) + 1.0) / n_offsets - 0.5
+    B = np.repeat(directions, n_offsets, axis=0)
+    c = np.tile(offs, len(directions))
+    return B, c
+
+
+def default_directions(d: int) -> np.ndarray:
+    """±e_j and ±(e_i ± e_j)/2 for i < j: the axes and diagonals, each scaled to ‖b‖_1 = 1."""
+    dirs = []
+    eye = np.eye(d)
+    for j in range(d):
+        dirs += [eye[j], -eye[j]]
+    for i in range(d):
+        for j in range(i + 1, d):
+            for s in (1.0, -1.0):
+                v = (eye[i] + s * eye[j]) / 2
+                dirs += [v, -v]
+    return np.array(dirs)
+
+
+def lp_ridge(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, B: np.ndarray, c: np.ndarray, weight: np.ndarray,
+             deadline: float, start_cells: int = 1024, seed: int = 0) -> Units:
+    """Cutting planes over the cells x (N, d): solve on an active set, add every violated cell, repeat until all
+    hold (the answer then is the LP's optimum over all cells, since the active set's LP is a relaxation)."""
+    Phi_all = np.maximum((x - 0.5) @ B.T + c, 0.0)
+    rng = np.random.default_rng(seed)
+    n_cells = len(x)
+    active = np.zeros(n_cells, dtype=bool)
+    active[rng.choice(n_cells, size=min(start_cells, n_cells), replace=False)] = True
+    iters = solves = 0
+    tol = 1e-12
+    while True:
+        idx = np.flatnonzero(active)
+        a, b_out, it = lp_dictionary(Phi_all[idx], lo[idx], hi[idx], weight)
+        iters, solves = iters + it, solves + 1
+        y = Phi_all @ a + b_out
+        bad = (y < lo - tol) | (y > hi + tol)
+        bad &= ~active
+        if not bad.any():
+            return Units(B=B, c=c, a=a, b_out=b_out, iterations=iters, solves=solves)
+        if time.monotonic() > deadline:
+            raise Infeasible(f"out of time after {solves} LP solves on {int(active.sum())} of {n_cells} cells "
+                             f"({int(bad.sum())} still violated)")
+        active |= bad
