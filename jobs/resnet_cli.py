@@ -142,3 +142,4 @@ def add_resnet_commands(subparsers) -> None:
                         "W_out, b_out; A and B stacked over the blocks)")
     p.add_argument("--json", action="store_true", help="print one JSON object (a stable contract)")
     p.set_defaults(func=cmd_resnet_train)
+    __import__("jobs.fit_cli", fromlist=["add_fit_command"]).add_fit_command(rsub)   # `resnet fit` (issue 21 A)
