@@ -241,6 +241,7 @@ class RungResult:
     reason: str | None
     compiled: dict = field(default_factory=dict)   # gates, aig_nodes, max_error, w_bits, a_bits, compile_seconds
     margin: float = MARGIN
+    circuit: object = None      # the verified htmc.circuits.circuit.Circuit when met
 
 
 def fit_and_compile(target, eps: float, norm: str = "block_path", *, budget_s: float = 30.0,
@@ -264,7 +265,7 @@ def fit_and_compile(target, eps: float, norm: str = "block_path", *, budget_s: f
                     "a_bits": c.a_bits, "compile_seconds": c.seconds}
         ok = c.circuit is not None and c.max_error is not None and c.max_error <= eps
         last = RungResult(fit, ok, None if ok else f"the fitted net's circuit did not verify: {c.reason}",
-                          compiled, margin)
+                          compiled, margin, c.circuit if ok else None)
         if ok:
             break
     return last

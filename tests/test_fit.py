@@ -1,0 +1,136 @@
+"""Fitting to a rung (issue 21 A): the LP fit meets the verifier's constraints, is no worse than a known feasible
+net, its norm falls weakly as eps grows, its own circuit verifies within the rung, and the resnet_fit kind and
+`htmc resnet fit` keep their contracts and name bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from htmc.circuits.verify import verify
+from htmc.records import FitRecord, columns, task_key
+from htmc.resnets.fit import fit_and_compile, MARGIN, net_from_units, net_norms
+from htmc.resnets.fit_lp import lp_knots, unit_costs
+from htmc.resnets.numpy_net import forward_numpy, net_from_text
+from htmc.resnets.to_circuit import cell_points, float_error
+from htmc.targets import make_function
+from htmc.tasks import TASK_KINDS
+from jobs.cli import main
+
+SIN = make_function("sin")
+FIXED_COLUMNS = ("function", "function_version", "gamma_theory", "d", "eps0", "rung", "eps", "k", "norm",
+                 "fit_version", "seed", "width", "depth", "rank", "met", "reason", "lam", "steps", "fit_seconds",
+                 "float_error", "nnz", "n_params", "net_text", "gates", "aig_nodes", "max_error", "verified",
+                 "w_bits", "a_bits", "compile_seconds")
+
+
+def _weights(pieces: int) -> np.ndarray:
+    tau = np.arange(pieces) / pieces
+    return unit_costs(np.ones((pieces, 1)), 0.5 - tau)
+
+
+def _lp_value(u) -> float:
+    return float((np.abs(u.a) * unit_costs(u.B, u.c)).sum())
+
+
+@pytest.fixture(scope="module")
+def rung():
+    """sin at eps = 0.1 fitted and compiled (a coarse rung: ~2 s)."""
+    return fit_and_compile(SIN, 0.1, "block_path", budget_s=20, compile_budget_s=20)
+
+
+def test_fitted_net_circuit_verifies_within_its_rung(rung):
+    assert rung.met and rung.reason is None
+    table = SIN.table(rung.fit.k, "box")
+    v = verify(rung.circuit, table)                              # the project's verifier, recomputed here
+    assert v.max_error <= 0.1 and v.max_error == rung.compiled["max_error"]
+    assert rung.circuit.size == rung.compiled["gates"] and rung.compiled["gates"] > 0
+    # the float net meets the rung with the quantization margin left over
+    assert float_error(rung.fit.net, table) <= 0.1 * (1 - MARGIN) + 1e-12
+    assert rung.fit.norms["block_path"] == pytest.approx(net_norms(rung.fit.net)["block_path"])
+
+
+def test_lp_is_no_worse_than_the_interpolant_and_meets_every_constraint():
+    k, eps_fit, pieces = 7, 0.08, 64
+    table = SIN.table(k, "box")
+    x = cell_points(table)[:, 0]
+    lo, hi = table.hi - eps_fit, table.lo + eps_fit
+    u = lp_knots(x, lo, hi, pieces, _weights(pieces))
+    y = forward_numpy(net_from_units(u, 1), cell_points(table))
+    assert np.all(y >= lo - 1e-9) and np.all(y <= hi + 1e-9)
+    # a known feasible net with kinks on the same grid: the interpolant of sin at the knots
+    tau = np.arange(pieces + 1) / pieces
+    z = SIN(tau[:, None])
+    yi = np.interp(x, tau, z)
+    assert np.all(yi >= lo) and np.all(yi <= hi)                  # it is feasible, so the LP may not beat it
+    s = np.diff(z) * pieces
+    kinks = np.r_[s[0] - 1, np.diff(s)]
+    assert _lp_value(u) <= float((np.abs(kinks) * _weights(pieces)).sum()) + 1e-9
+    assert np.count_nonzero(np.abs(u.a) > 1e-9) < pieces          # the vertex solution drops kinks
+
+
+def test_least_norm_falls_weakly_as_eps_grows():
+    table = SIN.table(8, "box")
+    x = cell_points(table)[:, 0]
+    values = [_lp_value(lp_knots(x, table.hi - e, table.lo + e, 128, _weights(128)))
+              for e in (0.0125, 0.025, 0.05, 0.1, 0.2)]
+    assert all(b <= a + 1e-9 for a, b in zip(values, values[1:]))
+    assert values[-1] < values[0]
+
+
+def test_kind_key_and_record():
+    kind = TASK_KINDS.get("resnet_fit")
+    p = kind.validate({"function": "sin", "eps0": 0.2, "rung": 1})
+    assert p["fit_version"] == "1" and set(p["norm_versions"]) >= {"block_path", "l1"}
+    assert task_key("resnet_fit", kind.version, p) == task_key(
+        "resnet_fit", kind.version, kind.validate({"function": "sin", "eps0": 0.2, "rung": 1, "budget_s": 30}))
+    assert task_key("resnet_fit", kind.version, p) != task_key(
+        "resnet_fit", kind.version, kind.validate({"function": "sin", "eps0": 0.2, "rung": 1, "norm": "l1"}))
+    with pytest.raises(ValueError, match="fit_version"):
+        kind.validate({"function": "sin", "eps0": 0.2, "rung": 1, "fit_version": "0"})
+    assert [c for c in FIXED_COLUMNS if c not in dict(columns(FitRecord))] == []
+    row = kind.run(p).to_row()
+    assert row["met"] and row["verified"] and row["eps"] == 0.1 and row["max_error"] <= 0.1
+    assert row["norm"] == "block_path" and row["lam"] is None and row["steps"] > 0
+    net = net_from_text(row["net_text"])
+    assert row["norm_block_path"] == pytest.approx(net_norms(net)["block_path"])
+    assert {"norm_l1", "norm_weighted_path", "norm_lipschitz_l1", "norm_l1_version"} <= set(row)
+    assert row["float_error"] == float_error(net, SIN.table(row["k"], "box"))
+    assert row["rank"] == net["A"].shape[2] == row["units"]
+
+
+def test_cli_json_shape(capsys):
+    assert main(["resnet", "fit", "sin", "--eps0", "0.2", "--steps", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) >= {"function", "norm", "rungs", "coverage"} and out["function"] == "sin"
+    assert [r["eps"] for r in out["rungs"]] == [0.2, 0.1] and out["coverage"] == 1.0
+    for r in out["rungs"]:
+        assert set(r) >= {"eps", "verified", "max_error", "gates", "norms", "seconds"}
+        assert r["verified"] and r["max_error"] <= r["eps"] and r["gates"] > 0
+        assert set(r["norms"]) >= {"block_path", "l1", "weighted_path", "lipschitz_l1"}
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--norm", "blok_path"], "did you mean 'block_path'"),
+    (["--steps", "30"], "below what the resolution cap allows"),
+    (["--budget-s", "0"], "--budget-s must be > 0"),
+])
+def test_cli_bad_input_is_named(capsys, argv, words):
+    try:
+        code = main(["resnet", "fit", "sin", "--eps0", "0.2", "--steps", "2", *argv])
+    except SystemExit as e:          # argparse's own errors (a bad choice) exit with status 2
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"norm": "blok_path"}, "did you mean 'block_path'"),
+    ({"norm": "weighted_path"}, "cannot minimize"),
+    ({"rung": 40}, "finest reachable eps"),
+    ({"budget_s": 0}, "budget_s must be a number > 0"),
+])
+def test_kind_bad_input_is_named(params, words):
+    with pytest.raises(ValueError, match=words):
+        TASK_KINDS.get("resnet_fit").validate({"function": "sin", "eps0": 0.2, "rung": 1, **params})
