@@ -9,8 +9,12 @@ or partial: the report says what is missing), 2 on a user error (bad spec, unrea
 from __future__ import annotations
 
 import argparse
+import json
 
-from jobs.common import PLUGIN_HELP
+from jobs.common import add_json_arg, add_plugin_arg, add_results_arg, add_tracking_arg
+
+JSON_KEYS = ("With --json: report (the path of report.html), paths (every file written, by name), missing (what the "
+             "report could not show, and why), mlflow_run_id.")
 
 
 def analyze(spec_path: str, results: str | None = None, out: str | None = None,
@@ -24,16 +28,22 @@ def analyze(spec_path: str, results: str | None = None, out: str | None = None,
 
 
 def add_analyze_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("spec", help="the sweep spec (YAML) whose records to analyse")
-    p.add_argument("--results", help="results location (path or s3://bucket/prefix); default: the spec's")
-    p.add_argument("--out", help="directory for report.html, the PNGs and the summary (default reports/<sweep>)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI; default: the spec's")
+    p.add_argument("spec", metavar="SPEC", help="the sweep spec (YAML) whose records to analyse")
+    add_results_arg(p)
+    p.add_argument("--out", metavar="DIR",
+                   help="directory for report.html, the PNGs and the summary (default reports/<sweep>)")
+    add_tracking_arg(p)
     p.add_argument("--no-mlflow", action="store_true", help="do not log the report to MLflow")
-    p.add_argument("--plugin", action="append", metavar="FILE.py", help=PLUGIN_HELP)
+    add_json_arg(p)
+    add_plugin_arg(p)
 
 
 def cmd_analyze(args) -> int:
     res = analyze(args.spec, args.results, args.out, args.tracking_uri, log=not args.no_mlflow)
+    if getattr(args, "json", False):
+        print(json.dumps({"report": str(res.paths["report"]), "paths": {k: str(v) for k, v in res.paths.items()},
+                          "missing": list(res.missing), "mlflow_run_id": res.mlflow_run_id}, sort_keys=True))
+        return 0
     print(f"report: {res.paths['report']}")
     if "phase" in res.paths:
         print(f"phase diagram: {res.paths['phase']}")
@@ -46,7 +56,7 @@ def add_analyze_command(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("analyze", help="report of a sweep: fits, phase diagrams, sandwich plots, report.html",
                               description="Load the sweep's records from its store (local or S3), write the plots, "
                                           "the summary table and report.html, and log them to the sweep's MLflow "
-                                          "parent run.")
+                                          "parent run. " + JSON_KEYS)
     add_analyze_args(p)
     p.set_defaults(func=cmd_analyze)
     return p

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from htmc.circuits.hextable import parse_hex
 from htmc.synthesis.search import DEFAULT_METHODS, SCHEDULE, WIDE_METHODS
-from jobs.common import emit, target_from_args
+from jobs.common import add_json_arg, add_plugin_arg, emit, target_from_args
 from jobs.errors import user_error, USER_ERRORS
 
 EPILOG_HEX = """truth tables use ABC's hex convention: bit i of the table is f at input index i, where input 0 is the
@@ -74,7 +74,7 @@ def cmd_functions_list(args) -> int:
                      "gamma_theory": t.gamma_theory, "params": t.params,
                      "doc": (e.doc.splitlines() or [""])[0]})
     if args.json:
-        print(json.dumps(rows, sort_keys=True))
+        print(json.dumps({"functions": rows}, sort_keys=True))
     else:
         for r in rows:
             print(f"{r['name']:<16} v{r['version']:<4} d={r['d']}  γ_theory={r['gamma_theory']}  {r['doc']}")
@@ -143,18 +143,19 @@ def cmd_circuit_ladder(args) -> int:
 def _add_function_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("function", help="a registered target function (see `htmc functions list`)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="function parameter, repeatable")
-    p.add_argument("--plugin", action="append", metavar="FILE.py",
-                   help="a Python file that registers extra functions (see README)")
+    add_plugin_arg(p, help="a Python file that registers extra target functions (docs/SEARCH.md); repeatable")
     p.add_argument("--domain", choices=["box", "grid"], help="error domain (default: the function's)")
     p.add_argument("--methods", metavar="M1,M2,...",
                    help=f"comma-separated search methods, run cheapest first whatever the order given (default "
                         f"{','.join(DEFAULT_METHODS)}, plus {','.join(WIDE_METHODS)} where eps needs more than 16 "
                         f"input bits; all: {','.join(SCHEDULE)})")
-    p.add_argument("--budget-s", type=float, default=60, help="time budget per ε in seconds (default 60)")
-    p.add_argument("--bits", type=int, help="input bits per coordinate k (default: searched on box, 4 on grid)")
+    p.add_argument("--budget-s", type=float, metavar="SECONDS", default=60,
+                   help="time budget per ε in seconds, shared by the methods (default 60)")
+    p.add_argument("--bits", type=int, metavar="K",
+                   help="input bits per coordinate k (default: searched on box, 4 on grid)")
     p.add_argument("--quick", action="store_true",
                    help="one input resolution and output step per eps (about 4x faster, slightly larger circuits)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (a stable contract)")
+    add_json_arg(p)
 
 
 def _add_table_args(p: argparse.ArgumentParser) -> None:
@@ -162,7 +163,7 @@ def _add_table_args(p: argparse.ArgumentParser) -> None:
                    help="one output's truth table in ABC hex convention; repeat for multi-output functions")
     p.add_argument("--inputs", "-n", type=int, required=True, metavar="N", help="number of inputs")
     p.add_argument("--save", metavar="OUT.blif", help="write the verified circuit as BLIF")
-    p.add_argument("--json", action="store_true", help="print one JSON object (a stable contract)")
+    add_json_arg(p)
 
 
 def _add_circuit_commands(sub) -> None:
@@ -173,18 +174,21 @@ def _add_circuit_commands(sub) -> None:
                         epilog=EPILOG_HEX, formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Find the fewest 2-input gates (any of the 16 B2 functions, inverters free) "
                                     "that compute the given outputs, proving optimality by SAT. Keys of --json: "
-                                    "gates, aig_nodes, optimal, seconds, method, verified.")
+                                    "gates, aig_nodes, optimal, seconds, method, verified, note.")
     _add_table_args(p)
-    p.add_argument("--budget-s", type=float, default=120, help="SAT time budget in seconds (default 120)")
+    p.add_argument("--budget-s", type=float, metavar="SECONDS", default=120,
+                   help="SAT time budget in seconds (default 120)")
     p.set_defaults(func=cmd_circuit_exact)
 
     p = csub.add_parser("synth", help="synthesize a truth table with ABC and count B2 gates",
                         epilog=EPILOG_HEX, formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Run ABC's optimization script on the truth table, map to 2-input gates and "
-                                    "verify the result by exhaustive simulation.")
+                                    "verify the result bit by bit against every output's column (any number of "
+                                    "outputs). Keys of --json: gates, aig_nodes, optimal, seconds, method, verified, "
+                                    "note (why a circuit was dropped; exit status 1 then).")
     _add_table_args(p)
     p.add_argument("--script", help="ABC script run after read_pla (default: BDD start + dc2/resyn2/compress2rs)")
-    p.add_argument("--deepsyn-s", type=float, default=None,
+    p.add_argument("--deepsyn-s", type=float, metavar="SECONDS", default=None,
                    help="&deepsyn time budget in seconds (default: 1 s for up to 12 inputs, else off)")
     p.set_defaults(func=cmd_circuit_synth)
 
@@ -197,7 +201,7 @@ def _add_circuit_commands(sub) -> None:
                                     "format only), exact_rounded, verified, seconds (plus attempts: every "
                                     "method tried).")
     _add_function_args(p)
-    p.add_argument("--eps", type=float, required=True, help="sup-norm error bound (>= 0; > 0 on box)")
+    p.add_argument("--eps", type=float, required=True, metavar="EPS", help="sup-norm error bound (>= 0; > 0 on box)")
     p.add_argument("--save", metavar="OUT.blif", help="write the best circuit as BLIF")
     p.set_defaults(func=cmd_circuit_search)
 
@@ -218,15 +222,18 @@ def _add_circuit_commands(sub) -> None:
 def _add_functions_command(sub) -> None:
     fn = sub.add_parser("functions", help="target functions")
     fsub = fn.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = fsub.add_parser("list", help="list registered target functions with versions and expected rates")
-    p.add_argument("--plugin", action="append", metavar="FILE.py", help="register functions from this file first")
-    p.add_argument("--json", action="store_true")
+    p = fsub.add_parser("list", help="list registered target functions with versions and expected rates",
+                        description="One line per registered target function. With --json: {\"functions\": [...]}, "
+                                    "each with name, version, d, domain, gamma_theory, params, doc.")
+    add_plugin_arg(p, help="a Python file that registers extra target functions, listed too; repeatable")
+    add_json_arg(p)
     p.set_defaults(func=cmd_functions_list)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="htmc", description="Measure circuit-size rates and ResNet norms (Jacot, arXiv 2511.20888).")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
 
     _add_circuit_commands(sub)
@@ -243,6 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_store_commands(sub)
     parser.set_defaults(plugin=None)       # for the commands without --plugin (load_plugins reads it)
     return parser
+
+
+class _Version(argparse.Action):
+    """`htmc --version`: the package version and the git sha of the checkout (computed only when asked)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print the package version and git sha, and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from cluster.provenance import git_sha, versions
+        print(f"htmc {versions()['htmc_version'] or 'unknown (not installed)'} "
+              f"(git {git_sha() or 'unknown: not a git checkout'})")
+        parser.exit(0)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -297,7 +318,7 @@ def check_args(args) -> None:
         raise ValueError(f"a ladder needs --steps >= 2 to fit a rate and at most {MAX_LADDER_STEPS}, "
                          f"got {args.steps}")
     if getattr(args, "methods", None) is not None and not [m for m in args.methods.split(",") if m.strip()]:
-        raise ValueError("--methods is empty: give at least one of table, abc, abc_round, arith, exact")
+        raise ValueError(f"--methods is empty: give at least one of {', '.join(SCHEDULE)}, or leave it out")
     _out_path(args, "save", "--save")
     _out_path(args, "save_params", "--save-params")
     _out_path(args, "plot", "--plot")
@@ -306,7 +327,7 @@ def check_args(args) -> None:
         raise FileNotFoundError(f"--working-dir '{wd}' is not an existing directory")
     if group == "sweep" and action == "run":
         import os
-        address = args.address or os.environ.get("RAY_ADDRESS")
+        address = args.ray_address or os.environ.get("RAY_ADDRESS")
         if address:
             from cluster.dispatch.raysetup import probe_address
             try:

@@ -3,9 +3,11 @@ SIGTERM as on Ctrl-C. (--plugin files are loaded by jobs/cli.py's load_plugins, 
 path, before any command runs.)"""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
+import sys
 
 
 def emit(payload: dict, as_json: bool) -> None:
@@ -69,3 +71,46 @@ def sigterm_as_interrupt() -> None:
 PLUGIN_HELP = ("a Python file that registers extra task kinds (e.g. tests/noop_kind.py; their code travels to the "
                "workers with the sweep) or target functions and norms (known to this process only); repeatable. A "
                "submitted Ray job loads it from its working dir")
+
+
+# --- the CLI dialect (issue 23): one spelling, metavar and help per shared flag, in every command --------------------
+JSON_HELP = "print the result as one JSON object on stdout"
+RESULTS_HELP = "override the spec's results.uri: a local path or s3://bucket/prefix"
+TRACKING_HELP = "override the spec's tracking.uri (MLflow), e.g. sqlite:///mlflow.db or http://HOST:5000"
+RAY_ADDRESS_HELP = ("the Ray cluster to join, e.g. 10.0.0.1:6379 or ray://HEAD:10001 (default $RAY_ADDRESS; without "
+                    "one, a private local Ray starts on 127.0.0.1)")
+JOB_SERVER_HELP = ("the Ray job server (the dashboard's address) to submit to, e.g. http://127.0.0.1:8265 "
+                   "(default $RAY_API_SERVER_ADDRESS)")
+
+
+def add_json_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+def add_results_arg(p: argparse.ArgumentParser, help: str = RESULTS_HELP, **kw) -> None:
+    p.add_argument("--results", metavar="URI", help=help, **kw)
+
+
+def add_tracking_arg(p: argparse.ArgumentParser, help: str = TRACKING_HELP) -> None:
+    p.add_argument("--tracking-uri", metavar="URI", help=help)
+
+
+def add_plugin_arg(p: argparse.ArgumentParser, help: str = PLUGIN_HELP) -> None:
+    p.add_argument("--plugin", action="append", metavar="FILE.py", help=help)
+
+
+class DeprecatedFlag(argparse.Action):
+    """A renamed flag's old spelling (issue 23: `--address` meant a Ray cluster in `sweep run` and a job server in
+    `sweep submit`). Hidden from --help; it still works, and says once on stderr which flag replaces it."""
+
+    def __init__(self, option_strings, dest, new: str = "", **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"htmc: note: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated_arg(p: argparse.ArgumentParser, old: str, new: str, dest: str) -> None:
+    p.add_argument(old, dest=dest, action=DeprecatedFlag, new=new, metavar="ADDRESS", help=argparse.SUPPRESS)

@@ -13,7 +13,8 @@ DESCRIPTION = (
     "done (ok record), failed and to run, and for the tasks to run an estimate of CPU-hours, GPU-hours, dollars "
     "(the spec's costs: prices) and wall time, from the store's ok records of the same group and kind ('no "
     "estimate' where there are none). Reads the spec, the --plugin files and the results store (its records' "
-    "status, group and timing columns, and its status index); writes nothing: no store, no MLflow, no Ray.")
+    "status, group and timing columns, and its status index); writes nothing: no store, no MLflow, no Ray. With "
+    "--json: sweep, spec_hash, results, groups, totals, prices, parallelism, unusable_files.")
 
 
 def cmd_plan(args) -> int:

@@ -11,8 +11,13 @@ import math
 from pathlib import Path
 
 from htmc.resnets.to_circuit import MAX_INPUTS
-from jobs.common import emit, target_from_args
+from jobs.common import emit, JSON_HELP, target_from_args
 
+# The choices of --reg and --dtype: htmc.resnets.training's REGS and DTYPES, written out so that building the parser
+# does not import torch (tests/test_help_tree.py checks they agree).
+REGS = ("l1", "block_path")
+DTYPES = ("float32", "float64")
+DEVICES = ("cpu", "cuda", *(f"cuda:{i}" for i in range(16)))
 MAX_COMPILE_INPUTS = 20   # exhaustive verification of 2^(d k) codes; the default k keeps d k <= 16
 
 
@@ -116,18 +121,19 @@ def add_resnet_commands(subparsers) -> None:
     p.add_argument("function", help="a registered target function (see `htmc functions list`)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="function parameter, repeatable")
     p.add_argument("--plugin", action="append", metavar="FILE.py",
-                   help="a Python file that registers extra functions or norms (see README)")
+                   help="a Python file that registers extra target functions or norms (docs/SEARCH.md); repeatable")
     p.add_argument("--width", type=int, required=True, help="residual stream width w")
     p.add_argument("--depth", type=int, required=True, help="number of residual blocks L")
     p.add_argument("--rank", type=int, required=True, help="hidden units per block r")
     p.add_argument("--lam", type=float, required=True, help="regularization strength lambda (>= 0)")
-    p.add_argument("--reg", default="l1", help="regularizer: l1 or block_path (default l1)")
+    p.add_argument("--reg", default="l1", choices=REGS, help="the regularizer R (default l1)")
     p.add_argument("--steps", type=int, default=1000, help="Adam steps (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the initialization and training points")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--n-train", type=int, default=1000, help="training points (full batch; default 1000)")
-    p.add_argument("--dtype", default="float32", help="float32 or float64 (default float32)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    p.add_argument("--dtype", default="float32", choices=DTYPES, help="floating-point type (default float32)")
+    p.add_argument("--device", default="cpu", choices=DEVICES, metavar="{cpu,cuda,cuda:N}",
+                   help="where to train (default cpu)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: these nets are tiny and extra threads only spin)")
     p.add_argument("--compile-eps", type=float, help="also compile the net to a circuit verified within this eps")
@@ -140,6 +146,6 @@ def add_resnet_commands(subparsers) -> None:
     p.add_argument("--save-params", metavar="FILE.json",
                    help="write the trained weights as one JSON object: name -> nested lists (W_in, b_in, A, B, c, "
                         "W_out, b_out; A and B stacked over the blocks)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (a stable contract)")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_resnet_train)
     __import__("jobs.fit_cli", fromlist=["add_fit_command"]).add_fit_command(rsub)   # `resnet fit` (issue 21 A)

@@ -13,7 +13,8 @@ from jobs.common import emit
 DESCRIPTION = ("Merge the per-task record files of a sweep (or of every sweep) into large Parquet files per sweep "
                "and kind, made visible at once by a new manifest version; then remove the merged files. Safe to "
                "run while a sweep writes records, and to kill: nothing is lost or counted twice. Sweeps of 1,000 "
-               "or more records compact at their end by themselves, and the nightly job compacts every night.")
+               "or more records compact at their end by themselves, and the nightly job compacts every night. "
+               "With --json: results, and sweeps (one summary per sweep compacted).")
 
 
 def cmd_store_compact(args) -> int:

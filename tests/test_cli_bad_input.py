@@ -106,7 +106,10 @@ CASES = [
     # --- circuit ladder
     (["circuit", "ladder", "sin", "--eps0", "0.1", "--steps", "1"], ["--steps >= 2", "1"]),
     (["circuit", "ladder", "sin", "--eps0", "0.1", "--steps", "1000"], ["at most 40", "1000"]),
-    (["circuit", "ladder", "sin", "--eps0", "0.1", "--steps", "30"], ["last rung", "more than 16 input bits"]),
+    (["circuit", "ladder", "sin", "--eps0", "0.1", "--steps", "30"],
+     ["last rung", "more than 24 input bits", "use fewer steps or a larger eps0"]),
+    (["circuit", "ladder", "holder_random", "--param", "d=2", "--param", "s=0.75", "--eps0", "0.4", "--steps", "6",
+      "--methods", "table,abc"], ["more than 16 input bits", "use --methods table,abc,decomp,lupanov"]),
     (["circuit", "ladder", "sin", "--eps0", "-0.1", "--steps", "3"], ["--eps0 must be > 0", "-0.1"]),
     (["circuit", "ladder", "sin", "--eps0", "0", "--steps", "3"], ["--eps0 must be > 0", "0"]),
     (["circuit", "ladder", "sin", "--eps0", "nan", "--steps", "3"], ["--eps0", "nan"]),
@@ -146,13 +149,13 @@ CASES = [
     (["sweep", "run", "{spec}", "--results", "gs://bucket/x"], ["results.uri", "'gs://bucket/x'", "s3://"]),
     (["sweep", "run", "{spec}", "--results", "s3://Bad_Bucket/x"], ["not a valid s3://bucket/prefix"]),
     (["sweep", "run", "{spec}", "--tracking-uri", "sqlte:///x.db"], ["'sqlte://'", "did you mean 'sqlite'"]),
-    (["sweep", "run", "{spec}", "--address", "127.0.0.1:{port}"], ["cannot connect to Ray", "127.0.0.1:{port}"]),
+    (["sweep", "run", "{spec}", "--ray-address", "127.0.0.1:{port}"], ["cannot connect to Ray", "127.0.0.1:{port}"]),
     # --- sweep submit | status | sync-mlflow
-    (["sweep", "submit", "{spec}", "--plugin", "{noop}"], ["--address http://"]),
-    (["sweep", "submit", "{missing}.yaml", "--address", "http://127.0.0.1:{port}"], ["does not exist"]),
-    (["sweep", "submit", "{spec}", "--address", "http://127.0.0.1:{port}", "--working-dir", "{missing}"],
+    (["sweep", "submit", "{spec}", "--plugin", "{noop}"], ["--job-server http://"]),
+    (["sweep", "submit", "{missing}.yaml", "--job-server", "http://127.0.0.1:{port}"], ["does not exist"]),
+    (["sweep", "submit", "{spec}", "--job-server", "http://127.0.0.1:{port}", "--working-dir", "{missing}"],
      ["--working-dir", "{missing}"]),
-    (["sweep", "submit", "{spec}", "--address", "http://127.0.0.1:{port}", "--timeout-s", "-1"],
+    (["sweep", "submit", "{spec}", "--job-server", "http://127.0.0.1:{port}", "--timeout-s", "-1"],
      ["--timeout-s", "-1"]),
     (["sweep", "status", "{missing}.yaml"], ["does not exist"]),
     (["sweep", "status", "{spec}", "--results", "{missing}"], ["--results '{missing}' does not exist"]),
@@ -269,7 +272,7 @@ def test_ray_job_entry_point_with_a_dead_address_writes_nothing(tmp_path):
     before = snapshot(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    p = subprocess.run([sys.executable, "-m", "jobs.sweep", str(spec), "--address", f"127.0.0.1:{port}",
+    p = subprocess.run([sys.executable, "-m", "jobs.sweep", str(spec), "--ray-address", f"127.0.0.1:{port}",
                         "--plugin", NOOP_PLUGIN],
                        cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120)
     assert_clear_error(p, ["cannot connect to Ray", f"127.0.0.1:{port}"])

@@ -136,7 +136,7 @@ def test_plugin_function_from_the_command_line(tmp_path):
     d = json.loads(p.stdout)
     assert d["function"] == "cube" and d["verified"] and d["max_error"] <= 0.02
     p = htmc("functions", "list", "--plugin", str(plugin), "--json")
-    assert "cube" in {r["name"] for r in json.loads(p.stdout)}
+    assert "cube" in {r["name"] for r in json.loads(p.stdout)["functions"]}
 
 
 def test_output_into_a_closed_pipe_is_no_traceback():

@@ -434,7 +434,7 @@ def test_submit_to_a_ray_head_runs_to_success(ray_connected, mlflow_db, tmp_path
         """)
     parser = argparse.ArgumentParser(prog="htmc")
     add_sweep_commands(parser.add_subparsers(dest="group"))
-    argv = ["sweep", "submit", str(path), "--address", ray_connected["dashboard"], "--working-dir", str(REPO),
+    argv = ["sweep", "submit", str(path), "--job-server", ray_connected["dashboard"], "--working-dir", str(REPO),
             "--plugin", NOOP_PLUGIN, "--wait", "--timeout-s", "240", "--json"]
     args = parser.parse_args(argv)
     rc = args.func(args)

@@ -288,7 +288,7 @@ def test_cli_exit_code_3_when_the_night_is_skipped(monkeypatch, capsys):
     """The CLI maps a skip (here: the starting deadline) to exit 3, so that cron mails it."""
     import jobs.nightly as jn
     monkeypatch.setattr("cluster.nightly.deadline_passed", lambda *a, **k: "too late")
-    assert jn.main([str(REPO / "sweeps" / "demo.yaml"), "--address", "http://127.0.0.1:9", "--date",
+    assert jn.main([str(REPO / "sweeps" / "demo.yaml"), "--job-server", "http://127.0.0.1:9", "--date",
                     "2026-11-20"]) == 3
 
 
@@ -351,8 +351,9 @@ DEMO = str(REPO / "sweeps" / "demo.yaml")
     ([DEMO, "--here", "--date", "2026-02-30"], "--date must be a calendar date YYYY-MM-DD, got '2026-02-30'"),
     ([DEMO, "--here", "--date", "27.11.2026"], "--date must be a calendar date YYYY-MM-DD"),
     (["no/such/spec.yaml", "--here"], "sweep spec 'no/such/spec.yaml' does not exist"),
-    ([DEMO], "give the Ray job server to submit the night to (--address http://HEAD:8265)"),
-    ([DEMO, "--address", "127.0.0.1:8265"], "or run the night in this process with --here"),
+    ([DEMO], "give the Ray job server to submit the night to (--job-server http://HEAD:8265)"),
+    ([DEMO, "--job-server", "127.0.0.1:8265"], "or run the night in this process with --here"),
+    ([DEMO, "--ray-address", "127.0.0.1:6379"], "to submit the night give the job server: --job-server http://"),
     ([DEMO, "--policy", "forbidd"], "forbidd"),
 ])
 def test_bad_nightly_input_is_one_clear_line_and_writes_nothing(argv, needle, tmp_path, monkeypatch, capsys):
