@@ -141,7 +141,7 @@ def cmd_circuit_ladder(args) -> int:
 
 
 def _add_function_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("function", help="a registered target function (see `htmc functions list`)")
+    p.add_argument("function", metavar="FUNCTION", help="a registered target function (see `htmc functions list`)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="function parameter, repeatable")
     add_plugin_arg(p, help="a Python file that registers extra target functions (docs/SEARCH.md); repeatable")
     p.add_argument("--domain", choices=["box", "grid"], help="error domain (default: the function's)")

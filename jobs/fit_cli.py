@@ -54,7 +54,7 @@ def add_fit_command(rsub) -> None:
                     "the linear program finds, compiled and verified within eps_j (docs/fitting.md). JSON keys: "
                     "function, function_params, norm, rungs [{eps, verified, max_error, gates, norms, seconds, k, "
                     "units, reason}], coverage (rungs met / rungs).")
-    p.add_argument("function", help="a registered target function (see `htmc functions list`)")
+    p.add_argument("function", metavar="FUNCTION", help="a registered target function (see `htmc functions list`)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="function parameter, repeatable")
     p.add_argument("--plugin", action="append", metavar="FILE.py",
                    help="a Python file that registers extra target functions or norms; repeatable (jobs/cli.py "

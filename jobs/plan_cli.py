@@ -31,7 +31,7 @@ def add_plan_command(ssub) -> argparse.ArgumentParser:
     """Add `plan` to the `sweep` command group's subparsers."""
     p = ssub.add_parser("plan", help="what a sweep would run and cost, before it runs (reads only)",
                         description=DESCRIPTION)
-    p.add_argument("spec", help="sweep spec YAML (e.g. sweeps/demo.yaml)")
+    p.add_argument("spec", metavar="SPEC", help="sweep spec YAML (e.g. sweeps/demo.yaml)")
     p.add_argument("--results", metavar="URI", help="override results.uri: a local path or s3://bucket/prefix")
     p.add_argument("--plugin", action="append", metavar="FILE.py", help=PLUGIN_HELP)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")

@@ -118,7 +118,7 @@ def add_resnet_commands(subparsers) -> None:
                     "compiled_gates, compiled_aig_nodes, compiled_bits {w_bits, a_bits, k}, compiled_max_error, "
                     "compiled_float_error, compiled_eps, compiled_seconds, compiled_tried and compiled_reason "
                     "(why compiled_gates is null).")
-    p.add_argument("function", help="a registered target function (see `htmc functions list`)")
+    p.add_argument("function", metavar="FUNCTION", help="a registered target function (see `htmc functions list`)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="function parameter, repeatable")
     p.add_argument("--plugin", action="append", metavar="FILE.py",
                    help="a Python file that registers extra target functions or norms (docs/SEARCH.md); repeatable")

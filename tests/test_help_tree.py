@@ -94,6 +94,8 @@ def test_every_command_and_flag_has_help_and_the_shared_flags_one_spelling():
             for flag in a.option_strings:
                 if flag in METAVARS:
                     assert a.metavar == METAVARS[flag], where
+            if not a.option_strings and a.dest in ("spec", "function"):
+                assert a.metavar == a.dest.upper(), where
             if "--json" in a.option_strings:
                 assert a.help == JSON_HELP, where
     assert n > 150          # the walk saw the whole tree (181 flags and positionals when this was written)
