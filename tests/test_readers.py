@@ -1,9 +1,9 @@
 """The documented ways to read a results store whole (docs/DATA.md; issue 23): pandas, polars and DuckDB each see
 every record once with every kind's columns, and none of them reads the status index under `_index/`.
 
-The store is real: one task of each of the four kinds, run by htmc.tasks, wrapped in the common columns by the
-worker's build_record and written through the store API; three of them are then compacted into parts (issue 22)
-and the fourth stays a per-task file, and the status index is written. pyarrow's dataset and `pd.read_parquet`
+The store is real: one task of each of the five kinds, run by htmc.tasks, wrapped in the common columns by the
+worker's build_record and written through the store API; four of them are then compacted into parts (issue 22)
+and the compile record, written after, stays a per-task file, and the status index is written. pyarrow's dataset and `pd.read_parquet`
 on the root take the first file's schema and drop the other kinds' columns; these recipes must not.
 """
 from __future__ import annotations
@@ -28,7 +28,9 @@ TRAIN = {"function": "sin", "width": 4, "depth": 1, "rank": 2, "steps": 200, "n_
 TASKS = [("circuit_ladder", {"function": "sin", "eps0": 0.2, "steps": 3, "methods": ["table"], "thorough": False}),
          ("circuit_search", {"function": "sin", "eps": 0.05, "methods": ["table"], "thorough": False}),
          ("resnet_train", TRAIN),
-         ("resnet_compile", {"train": TRAIN, "eps0": 0.8, "steps": 2, "budget_s": 5, "max_inputs": 8})]
+         ("resnet_compile", {"train": TRAIN, "eps0": 0.8, "steps": 2, "budget_s": 5, "max_inputs": 8}),
+         ("resnet_fit", {"function": "sin", "eps0": 0.2, "rung": 0, "budget_s": 5, "compile_budget_s": 5,
+                         "max_inputs": 8})]
 KINDS = Counter(k for k, _ in TASKS)
 
 
@@ -48,7 +50,7 @@ def _record(kind_name: str, raw: dict, upstream: dict | None) -> dict:
 
 @pytest.fixture(scope="module")
 def store_root(tmp_path_factory):
-    """(root, expected): a store holding one record of each kind, three compacted and one a per-task file, and
+    """(root, expected): a store holding one record of each kind, four compacted and one a per-task file, and
     per task key the record as its own file holds it (read before compaction, with that file's own schema)."""
     root = tmp_path_factory.mktemp("readers") / "results"
     store = open_store(StoreConfig(str(root)))
@@ -69,7 +71,7 @@ def store_root(tmp_path_factory):
     expected[key] = _own_file(root, "resnet_compile", key)
     assert set(store.statuses(SWEEP)) == set(expected)          # writes the status index
     assert list((root / "_index").rglob("*.parquet")), "the status index should exist: the recipes must skip it"
-    assert list(root.rglob("part-*.parquet")), "three records should be in a compacted part"
+    assert list(root.rglob("part-*.parquet")), "four records should be in compacted parts"
     return root, expected
 
 
@@ -114,8 +116,10 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def test_the_store_spans_four_kinds_with_different_columns(store_root):
+def test_the_store_spans_every_kind_with_different_columns(store_root):
     _, expected = store_root
+    # a new task kind belongs here too (noop is the tests' plugin kind, tests/noop_kind.py)
+    assert set(KINDS) == {e.name for e in TASK_KINDS} - {"noop"}
     cols = {r["kind"]: set(r) for r in expected.values()}
     # the reason the naive readers fail: no kind's file has every column
     assert all(c < _columns(expected) for c in cols.values())
@@ -143,7 +147,7 @@ def test_duckdb_reads_every_column_from_the_live_files_and_the_arrow_table(store
     root, expected = store_root
     files = live_files(str(root), SWEEP)
     # one compacted part per kind compacted, and the record written after the compaction as its own file
-    assert sorted(f.rsplit("/", 1)[1].startswith("part-") for f in files) == [False, True, True, True]
+    assert sorted(f.rsplit("/", 1)[1].startswith("part-") for f in files) == [False, True, True, True, True]
     assert not any("_index" in f for f in files)
     con = duckdb.connect()
     rel = con.sql("SELECT * FROM read_parquet($files, hive_partitioning = true, union_by_name = true)",
@@ -153,7 +157,7 @@ def test_duckdb_reads_every_column_from_the_live_files_and_the_arrow_table(store
     records = read_table(str(root), SWEEP)  # noqa: F841
     rel = con.sql("SELECT kind, count(*) AS n, count(lam) AS with_lam FROM records GROUP BY kind ORDER BY kind")
     assert rel.fetchall() == [("circuit_ladder", 1, 0), ("circuit_search", 1, 0), ("resnet_compile", 1, 1),
-                              ("resnet_train", 1, 1)]
+                              ("resnet_fit", 1, 0), ("resnet_train", 1, 1)]
 
 
 def test_duckdb_glob_of_the_record_paths_skips_the_status_index(store_root):
