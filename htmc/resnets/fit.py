@@ -71,16 +71,18 @@ class FitResult:
     norms: dict = field(default_factory=dict)
     reason: str | None = None
     notes: list = field(default_factory=list)
+    alternates: list = field(default_factory=list)   # the same function at a larger norm, easier to quantize
 
 
 def _resolutions(target, eps_fit: float, max_inputs: int) -> list[int]:
     k_max = max(1, max_inputs // target.d)
+    tries = K_TRIES if target.d == 1 else 1      # d = 2: one LP at 4^k cells already takes most of a budget
     ks = []
     for k in range(1, k_max + 1):
         t = target.table(k, "box")
         if float((t.hi - t.lo).max()) / 2 <= ROOM * eps_fit:
             ks.append(k)
-            if len(ks) == K_TRIES:
+            if len(ks) == tries:
                 break
     return ks
 
@@ -169,7 +171,7 @@ def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 
         if time.monotonic() > deadline and best is not None:
             break
         table = target.table(k, "box")
-        for net in _candidates(target, table, eps_fit, norm, deadline, seed, res):
+        for net, alts in _candidates(target, table, eps_fit, norm, deadline, seed, res):
             r = net["A"].shape[2]
             fe = float_error(net, table)
             if fe > eps:
@@ -180,19 +182,22 @@ def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 
                 continue
             value = net_norms(net)[norm]
             if best is None or (value, r) < (best[0], best[2]):
-                best = (value, net, r, fe, k)
+                best = (value, net, r, fe, k, alts)
     res.seconds = time.monotonic() - t0
     if best is None:
         why = "; ".join(res.notes[-3:]) or "every LP was infeasible"
         res.reason = f"no net within the budget meets eps={eps:.6g} at k in {ks}: {why}"
         return res
-    res.net, res.units, res.float_error, res.k = best[1], best[2], best[3], best[4]
+    res.net, res.units, res.float_error, res.k, res.alternates = best[1], best[2], best[3], best[4], best[5]
     res.norms = net_norms(res.net)
     return res
 
 
 def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult):
     """Nets from the LPs of one table: block_path weights, and for l1 the reweighted rounds, rebalanced."""
+    if target.d == 2:
+        yield from _pyramid_candidates(table, eps_fit, norm, deadline, seed, res)
+        return
     try:
         sols = _solve_units(target, table, eps_fit, unit_costs, deadline, seed)
     except Infeasible as e:
@@ -202,11 +207,11 @@ def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult):
         res.steps += u.iterations
         res.solves += u.solves
         if norm == "block_path":
-            yield net_from_units(u, target.d)
+            yield net_from_units(u, target.d), []
             continue
         cur = u
         for rnd in range(L1_ROUNDS + 1):
-            yield net_from_units(cur, target.d, _l1_scale(cur))
+            yield net_from_units(cur, target.d, _l1_scale(cur)), []
             if rnd == L1_ROUNDS or time.monotonic() > deadline:
                 break
             prev = cur
@@ -224,6 +229,38 @@ def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult):
             cur = match[0]
             res.steps += cur.iterations
             res.solves += cur.solves
+
+
+PYRAMID_LEVELS_BELOW = 4   # d = 2: the dictionary's finest level starts this far below k and rises until feasible
+PYRAMID_EXTRA = 1          # ... and this many finer levels are tried after the first feasible one
+HAT_SCALES = np.exp(np.linspace(-8.0, 3.0, 45))   # the hats' heights s tried (htmc.resnets.fit_pyramid)
+HAT_SCALES_QUANT = (0.125, 0.5, 1.0)
+
+
+def _pyramid_candidates(table, eps_fit, norm, deadline, seed, res: FitResult):
+    """d = 2: two-block nets of ridges and multilevel pyramids (htmc.resnets.fit_pyramid), finest level rising
+    from k - PYRAMID_LEVELS_BELOW until the LP is feasible; each at the hat height s of least objective norm."""
+    from htmc.resnets.fit_pyramid import build_net, fit_pyramids
+    x = cell_points(table)
+    base = x[:, 0] - 0.5
+    lo, hi = table.hi - eps_fit - base, table.lo + eps_fit - base
+    first = None
+    for fin in range(max(1, table.k - PYRAMID_LEVELS_BELOW), table.k + 1):
+        if time.monotonic() > deadline or (first is not None and fin - first > PYRAMID_EXTRA):
+            break
+        try:
+            a, b_out, units, iters, solves = fit_pyramids(x, lo, hi, fin, deadline, seed=seed)
+        except Infeasible as e:
+            res.notes.append(f"k={table.k}, pyramid levels <= {fin}: {e}")
+            continue
+        first = fin if first is None else first
+        res.steps += iters
+        res.solves += solves
+        s_best = min(HAT_SCALES, key=lambda s: net_norms(build_net(a, b_out, units, s))[norm])
+        # the same function with taller hats: larger norm, but activations that keep more of their bits when
+        # quantized (tried by fit_and_compile when the least-norm one does not compile within eps)
+        alts = [build_net(a, b_out, units, s) for s in HAT_SCALES_QUANT if s > s_best]
+        yield build_net(a, b_out, units, s_best), alts
 
 
 def _reweight(B, c, prev: Units, eta: float) -> np.ndarray:
@@ -260,10 +297,16 @@ def fit_and_compile(target, eps: float, norm: str = "block_path", *, budget_s: f
                        margin=margin, seed=seed)
         if fit.net is None:
             return last or RungResult(fit, False, fit.reason, margin=margin)
-        c = compile_search(fit.net, target.table(fit.k, "box"), eps, budget_s=compile_budget_s)
+        table, tc = target.table(fit.k, "box"), time.monotonic()
+        for net in [fit.net, *fit.alternates]:
+            c = compile_search(net, table, eps, budget_s=max(1.0, compile_budget_s - (time.monotonic() - tc)))
+            ok = c.circuit is not None and c.max_error is not None and c.max_error <= eps
+            if ok or time.monotonic() - tc > compile_budget_s:
+                break
+        if ok and net is not fit.net:       # the net compiled is the one recorded, with its own norms
+            fit.net, fit.norms, fit.float_error = net, net_norms(net), float_error(net, table)
         compiled = {"gates": c.gates, "aig_nodes": c.aig_nodes, "max_error": c.max_error, "w_bits": c.w_bits,
-                    "a_bits": c.a_bits, "compile_seconds": c.seconds}
-        ok = c.circuit is not None and c.max_error is not None and c.max_error <= eps
+                    "a_bits": c.a_bits, "compile_seconds": time.monotonic() - tc}
         last = RungResult(fit, ok, None if ok else f"the fitted net's circuit did not verify: {c.reason}",
                           compiled, margin, c.circuit if ok else None)
         if ok:

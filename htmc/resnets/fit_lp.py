@@ -47,8 +47,15 @@ def unit_costs(B: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.abs(B).sum(1) + np.abs(c)
 
 
-def _solve(cost, A_ub, b_ub, bounds, what: str):
-    res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs-ds")
+def _solve(cost, A_ub, b_ub, bounds, what: str, deadline: float | None = None):
+    """HiGHS dual simplex (vertex solutions: exact zeros), within the deadline; interior point when the simplex
+    stops on numerical trouble (status 4)."""
+    opts = {} if deadline is None else {"time_limit": max(0.5, deadline - time.monotonic())}
+    res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs-ds", options=opts)
+    if res.status == 4:
+        res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs", options=opts)
+    if res.status == 1:
+        raise Infeasible(f"{what}: the LP ran out of time")
     if res.status == 2:
         raise Infeasible(f"{what}: the interval constraints admit no output weights")
     if res.status != 0:
@@ -91,8 +98,8 @@ def lp_knots(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_pieces: int, weigh
                  iterations=int(getattr(res, "nit", 0) or 0), solves=1)
 
 
-def lp_dictionary(Phi: np.ndarray, lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, b_out_weight: float = 0.0
-                  ) -> tuple[np.ndarray, float, int]:
+def lp_dictionary(Phi: np.ndarray, lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, b_out_weight: float = 0.0,
+                  deadline: float | None = None) -> tuple[np.ndarray, float, int]:
     """min Σ weight_i |a_i| + b_out_weight |b_out| s.t. lo <= Phi a + b_out <= hi; (a, b_out, iterations)."""
     n_cells, n = Phi.shape
     S = sp.csr_matrix(Phi)
@@ -102,7 +109,7 @@ def lp_dictionary(Phi: np.ndarray, lo: np.ndarray, hi: np.ndarray, weight: np.nd
     A_ub = sp.vstack([M, -M], format="csr")
     b_ub = np.r_[hi, -lo]
     cost = np.r_[weight, weight, b_out_weight, b_out_weight]
-    res = _solve(cost, A_ub, b_ub, [(0, None)] * (2 * n + 2), f"{n_cells} cells, {n} units")
+    res = _solve(cost, A_ub, b_ub, [(0, None)] * (2 * n + 2), f"{n_cells} cells, {n} units", deadline)
     x = res.x
     return x[:n] - x[n:2 * n], float(x[2 * n] - x[2 * n + 1]), int(getattr(res, "nit", 0) or 0)
 
@@ -133,27 +140,34 @@ def default_directions(d: int) -> np.ndarray:
     return np.array(dirs)
 
 
-def lp_ridge(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, B: np.ndarray, c: np.ndarray, weight: np.ndarray,
-             deadline: float, start_cells: int = 1024, seed: int = 0) -> Units:
-    """Cutting planes over the cells x (N, d): solve on an active set, add every violated cell, repeat until all
-    hold (the answer then is the LP's optimum over all cells, since the active set's LP is a relaxation)."""
-    Phi_all = np.maximum((x - 0.5) @ B.T + c, 0.0)
+def lp_cutting(Phi_all, lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, deadline: float,
+               start_cells: int = 1024, seed: int = 0) -> tuple[np.ndarray, float, int, int]:
+    """Cutting planes over the cells (rows of Phi_all, dense or scipy sparse): solve on an active set, add every
+    violated cell, repeat until all hold. The active set's LP is a relaxation, so the answer is the LP's optimum
+    over all cells. Returns (a, b_out, simplex iterations, solves)."""
+    Phi_all = sp.csr_matrix(Phi_all)
+    n_cells = Phi_all.shape[0]
     rng = np.random.default_rng(seed)
-    n_cells = len(x)
     active = np.zeros(n_cells, dtype=bool)
     active[rng.choice(n_cells, size=min(start_cells, n_cells), replace=False)] = True
     iters = solves = 0
-    tol = 1e-12
     while True:
         idx = np.flatnonzero(active)
-        a, b_out, it = lp_dictionary(Phi_all[idx], lo[idx], hi[idx], weight)
+        a, b_out, it = lp_dictionary(Phi_all[idx], lo[idx], hi[idx], weight, deadline=deadline)
         iters, solves = iters + it, solves + 1
         y = Phi_all @ a + b_out
-        bad = (y < lo - tol) | (y > hi + tol)
-        bad &= ~active
+        bad = ((y < lo - 1e-12) | (y > hi + 1e-12)) & ~active
         if not bad.any():
-            return Units(B=B, c=c, a=a, b_out=b_out, iterations=iters, solves=solves)
+            return a, b_out, iters, solves
         if time.monotonic() > deadline:
             raise Infeasible(f"out of time after {solves} LP solves on {int(active.sum())} of {n_cells} cells "
                              f"({int(bad.sum())} still violated)")
         active |= bad
+
+
+def lp_ridge(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, B: np.ndarray, c: np.ndarray, weight: np.ndarray,
+             deadline: float, start_cells: int = 1024, seed: int = 0) -> Units:
+    """Ridge units relu(b_i·(x - 1/2) + c_i) on the cells x (N, d), by cutting planes (lp_cutting)."""
+    a, b_out, iters, solves = lp_cutting(np.maximum((x - 0.5) @ B.T + c, 0.0), lo, hi, weight, deadline,
+                                         start_cells, seed)
+    return Units(B=B, c=c, a=a, b_out=b_out, iterations=iters, solves=solves)
