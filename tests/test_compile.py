@@ -261,7 +261,10 @@ def test_compile_at_names_bad_input(teacher):
 def run_cli(argv, capsys):
     """jobs.cli.main in this process (the `resnet` group is wired into build_parser)."""
     import jobs.cli as cli
-    rc = cli.main(argv)
+    try:
+        rc = cli.main(argv)
+    except SystemExit as e:     # argparse's own errors (an invalid choice) exit from the parser, status 2
+        rc = e.code
     out = capsys.readouterr()
     return rc, out.out, out.err
 
@@ -304,7 +307,7 @@ def test_cli_train_compiles_a_verified_circuit(capsys, one_thread, tmp_path):
 
 @pytest.mark.parametrize("extra,needle", [
     (["--width", "-3"], "width must be > 0, got -3"),
-    (["--width", "8", "--reg", "l2"], "unknown reg 'l2': did you mean 'l1'?"),
+    (["--width", "8", "--reg", "l2"], "invalid choice 'l2': did you mean 'l1'?"),
     (["--width", "8", "--device", "cuda"], "no CUDA GPU is available here"),
     (["--width", "8", "--compile-eps", "0"], "--compile-eps must be a finite number > 0"),
     (["--width", "8", "--compile-eps", "0.1", "--compile-bits", "30"], "exhaustive verification allows"),

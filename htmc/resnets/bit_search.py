@@ -213,7 +213,8 @@ def compile_search(net: dict[str, np.ndarray], table: IntervalTable, eps: float,
        pairs within eps (bisection over a_bits per w_bits; `cache` shares emulations across calls on one table).
     3. The candidates (_candidates: route "netlist", the net's own circuit: the ABC_CANDIDATES smallest raw
        netlists; route "table": ABC from one pair's output table, up to TABLE_ROUTE_MAX_INPUTS input bits) are
-       optimized with ABC (within budget_s), verified, and the one with the fewest gates is returned. tried records every emulated pair with its gates where one was built.
+       optimized with ABC (within budget_s), verified, and the one with the fewest gates is returned. tried
+       records every emulated pair with its gates where one was built.
     The verified error of each built circuit must equal its emulated error (else VerificationError: a bug).
     """
     if route not in ROUTES:

@@ -82,7 +82,8 @@ def compile_rung(net: dict, tables: _Tables, eps: float, budget_s: float, cache:
                 "gates_table": None, "compile_version": COMPILE_VERSION, "aig_nodes": None, "max_error": None,
                 "w_bits": None, "a_bits": None, "seconds": 0.0, "ks_tried": [], "notes": [],
                 **({"circuit": None, "tried": []} if keep_circuit else {}),
-                "reason": f"the float net itself is too inaccurate: its cell error is {fe:.4g} at k={k} (the finest allowed), over "
+                "reason": f"the float net itself is too inaccurate: its cell error is {fe:.4g} at k={k} (the finest "
+                          f"allowed), over "
                           f"{FLOAT_SHARE:g}·eps = {FLOAT_SHARE * eps:.4g}: no quantization can meet eps"}
     results, t0 = [], time.monotonic()
     for kk in ks:
