@@ -85,3 +85,24 @@ def sandwich_notes(resnet_phase: pd.DataFrame) -> list[str]:
             out.append(f"{r['function']}: ρ̂ of {', '.join(bare)} has no interval ({r['rungs_with_nets']} rungs with "
                        f"nets; an interval needs 4)")
     return out
+
+
+RATE_TOLERANCE = 0.3       # issue 21 E: a γ̂ further than this from the theory's rate is flagged
+
+
+def rate_notes(functions: pd.DataFrame) -> list[str]:
+    """Functions whose γ̂ is more than RATE_TOLERANCE from the theory's γ (d/s for Hölder targets): the range the
+    fit used, and that the range is pre-asymptotic (issue 21 E), so that the phase cell is not read as the rate."""
+    if functions.empty or not {"gamma", "gamma_theory", "eps_min", "eps_max"} <= set(functions.columns):
+        return []
+    out = []
+    for _, f in functions.iterrows():
+        g, th = f["gamma"], f["gamma_theory"]
+        if pd.isna(g) or pd.isna(th) or abs(g - th) <= RATE_TOLERANCE:
+            continue
+        out.append(f"{f['label']}: γ̂ {g:.2f} is {g - th:+.2f} off the theory's {th:.2f}, fitted on ε in "
+                   f"[{f['eps_min']:.3g}, {f['eps_max']:.3g}] ({int(f.get('n_used') or 0)} rungs): a pre-asymptotic "
+                   f"range; a longer ladder from a finer ε is needed for the rate")
+        if len(out) == MAX_LISTED:
+            break
+    return out

@@ -33,6 +33,7 @@ from .costs import cost_totals, costs_html
 from .family_tables import PHASE_DEFAULT
 from .figures import PlotResult
 from .function_fits import DEFAULT_GAMMAS
+from .missing import rate_notes
 
 PLOT_FILES = {"ladders": "ladders.png", "phase": "phase.png", "sandwich_minnorm": "sandwich_minnorm.png",
               "sandwich": "sandwich.png",
@@ -284,7 +285,10 @@ def _functions_section(functions: pd.DataFrame) -> str:
                     "gamma_interval", "gamma_theory", "preferred_model", "delta_aic"] + norm_cols + ["fit_error"],
                    ["function", "domain", "records", "failed", "points", "fitted", "ε min", "ε max", "γ̂",
                     "interval (spread of fit)", "theory γ", "preferred", "ΔAIC"] + heads + ["fit error"])
-    return f"<h2 id='functions'>Per-function fits</h2><p>{FITS_TEXT}</p>{table}"
+    notes = rate_notes(functions)
+    pre = ("<div class='missing'><p>Rates off the theory (more than 0.3 from it; issue 21 E):</p><ul>"
+           + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul></div>") if notes else ""
+    return f"<h2 id='functions'>Per-function fits</h2><p>{FITS_TEXT}</p>{pre}{table}"
 
 
 def render_html(title: str, summary: A.Summary, plots: dict, missing: list[str], paths: dict, out: Path,

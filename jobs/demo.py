@@ -104,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"summary:        {Path(report.paths['summary_json']).resolve()}" if "summary_json" in report.paths else "")
     for line in figure_lines(report.paths) + headline_lines(report.summary):
         print(line)
+    from analysis.missing import rate_notes
+    notes = rate_notes(report.summary.functions)
+    if notes:
+        print("γ̂ off the theory's rate by more than 0.3 (the range each was fitted on):")
+        for note in notes:
+            print(f"  - {note}")
     if report.missing:
         print("missing (what the report could not show, and why):")
         for m in report.missing:

@@ -133,3 +133,11 @@ def test_the_demo_closing_lines_say_what_each_number_is():
     assert m["sandwich_minnorm_frac_within_square/l1"] == 0.5 and m["coverage/f"] == 0.8
     assert figure_lines({"sandwich_minnorm": "/x/s.png"}) == [
         "G* figure:      /x/s.png  (the min-norm net's own circuit G*_ν against C̄)"]
+
+
+def test_a_rate_off_the_theory_names_its_range_as_pre_asymptotic():
+    from analysis.missing import rate_notes
+    f = pd.DataFrame({"label": ["h(d=2, s=0.5)", "h(d=1, s=1)"], "gamma": [3.45, 1.14], "gamma_theory": [4.0, 1.0],
+                      "eps_min": [0.1, 0.00625], "eps_max": [0.4, 0.2], "n_used": [3, 6]})
+    assert rate_notes(f) == ["h(d=2, s=0.5): γ̂ 3.45 is -0.55 off the theory's 4.00, fitted on ε in [0.1, 0.4] "
+                             "(3 rungs): a pre-asymptotic range; a longer ladder from a finer ε is needed for the rate"]
