@@ -78,8 +78,8 @@ def sandwich_notes(resnet_phase: pd.DataFrame) -> list[str]:
         cov = r.get("coverage") or {}
         if cov.get("rungs") and cov["rungs_with_net"] < cov["rungs"]:
             out.append(f"{r['function']}: {cov['rungs'] - cov['rungs_with_net']} of {cov['rungs']} rungs of its "
-                       f"circuit ladder have no net whose own circuit verifies within ε (its fit and compile records "
-                       f"say why)")
+                       f"circuit ladder have no net whose own circuit verifies within ε (no fit was asked there, or its "
+                       f"fit and compile records say why)")
         bare = sorted(n for n, v in (r.get("rho") or {}).items() if v[0] is not None and v[1] is None)
         if bare:
             out.append(f"{r['function']}: ρ̂ of {', '.join(bare)} has no interval ({r['rungs_with_nets']} rungs with "

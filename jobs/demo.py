@@ -16,7 +16,7 @@ FIGURES = {"sandwich_minnorm": "G* figure", "sandwich": "Ḡ figure", "resnet_ph
            "norms_vs_cbar": "R* figure", "convexity_slopes": "convexity", "convexity_cbar": "walsh C̄",
            "phase": "γ̂ phase", "ladders": "ladders"}
 FIGURE_SAYS = {"sandwich_minnorm": "the min-norm net's own circuit G*_ν against C̄",
-               "sandwich": "Ḡ, the best circuit over all nets, against C̄ (comparison)",
+               "sandwich": "Ḡ, the best circuit over all nets, against C̄, for comparison",
                "resnet_phase": "ρ̂_ν of R*_ν against γ̂ (phase diagram)", "norms_vs_cbar": "R*_ν against C̄",
                "convexity_slopes": "slope of log K̂ on log m per γ", "convexity_cbar": "walsh mixtures' C̄",
                "phase": "γ̂ over holder_random's (d, s)", "ladders": "C̄ against 1/ε per function"}
@@ -29,11 +29,10 @@ def _ci(lo, hi) -> str:
 
 def _sandwich_lines(doc: dict) -> list[str]:
     """G*_ν (the min-norm net's own circuit) first, Ḡ (best over all nets) second, each labelled as what it is."""
-    out = []
-    for nu, v in doc["sandwich"].get("frac_within_square_minnorm", {}).items():
-        if v.get("fraction") is not None:
-            out.append(f"G*_{nu} <= C̄²:   {v['fraction']:.0%} of {v['n']} (function, ε) points (the min-{nu} net's "
-                       f"own circuit)")
+    per = [f"{nu} {v['fraction']:.0%} of {v['n']}"
+           for nu, v in doc["sandwich"].get("frac_within_square_minnorm", {}).items() if v.get("fraction") is not None]
+    out = [f"G* <= C̄²:       {', '.join(per)} (function, ε) points (G*_ν: the min-ν net's own circuit, per norm ν)"]\
+        if per else []
     frac, n = doc["sandwich"]["frac_within_square"], doc["sandwich"]["n_points_with_both"]
     out.append(f"Ḡ <= C̄²:        {frac:.0%} of {n} points (Ḡ: the best circuit over all nets, for comparison)"
                if frac is not None else "Ḡ, G*:         no rung has both C̄ and a net's own circuit within ε")

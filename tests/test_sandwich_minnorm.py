@@ -125,7 +125,7 @@ def test_the_demo_closing_lines_say_what_each_number_is():
     lines = headline_lines(Summary)
     labels = [ln.split(":")[0] for ln in lines if not ln.startswith("  ")]
     assert len(labels) == len(set(labels))
-    assert lines[0].startswith("G*_l1 <= C̄²:") and "50% of 4" in lines[0] and "min-l1 net's own circuit" in lines[0]
+    assert lines[0].startswith("G* <= C̄²:") and "l1 50% of 4 (function, ε) points" in lines[0] and "min-ν" in lines[0]
     assert lines[1].startswith("Ḡ <= C̄²:") and "100% of 4" in lines[1] and "best circuit over all nets" in lines[1]
     assert lines[3].startswith("  f: coverage 4/5 rungs, γ̂ 1.00, ρ̂(l1) ") and "slope log G*/log C̄ " in lines[3]
     from analysis.aggregate import contract
