@@ -32,6 +32,15 @@ SANDWICH_COLUMNS = ["fid", "eps", "cbar", "cbar_source", "ladder_rung", "gates_m
 POINT_COLUMNS = ["fid", "eps", "gates", "gates_table", "verified", "max_error", "k", "seconds", "net_id", "source",
                  "train_key", "width", "lam", "seed"]
 MIN_CI_POINTS = 4          # an interval on 3 or fewer points is not meaningful (htmc.rates.fits._interval)
+TABLE_GATES_VERSIONS = ("1", "2")   # compile versions whose `gates` could be the table route's (issue 21 B)
+
+
+def _own_gates(p: dict):
+    """A compiled point's gates when they count the net's own circuit: compile version 3 on; before it, up to 12
+    input bits `gates` came from ABC on the net's output table, so such a point is a C̄ candidate, not a net's."""
+    if str(p.get("compile_version")) in TABLE_GATES_VERSIONS:
+        return None, p.get("gates")
+    return p.get("gates"), p.get("gates_table")
 
 
 def _norm_cols(df: pd.DataFrame) -> list[str]:
@@ -47,9 +56,9 @@ def _compile_rows(compiles: pd.DataFrame, fids: np.ndarray) -> list[dict]:
         except ValueError:
             pts = []
         for p in pts if isinstance(pts, list) else []:
-            rows.append({"fid": int(fid), "eps": p.get("eps"), "gates": p.get("gates"),
-                         "gates_table": p.get("gates_table"),
-                         "verified": bool(p.get("verified")) and p.get("gates") is not None,
+            own, table = _own_gates(p)
+            rows.append({"fid": int(fid), "eps": p.get("eps"), "gates": own, "gates_table": table,
+                         "verified": bool(p.get("verified")) and own is not None,
                          "max_error": p.get("max_error"), "k": p.get("k"), "seconds": p.get("seconds"),
                          "net_id": r.get("train_key"), "source": "lambda_path",
                          "train_key": r.get("train_key"), "width": r.get("width"), "lam": r.get("lam"),

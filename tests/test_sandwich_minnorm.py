@@ -141,3 +141,12 @@ def test_a_rate_off_the_theory_names_its_range_as_pre_asymptotic():
                       "eps_min": [0.1, 0.00625], "eps_max": [0.4, 0.2], "n_used": [3, 6]})
     assert rate_notes(f) == ["h(d=2, s=0.5): γ̂ 3.45 is -0.55 off the theory's 4.00, fitted on ε in [0.1, 0.4] "
                              "(3 rungs): a pre-asymptotic range; a longer ladder from a finer ε is needed for the rate"]
+
+
+def test_points_compiled_before_version_3_are_not_a_nets_own_circuit():
+    pts = [{"eps": 0.1, "gates": 50, "verified": True, "compile_version": "2"},
+           {"eps": 0.05, "gates": 700, "gates_table": 90, "verified": True, "compile_version": "3"}]
+    comp = pd.DataFrame([{"train_key": "a", "points_json": json.dumps(pts), "norm_l1": 1.0}])
+    cp = compiled_points(comp, np.array([0])).set_index("eps")
+    assert math.isnan(cp.loc[0.1, "gates"]) and cp.loc[0.1, "gates_table"] == 50 and not cp.loc[0.1, "verified"]
+    assert cp.loc[0.05, ["gates", "gates_table"]].tolist() == [700, 90] and cp.loc[0.05, "verified"]
