@@ -65,7 +65,7 @@ def test_lp_is_no_worse_than_the_interpolant_and_meets_every_constraint():
     yi = np.interp(x, tau, z)
     assert np.all(yi >= lo) and np.all(yi <= hi)                  # it is feasible, so the LP may not beat it
     s = np.diff(z) * pieces
-    kinks = np.r_[s[0] - 1, np.diff(s)]
+    kinks = np.r_[s[0], np.diff(s)]
     assert _lp_value(u) <= float((np.abs(kinks) * _weights(pieces)).sum()) + 1e-9
     assert np.count_nonzero(np.abs(u.a) > 1e-9) < pieces          # the vertex solution drops kinks
 

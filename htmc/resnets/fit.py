@@ -30,11 +30,12 @@ from htmc.resnets.to_circuit import cell_points, float_error, MAX_INPUTS
 
 FIT_VERSION = "1"
 OBJECTIVES = ("block_path", "l1")   # norms the LP minimizes; every registered norm is recorded
-MARGIN = 0.2         # share of ε left to quantization: the float net is fitted to ε(1 − MARGIN)
+MARGIN = 0.1         # share of ε left to quantization: the float net is fitted to ε(1 − MARGIN)
 ROOM = 0.75          # k is fine enough when the cells' half-oscillation is at most ROOM·ε(1 − MARGIN)
 K_TRIES = 2          # resolutions tried per rung: the coarsest with room and the next finer
-KNOT_EXTRA = 2       # d = 1: knot grids tried beyond the coarsest feasible one (the norm falls weakly with each)
+KNOT_EXTRA = 1       # d = 1: knot grids tried beyond the coarsest feasible one (the norm falls weakly with each)
 L1_ROUNDS = 2        # reweighted LPs for the l1 objective
+BETAS = (1.0, 2.0, 4.0, 8.0)   # input scales β tried: h_0 = β(x − 1/2) costs dβ and divides each ‖b_i‖_1 by β
 PRUNE = 1e-9         # output weights below PRUNE·max|a| are set to exactly zero (LP round-off)
 
 
@@ -87,27 +88,35 @@ def _resolutions(target, eps_fit: float, max_inputs: int) -> list[int]:
     return ks
 
 
-def net_from_units(u: Units, d: int, scale: np.ndarray | None = None) -> dict:
-    """The one-block net of fit_lp's docstring, with zero output weights pruned and unit i scaled by scale[i]
-    (B, c times β, a over β: the same function)."""
+def net_from_units(u: Units, d: int, scale: np.ndarray | None = None, beta: float = 1.0, alpha: float = 1.0
+                   ) -> dict:
+    """The one-block net f = Σ a_i relu(b_i·(x − 1/2) + c_i) + b_out of fit_lp's docstring, as a ResNet of width
+    d + 1: h_0 = (β(x − 1/2), 0), the block writes coordinate d, W_out = α e_d (so the skip path adds nothing to
+    f). Zero output weights are pruned; unit i is scaled by scale[i] (b, c times it, a over it: the same f)."""
     a = np.asarray(u.a, dtype=np.float64).copy()
     a[np.abs(a) <= PRUNE * max(np.abs(a).max(initial=0.0), 1e-300)] = 0.0
     keep = np.flatnonzero(a)
     if len(keep) == 0:
         keep = np.array([0])          # rank >= 1: one dead unit (all zeros costs nothing in any norm)
-    beta = np.ones(len(a)) if scale is None else np.asarray(scale, dtype=np.float64)
-    B = u.B[keep] * beta[keep, None]
-    c = u.c[keep] * beta[keep]
-    av = a[keep] / beta[keep]
+    sc = np.ones(len(a)) if scale is None else np.asarray(scale, dtype=np.float64)
+    B = u.B[keep] * sc[keep, None] / beta
+    c = u.c[keep] * sc[keep]
+    av = a[keep] / sc[keep] / alpha
     if not a.any():
         B, c, av = np.zeros_like(B), np.zeros_like(c), np.zeros_like(av)
-    r = len(keep)
-    A = np.zeros((1, d, r))
-    A[0, 0] = av
-    W_out = np.zeros((1, d))
-    W_out[0, 0] = 1.0
-    return {"W_in": np.eye(d), "b_in": np.full(d, -0.5), "A": A, "B": B.reshape(1, r, d), "c": c.reshape(1, r),
-            "W_out": W_out, "b_out": np.array([u.b_out])}
+    r, w = len(keep), d + 1
+    A = np.zeros((1, w, r))
+    A[0, d] = av
+    Bn = np.zeros((1, r, w))
+    Bn[0, :, :d] = B
+    W_in = np.zeros((w, d))
+    W_in[:d] = beta * np.eye(d)
+    b_in = np.zeros(w)
+    b_in[:d] = -beta / 2
+    W_out = np.zeros((1, w))
+    W_out[0, d] = alpha
+    return {"W_in": W_in, "b_in": b_in, "A": A, "B": Bn, "c": c.reshape(1, r), "W_out": W_out,
+            "b_out": np.array([u.b_out])}
 
 
 def net_norms(net: dict) -> dict[str, float]:
@@ -116,16 +125,10 @@ def net_norms(net: dict) -> dict[str, float]:
     return {k: float(v[0]) for k, v in all_norms(from_numpy([net])).items()}
 
 
-def _l1_scale(u: Units) -> np.ndarray:
-    """β_i = √(|a_i| / ω_i) minimizes |a_i|/β + β ω_i, unit i's ℓ1 cost (ω_i = ‖b_i‖_1 + |c_i|)."""
-    w = unit_costs(u.B, u.c)
-    return np.where(u.a != 0, np.sqrt(np.abs(u.a) / np.maximum(w, 1e-300)), 1.0)
-
-
-def _solve_units(target, table, eps_fit: float, weights, deadline: float, seed: int, pieces: int | None = None
-                 ) -> list[Units]:
+def _solve_units(target, table, eps_fit: float, weights, deadline: float, seed: int, pieces: int | None = None,
+                 beta: float = 1.0) -> list[Units]:
     """LP solutions for this table: d = 1 on knot grids (coarsest feasible, then finer; only `pieces` pieces
-    when given), d >= 2 ridge units. weights(B, c) -> per-unit LP weights."""
+    when given), d >= 2 ridge units. weights(B, c, β) -> per-unit LP weights."""
     x = cell_points(table)
     lo, hi = table.hi - eps_fit, table.lo + eps_fit
     if target.d == 1:
@@ -137,7 +140,7 @@ def _solve_units(target, table, eps_fit: float, weights, deadline: float, seed: 
                 continue
             try:
                 tau = np.arange(1 << lev) / (1 << lev)
-                w = weights(np.ones((len(tau), 1)), 0.5 - tau)
+                w = weights(np.ones((len(tau), 1)), 0.5 - tau, beta)
                 out.append(lp_knots(x[:, 0], lo, hi, 1 << lev, w))
             except Infeasible:
                 continue
@@ -146,9 +149,7 @@ def _solve_units(target, table, eps_fit: float, weights, deadline: float, seed: 
                 break
         return out
     B, c = ridge_dictionary(target.d, 1 << table.k)
-    base = x[:, 0] - 0.5          # the identity path's contribution to the output
-    rng_seed = int(seed)
-    return [lp_ridge(x, lo - base, hi - base, B, c, weights(B, c), deadline, seed=rng_seed)]
+    return [lp_ridge(x, lo, hi, B, c, weights(B, c, beta), deadline, seed=int(seed))]
 
 
 def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 30.0,
@@ -193,47 +194,66 @@ def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 
     return res
 
 
+def _scaled(u: Units, d: int, beta: float, norm: str) -> dict:
+    """u as a net at the output scale α of least objective norm (module docstring, step 3): block_path's
+    optimum is near α = √(Σ|a_i|ω_i), so a few factors around it are tried; for l1 every unit is also rebalanced
+    at each α (scale √(|a_i|/(α ω_i)) minimizes |a_i|/(α s) + s ω_i)."""
+    w = unit_costs(u.B, u.c, beta)
+    alpha0 = math.sqrt(max(float((np.abs(u.a) * w).sum()), 1e-12))
+    best = None
+    for alpha in alpha0 * 2.0 ** np.arange(-2.0, 2.5, 0.5):
+        scale = None
+        if norm == "l1":
+            scale = np.where(u.a != 0, np.sqrt(np.abs(u.a) / alpha / np.maximum(w, 1e-300)), 1.0)
+        net = net_from_units(u, d, scale, beta, alpha)
+        v = net_norms(net)[norm]
+        if best is None or v < best[0]:
+            best = (v, net)
+    return best[1]
+
+
 def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult):
-    """Nets from the LPs of one table: block_path weights, and for l1 the reweighted rounds, rebalanced."""
+    """(net, alternates) from the LPs of one table: for each input scale β in BETAS the LP at the weights that make
+    it block_path's minimum, and for l1 the reweighted rounds; each net at its best output scale α."""
     if target.d == 2:
         yield from _pyramid_candidates(table, eps_fit, norm, deadline, seed, res)
         return
-    try:
-        sols = _solve_units(target, table, eps_fit, unit_costs, deadline, seed)
-    except Infeasible as e:
-        res.notes.append(f"k={table.k}: {e}")
-        return
-    for u in sols:
-        res.steps += u.iterations
-        res.solves += u.solves
-        if norm == "block_path":
-            yield net_from_units(u, target.d), []
-            continue
-        cur = u
-        for rnd in range(L1_ROUNDS + 1):
-            yield net_from_units(cur, target.d, _l1_scale(cur)), []
-            if rnd == L1_ROUNDS or time.monotonic() > deadline:
-                break
-            prev = cur
-            # majorize Σ 2√(|a_i| ω_i) at the previous solution: weight ω_i / √(|a_i| ω_i + η)
-            eta = 1e-6 * max(float(np.abs(prev.a).max(initial=0.0)), 1e-12)
-            wfn = lambda B, c, p=prev: _reweight(B, c, p, eta)
-            try:
-                nxt = _solve_units(target, table, eps_fit, wfn, deadline, seed, pieces=len(prev.a))
-            except Infeasible as e:
-                res.notes.append(f"k={table.k}: reweighted LP: {e}")
-                break
-            match = [v for v in nxt if len(v.a) == len(prev.a)]
-            if not match:
-                break
-            cur = match[0]
-            res.steps += cur.iterations
-            res.solves += cur.solves
+    for beta in BETAS:
+        if time.monotonic() > deadline:
+            break
+        try:
+            sols = _solve_units(target, table, eps_fit, unit_costs, deadline, seed, beta=beta)
+        except Infeasible as e:
+            res.notes.append(f"k={table.k}: {e}")
+            return
+        for u in sols:
+            res.steps += u.iterations
+            res.solves += u.solves
+            yield _scaled(u, target.d, beta, norm), []
+            cur = u
+            for _ in range(L1_ROUNDS if norm == "l1" else 0):
+                if time.monotonic() > deadline:
+                    break
+                # majorize Σ 2√(|a_i| ω_i) at the previous solution: weight ω_i / √(|a_i| ω_i + η)
+                eta = 1e-6 * max(float(np.abs(cur.a).max(initial=0.0)), 1e-12)
+                wfn = lambda B, c, b, p=cur: _reweight(B, c, b, p, eta)
+                try:
+                    nxt = _solve_units(target, table, eps_fit, wfn, deadline, seed, pieces=len(cur.a), beta=beta)
+                except Infeasible as e:
+                    res.notes.append(f"k={table.k}: reweighted LP: {e}")
+                    break
+                if not nxt:
+                    break
+                cur = nxt[0]
+                res.steps += cur.iterations
+                res.solves += cur.solves
+                yield _scaled(cur, target.d, beta, norm), []
 
 
 PYRAMID_LEVELS_BELOW = 4   # d = 2: the dictionary's finest level starts this far below k and rises until feasible
 PYRAMID_EXTRA = 1          # ... and this many finer levels are tried after the first feasible one
-HAT_SCALES = np.exp(np.linspace(-8.0, 3.0, 45))   # the hats' heights s tried (htmc.resnets.fit_pyramid)
+HAT_SCALES = 2.0 ** np.arange(-12.0, 3.0, 0.5)     # the hats' heights s tried (htmc.resnets.fit_pyramid)
+OUT_SCALES = 2.0 ** np.arange(-2.0, 6.0, 0.5)      # and the output scales α
 HAT_SCALES_QUANT = (0.125, 0.5, 1.0)
 
 
@@ -242,8 +262,7 @@ def _pyramid_candidates(table, eps_fit, norm, deadline, seed, res: FitResult):
     from k - PYRAMID_LEVELS_BELOW until the LP is feasible; each at the hat height s of least objective norm."""
     from htmc.resnets.fit_pyramid import build_net, fit_pyramids
     x = cell_points(table)
-    base = x[:, 0] - 0.5
-    lo, hi = table.hi - eps_fit - base, table.lo + eps_fit - base
+    lo, hi = table.hi - eps_fit, table.lo + eps_fit
     first = None
     for fin in range(max(1, table.k - PYRAMID_LEVELS_BELOW), table.k + 1):
         if time.monotonic() > deadline or (first is not None and fin - first > PYRAMID_EXTRA):
@@ -256,15 +275,18 @@ def _pyramid_candidates(table, eps_fit, norm, deadline, seed, res: FitResult):
         first = fin if first is None else first
         res.steps += iters
         res.solves += solves
+        # coordinate search: the hat height at α = 1, then α at that height (each norm costs a forward pass)
         s_best = min(HAT_SCALES, key=lambda s: net_norms(build_net(a, b_out, units, s))[norm])
+        al_best = min(OUT_SCALES, key=lambda al: net_norms(build_net(a, b_out, units, s_best, al))[norm])
+        s_best = min(HAT_SCALES, key=lambda s: net_norms(build_net(a, b_out, units, s, al_best))[norm])
         # the same function with taller hats: larger norm, but activations that keep more of their bits when
         # quantized (tried by fit_and_compile when the least-norm one does not compile within eps)
         alts = [build_net(a, b_out, units, s) for s in HAT_SCALES_QUANT if s > s_best]
-        yield build_net(a, b_out, units, s_best), alts
+        yield build_net(a, b_out, units, s_best, al_best), alts
 
 
-def _reweight(B, c, prev: Units, eta: float) -> np.ndarray:
-    w = unit_costs(B, c)
+def _reweight(B, c, beta, prev: Units, eta: float) -> np.ndarray:
+    w = unit_costs(B, c, beta)
     if len(w) != len(prev.a):     # another knot grid than prev's: plain weights
         return w
     return w / np.sqrt(np.abs(prev.a) * w + eta)

@@ -4,16 +4,16 @@ smallest weighted ℓ1 of its output weights subject to the verifier's interval 
 Every net here has one residual block on h_0 = x - 1/2 (centring makes a unit's bias |c| as small as it can be,
 and b_in enters no block_path cost):
 
-    f(x) = (x_0 - 1/2) + Σ_i a_i relu(b_i·(x - 1/2) + c_i) + b_out
+    f(x) = Σ_i a_i relu(b_i·(x - 1/2) + c_i) + b_out
 
-(width d, W_in = I, W_out = e_0, A writes coordinate 0). A unit's block_path cost is |a_i|(‖b_i‖_1 + |c_i|), so
-minimizing Σ ω_i |a_i| with ω_i = ‖b_i‖_1 + |c_i| is the block_path norm's minimum over the output weights
-(its other terms, ‖W_in‖_1 + ‖W_out‖_1 = d + 1, are fixed). Simplex solutions are vertices: most a_i are exactly 0.
+(htmc.resnets.fit.net_from_units builds it with h_0 = β(x − 1/2) and an output coordinate of its own, scaled by
+α). A unit's block_path cost is then |a_i|(‖b_i‖_1/β + |c_i|)/α, so minimizing Σ ω_i |a_i| with
+ω_i = ‖b_i‖_1/β + |c_i| is the block_path norm's minimum over the output weights for that (β, α) (its other
+terms are dβ + α). Simplex solutions are vertices: most a_i are exactly 0.
 
-- d = 1 (`lp_knots`): one unit per cell midpoint t_j, c_j = 1/2 - t_j. A piecewise-linear function with kinks at
-  the data points is the least total variation of f' among all functions through given values at those points
-  (linear between consecutive points is optimal), so the LP over the values y_j at the midpoints (sparse: each
-  kink a_j is a second difference of y) is the minimum over every one-block net of this form.
+- d = 1 (`lp_knots`): one unit per knot τ_j of a dyadic grid, c_j = 1/2 − τ_j. The LP's variables are the
+  values at the knots (sparse: each cell reads two knots, each kink a_j is a second difference), so it stays small
+  at any resolution; it is the minimum over every one-block net with kinks on that grid.
 - d >= 2 (`lp_ridge`): ridge units relu(b·(x - 1/2) + c), b from a fixed set of directions, c on a grid; the LP
   is solved on an active set of cells, grown by the violated ones (cutting planes) until every cell holds.
 """
@@ -42,9 +42,9 @@ class Infeasible(Exception):
     """No output weights meet the constraints with this first layer (the message says why)."""
 
 
-def unit_costs(B: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """ω_i = ‖b_i‖_1 + |c_i|, a unit's block_path cost per unit of |a_i|."""
-    return np.abs(B).sum(1) + np.abs(c)
+def unit_costs(B: np.ndarray, c: np.ndarray, beta: float = 1.0) -> np.ndarray:
+    """ω_i = ‖b_i‖_1/β + |c_i|, a unit's block_path cost per unit of |a_i| when it reads h_0 = β(x − 1/2)."""
+    return np.abs(B).sum(1) / beta + np.abs(c)
 
 
 def _solve(cost, A_ub, b_ub, bounds, what: str, deadline: float | None = None):
@@ -67,7 +67,7 @@ def lp_knots(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_pieces: int, weigh
     """d = 1: the piecewise-linear f with kinks on the grid τ_j = j/n_pieces, lo <= f(x) <= hi at the points x,
     of least Σ weight_j |a_j| (one weight per knot τ_0..τ_{K-1}). Variables z = (values at the n_pieces + 1 knots, u_j >= |δ a_j|):
     each cell constraint reads two neighbouring knots, each kink three, so the LP is sparse at any resolution.
-    a_0 = s_0 - 1 (the identity path already has slope 1), a_j = s_j - s_{j-1}, s_j the slope on [τ_j, τ_{j+1}].
+    a_0 = s_0, a_j = s_j - s_{j-1}, s_j the slope on [τ_j, τ_{j+1}]; f(0) = z_0 = b_out.
     """
     K = int(n_pieces)
     if K < 1:
@@ -81,11 +81,10 @@ def lp_knots(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_pieces: int, weigh
     F = sp.coo_matrix((np.r_[1 - theta, theta], (np.r_[rows, rows], np.r_[seg, seg + 1])), shape=(n, K + 1))
     m = K
     j = np.arange(1, m)
-    # D z = δ (a + e_0): row 0 is z_1 - z_0, row j >= 1 is z_{j+1} - 2 z_j + z_{j-1}.
+    # D z = δ a: row 0 is z_1 - z_0, row j >= 1 is z_{j+1} - 2 z_j + z_{j-1}.
     D = sp.coo_matrix((np.r_[1.0, -1.0, np.ones(m - 1), np.full(m - 1, -2.0), np.ones(m - 1)],
                        (np.r_[0, 0, j, j, j], np.r_[1, 0, j + 1, j, j - 1])), shape=(m, K + 1))
     e = np.zeros(m)
-    e[0] = delta
     I = sp.identity(m)
     Z = sp.coo_matrix((n, m))
     A_ub = sp.vstack([sp.hstack([F, Z]), sp.hstack([-F, Z]), sp.hstack([D, -I]), sp.hstack([-D, -I])], format="csr")
@@ -94,7 +93,7 @@ def lp_knots(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_pieces: int, weigh
     res = _solve(cost, A_ub, b_ub, [(None, None)] * (K + 1) + [(0, None)] * m, f"{n} cells, {K} pieces")
     z = res.x[:K + 1]
     a = (D @ z - e) / delta
-    return Units(B=np.ones((m, 1)), c=0.5 - tau[:m], a=a, b_out=float(z[0] + 0.5),
+    return Units(B=np.ones((m, 1)), c=0.5 - tau[:m], a=a, b_out=float(z[0]),
                  iterations=int(getattr(res, "nit", 0) or 0), solves=1)
 
 

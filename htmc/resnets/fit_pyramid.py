@@ -91,26 +91,27 @@ def unit_weights(units: list[tuple[int, int, int]]) -> np.ndarray:
 def fit_pyramids(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, finest: int, deadline: float, seed: int = 0,
                  coarsest: int = 1):
     """LP over the ridges and the pyramids of levels coarsest..finest for the cells x; (a, b_out, units, iters,
-    solves). lo/hi bound f minus the identity path's x_0 − 1/2."""
+    solves). lo/hi bound f."""
     Phi, units = dictionary(x, range(coarsest, finest + 1))
     a, b_out, iters, solves = lp_cutting(Phi, lo, hi, unit_weights(units), deadline,
                                          start_cells=min(len(x), 2048), seed=seed)
     return a, b_out, units, iters, solves
 
 
-def build_net(a: np.ndarray, b_out: float, units: list[tuple[int, int, int]], s: float = 1.0,
+def build_net(a: np.ndarray, b_out: float, units: list[tuple[int, int, int]], s: float = 1.0, alpha: float = 1.0,
               prune: float = 1e-9) -> dict:
-    """The two-block net of the module docstring for output weights a (affine units first), hats of height s."""
+    """The two-block net of the module docstring for output weights a (ridge units first), hats of height s, and
+    W_out = α e_2: coordinate 2 of the stream is the output's own (the skip path adds nothing to f)."""
     a = np.where(np.abs(a) <= prune * max(np.abs(a).max(initial=0.0), 1e-300), 0.0, a)
     RB, Rc = ridges()
     nr = len(Rc)
     rid = [(RB[i], Rc[i], a[i]) for i in np.flatnonzero(a[:nr])]
     pyr = [(units[i], a[nr + i]) for i in np.flatnonzero(a[nr:])]
     hats = sorted({(0, L, m) for (L, m, _), _ in pyr} | {(1, L, n) for (L, _, n), _ in pyr})
-    hat_col = {hk: 2 + i for i, hk in enumerate(hats)}
+    hat_col = {hk: 3 + i for i, hk in enumerate(hats)}
     knots = sorted({(j, L, m + t) for (j, L, m) in hats for t in (-1, 0, 1)})
     knot_col = {kk: i for i, kk in enumerate(knots)}
-    w = 2 + len(hats)
+    w = 3 + len(hats)
     r = max(len(knots), len(pyr) + len(rid), 1)
     A = np.zeros((2, w, r))
     B = np.zeros((2, r, w))
@@ -128,16 +129,16 @@ def build_net(a: np.ndarray, b_out: float, units: list[tuple[int, int, int]], s:
         B[1, i, hat_col[(0, L, m)]] = 1.0
         B[1, i, hat_col[(1, L, n)]] = 1.0
         c[1, i] = PYRAMID_C * s
-        A[1, 0, i] = av / s
+        A[1, 2, i] = av / s / alpha
     for q, (b, cq, av) in enumerate(rid):           # block 1: the ridge units on h_0, h_1
         i = len(pyr) + q
         B[1, i, :2] = b
         c[1, i] = cq
-        A[1, 0, i] = av
+        A[1, 2, i] = av / alpha
     W_in = np.zeros((w, 2))
     W_in[0, 0] = W_in[1, 1] = 1.0
     b_in = np.zeros(w)
     b_in[:2] = -0.5
     W_out = np.zeros((1, w))
-    W_out[0, 0] = 1.0
+    W_out[0, 2] = alpha
     return {"W_in": W_in, "b_in": b_in, "A": A, "B": B, "c": c, "W_out": W_out, "b_out": np.array([b_out])}
