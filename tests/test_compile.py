@@ -227,18 +227,18 @@ def test_the_netlist_route_never_starts_from_the_output_table(teacher, monkeypat
     ABC-optimized netlist of one of the pairs tried; the table route only fills gates_table."""
     net, _ = teacher
     t = make_function("resnet_teacher", d=1, width=6, depth=2, rank=2, seed=1)
-    with_table = compile_at(net, t, 0.01, budget_s=30, table_route=True, keep_circuit=True)
+    with_table = compile_at(net, t, 0.03, budget_s=30, table_route=True, keep_circuit=True)
 
     def no_table(*a, **k):
         raise AssertionError("the netlist route called the table route")
     monkeypatch.setattr(bit_search, "_from_table", no_table)
-    own = compile_at(net, t, 0.01, budget_s=30, keep_circuit=True)
+    own = compile_at(net, t, 0.03, budget_s=30, keep_circuit=True)
     assert own["gates"] == with_table["gates"] and own["verified"]
     k, w, a = own["k"], own["w_bits"], own["a_bits"]
     raw = compile_net(net, t.table(k), w, a, optimize=False)
     assert own["gates"] <= raw.size and own["circuit"].n_inputs == k
-    assert verify(own["circuit"], t.table(k)).max_error == own["max_error"] <= 0.01
-    # the table route: its own column, a smaller circuit here (ABC from 256 output codes, 8 inputs)
+    assert verify(own["circuit"], t.table(k)).max_error == own["max_error"] <= 0.03
+    # the table route: its own column, a smaller circuit here (ABC from the 2^k output codes)
     assert with_table["gates_table"] is not None and with_table["gates_table"] < own["gates"]
     assert own["gates_table"] is None
 
