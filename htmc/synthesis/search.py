@@ -49,7 +49,8 @@ def check_methods(names: list[str]) -> list[str]:
     return list(names)
 
 
-def default_methods(target, eps: float, domain: str = "box", bits: int | None = None) -> list[str]:
+def default_methods(target, eps: float, domain: str = "box", bits: int | None = None,
+                    tables: dict | None = None) -> list[str]:
     """The methods a search runs when none are named: DEFAULT_METHODS, plus decomp and lupanov when eps needs
     more than MAX_ABC_INPUTS input bits (issue 23: a ladder's fine rungs), since only they go past 16."""
     methods = list(DEFAULT_METHODS)
@@ -57,7 +58,7 @@ def default_methods(target, eps: float, domain: str = "box", bits: int | None = 
         wide = target.d * (bits or DEFAULT_GRID_BITS) > MAX_ABC_INPUTS
     else:
         try:
-            _resolutions(target, eps, domain, None, MAX_ABC_INPUTS)
+            _resolutions(target, eps, domain, None, MAX_ABC_INPUTS, tables)
             wide = False
         except ValueError:
             wide = True
@@ -75,8 +76,10 @@ def reach_hint(methods) -> str:
             f" or leave the methods out and the default adds them where needed")
 
 
-def _resolutions(target, eps: float, domain: str, bits: int | None, max_inputs: int) -> list[int]:
-    """Input resolutions to try: the coarsest feasible k and one finer (more slack per cell)."""
+def _resolutions(target, eps: float, domain: str, bits: int | None, max_inputs: int,
+                 tables: dict | None = None) -> list[int]:
+    """Input resolutions to try: the coarsest feasible k and one finer (more slack per cell). `tables` (k -> box
+    table), when given, keeps the tables of those two for the search: past 16 bits one takes minutes to make."""
     if domain == "grid":
         return [bits or DEFAULT_GRID_BITS]
     if bits is not None:
@@ -86,8 +89,11 @@ def _resolutions(target, eps: float, domain: str, bits: int | None, max_inputs: 
                          "use --domain grid for eps = 0")
     ks = []
     for k in range(1, max_inputs // target.d + 1):
-        if relation.feasible(target.table(k, "box"), eps):
+        table = tables[k] if tables is not None and k in tables else target.table(k, "box")
+        if relation.feasible(table, eps):
             ks.append(k)
+            if tables is not None:
+                tables[k] = table
             if len(ks) == 2:
                 break
     if not ks:
@@ -111,52 +117,67 @@ def search(target, eps: float, domain: str = "box", methods=None, budget_s: floa
            bits: int | None = None, max_inputs: int | None = None, thorough: bool = True) -> SearchResult:
     """C̄(target, eps): the smallest verified circuit over resolutions, formats and methods.
 
-    methods=None runs default_methods(...). Every (format, method) pair gets its turn in SCHEDULE's order, with an
-    even share of the budget left (a method that finishes early leaves its time to the next), and every pair
-    leaves an attempt: a circuit, or a note saying why there is none ("not applicable: ...", "not run: the budget
-    was spent", "dropped: ..." for a circuit that failed verification). thorough=False tries one resolution and the
-    coarsest output step (4x fewer syntheses; for quick looks).
+    methods=None runs default_methods(...). Resolution by resolution (the finer table is made only when its turn
+    comes), every (format, method) pair gets its turn in SCHEDULE's order, with an even share of the budget left
+    (a method that finishes early leaves its time to the next), and every pair leaves an attempt: a circuit, or a
+    note saying why there is none ("not applicable: ...", "not run: the budget was spent", "dropped: ..." for a
+    circuit that failed verification). thorough=False tries one resolution and the coarsest output step (4x fewer
+    syntheses; for quick looks).
     """
     if not eps >= 0 or eps == float("inf"):   # also NaN and inf
         raise ValueError(f"eps must be >= 0 and finite, got {eps}")
     if domain not in ("box", "grid"):
         raise ValueError(f"unknown domain '{domain}': {did_you_mean(domain, ['box', 'grid'])}")
-    methods = check_methods(list(methods) if methods is not None else default_methods(target, eps, domain, bits))
+    tables: dict = {}
+    methods = check_methods(list(methods) if methods is not None else
+                            default_methods(target, eps, domain, bits, tables))
     max_inputs = max_inputs_for(methods) if max_inputs is None else max_inputs
     start = time.monotonic()
     try:
-        slots = _slots(target, eps, domain, bits, max_inputs, methods, thorough)
+        # quick mode takes the finer of the two resolutions: at the coarsest one a steep cell leaves almost no
+        # slack, which forces a fine output step (sin at eps=0.05: 10 output bits at k=6)
+        ks = _resolutions(target, eps, domain, bits, max_inputs, tables)[0 if thorough else -1:]
     except ValueError as e:
         raise ValueError(f"{e}{reach_hint(methods) if max_inputs < max_inputs_for(WIDE_METHODS) else ''}") from None
+    rank = {m: i for i, m in enumerate(SCHEDULE)}
+    order = list(dict.fromkeys(sorted(methods, key=lambda m: (rank.get(m, len(SCHEDULE)), methods.index(m)))))
+    per_k = len(order) * (2 if thorough else 1)         # turns per resolution (an estimate for the shares)
     attempts: list[Attempt] = []
-    for i, (name, table, space) in enumerate(slots):
-        left = start + budget_s - time.monotonic()
-        problem = Problem(target, table, eps, space, time.monotonic() + max(left, 0.0) / (len(slots) - i))
-        if left <= 0 and any(a.verified for a in attempts):
-            attempts.append(make_attempt(problem, name, "skipped", None, 0.0, note="not run: the budget was spent"))
+    for ik, k in enumerate(ks):
+        spent = time.monotonic() >= start + budget_s and any(a.verified for a in attempts)
+        if spent and k not in tables:   # do not spend minutes making a table nothing will use
+            attempts += [_untabulated(target, name, k) for name in order]
             continue
-        attempts += _run_method(name, problem)
+        slots = _slots(tables.pop(k) if k in tables else target.table(k, domain), eps, order, thorough)
+        for i, (name, table, space) in enumerate(slots):
+            left = start + budget_s - time.monotonic()
+            turns = len(slots) - i + per_k * (len(ks) - ik - 1)
+            problem = Problem(target, table, eps, space, time.monotonic() + max(left, 0.0) / turns)
+            if left <= 0 and any(a.verified for a in attempts):
+                attempts.append(make_attempt(problem, name, "skipped", None, 0.0, note="not run: the budget was spent"))
+                continue
+            attempts += _run_method(name, problem)
     ok = [a for a in attempts if a.verified]
     best = min(ok, key=lambda a: (a.gates, a.bits_in, a.bits_out, a.seconds)) if ok else None
     return SearchResult(best, attempts, time.monotonic() - start)
 
 
-def _slots(target, eps, domain, bits, max_inputs, methods, thorough) -> list[tuple[str, object, object]]:
-    """(method, table, code space) per turn, in SCHEDULE's order of methods, each over its formats."""
-    formats = []
-    # quick mode takes the finer of the two resolutions: at the coarsest one a steep cell leaves almost no slack,
-    # which forces a fine output step (sin at eps=0.05: 10 output bits at k=6)
-    for k in _resolutions(target, eps, domain, bits, max_inputs)[0 if thorough else -1:]:
-        table = target.table(k, domain)
-        s = relation.coarsest_shift(table, eps)
-        if s is None:
-            continue
-        for shift in (s, s + 1)[: None if thorough else 1]:
-            formats.append((table, relation.code_space(table, eps, shift), shift == s))
-    rank = {m: i for i, m in enumerate(SCHEDULE)}
-    order = sorted(methods, key=lambda m: (rank.get(m, len(SCHEDULE)), methods.index(m)))
-    return [(name, table, space) for name in dict.fromkeys(order) for table, space, first in formats
-            if first or name not in OWN_FORMAT]
+def _slots(table, eps: float, order: list[str], thorough: bool) -> list[tuple[str, object, object]]:
+    """(method, table, code space) per turn at one resolution: methods in `order`, each over its output steps."""
+    s = relation.coarsest_shift(table, eps)
+    if s is None:
+        return []
+    shifts = (s, s + 1)[: None if thorough else 1]
+    formats = [(relation.code_space(table, eps, shift), shift == s) for shift in shifts]
+    return [(name, table, space) for name in order for space, first in formats if first or name not in OWN_FORMAT]
+
+
+def _untabulated(target, name: str, k: int) -> Attempt:
+    """The note of a method not run at a resolution whose table was never made (so it has no output format)."""
+    return Attempt(method=name, method_version=METHODS.version(name), strategy="skipped", k=k, bits_in=target.d * k,
+                   bits_out=0, shift=0, offset=0.0, gates=None, aig_nodes=None, max_error=None, verified=False,
+                   optimal_in_format=False, seconds=0.0,
+                   note=f"not run: the budget was spent before the k={k} table was made (no output format)")
 
 
 def _run_method(name: str, problem: Problem) -> list[Attempt]:
@@ -183,5 +204,6 @@ def _not_applicable(name: str, problem: Problem) -> str:
                "exact": f"more than {MAX_EXACT_ROWS_INPUTS} input bits (SAT exact synthesis is for tiny tables)",
                "arith": "1-d targets only" if t.d != 1 else "no circuit",
                "datapath": "no formula", "mc": "not a mixture of registered parts",
-               "decomp": f"needs 2..{MAX_DECOMP_INPUTS} input bits", "lupanov": f"needs 2..{MAX_LUPANOV_INPUTS} input bits"}
+               "decomp": f"needs 2..{MAX_DECOMP_INPUTS} input bits",
+               "lupanov": f"needs 2..{MAX_LUPANOV_INPUTS} input bits"}
     return reasons.get(name, "the method returned no circuit for this problem")
