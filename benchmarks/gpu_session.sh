@@ -29,3 +29,8 @@ print("cuda torch path bit-exact vs numpy on 3 circuits")' 2>&1 | tee "$OUT/fast
 timeout 150 python3 benchmarks/simulate.py --backend torch --device cuda --gates 100000 --inputs 24 --repeats 2 \
     --shapes deep,wide --baseline-inputs 16 --json 2>&1 | tee "$OUT/simulate_torch_cuda_100k_2e24.json"
 timeout 60 python3 benchmarks/simulate.py --backend torch --device cuda --repeats 3 2>&1 | tee "$OUT/simulate_torch_cuda.txt"
+# Issue 21 D: the λ path of the fit benchmark as ONE batch of 256 nets (width 16, 32 seeds x 8 λ) on CUDA, beside
+# the LP fits (CPU: scipy's HiGHS). --no-compile: the device image may lack ABC, so both sides are float-level
+# figures (R* of nets within eps on their grids; the fitted nets' float error), labelled as such in the table.
+timeout 240 python3 benchmarks/fit.py --device cuda --widths 16 --seeds 32 --functions sin,h1s075 --no-compile \
+    --json "$OUT/fit_b256.json" 2>&1 | tee "$OUT/fit_b256.txt"

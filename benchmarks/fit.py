@@ -1,0 +1,135 @@
+"""Fitted least-norm nets against the MSE λ path (issue 21 D): rungs reached, R*_ν and G*_ν per rung.
+
+The λ path is the demo's (sweeps/demo.yaml, group `resnets`): w in {8, 16}, L2 r8, 8 λ log-spaced 1e-6..0.1,
+seeds {0, 1}, 1000 Adam steps on the MSE at 512 points, reg block_path; 32 nets per function, trained as one
+batch. Per rung, R*_ν is the least norm ν among the nets whose own circuit verifies within ε (nets are compiled
+in increasing norm until one verifies: htmc.resnets.compile_ladder, what resnet_compile runs) and G*_ν that
+net's gates. The fitted side runs htmc.resnets.fit.fit_and_compile per rung with the same training budget in
+seconds: the λ path's training time over the function's rungs (or --fit-budget-s).
+    python benchmarks/fit.py [--functions sin,exp,h1s075,h1s1,h2s075,h2s1] [--norm block_path] [--json OUT]
+    python benchmarks/fit.py --device cuda --seeds 8     # the λ path as one batch of 8 x 32 = 256 nets on a GPU
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+FUNCTIONS = {   # name: (function, params, eps0, steps) — the demo's ladders (issue 21 C)
+    "sin": ("sin", {}, 0.2, 7),
+    "exp": ("exp", {}, 0.2, 7),
+    "h1s075": ("holder_random", {"d": 1, "s": 0.75}, 0.4, 6),
+    "h1s1": ("holder_random", {"d": 1, "s": 1.0}, 0.4, 6),
+    "h2s075": ("holder_random", {"d": 2, "s": 0.75}, 0.4, 5),
+    "h2s1": ("holder_random", {"d": 2, "s": 1.0}, 0.4, 5),
+}
+LAMS = [1.0e-6, 5.2e-6, 2.7e-5, 1.4e-4, 7.2e-4, 3.7e-3, 1.9e-2, 1.0e-1]
+
+
+def lam_path(target, args):
+    """The demo's λ path for one target in one batch; (nets, training seconds)."""
+    from htmc.resnets.training import TrainConfig, train_batch
+    cfgs = [TrainConfig(width=w, depth=2, rank=8, lam=lam, reg="block_path", steps=args.train_steps, n_train=512,
+                        lr=0.01, seed=s, d=target.d, device=args.device)
+            for w in args.widths for lam in LAMS for s in range(args.seeds)]
+    by_width = {}
+    for c in cfgs:                 # one batch per shape (width)
+        by_width.setdefault(c.width, []).append(c)
+    t0 = time.monotonic()
+    nets = []
+    for group in by_width.values():
+        nets += [r for r in train_batch([target] * len(group), group) if r.status == "ok"]
+        print(f"  λ path: one batch of {len(group)} nets (width {group[0].width}) on {args.device}", flush=True)
+    return nets, time.monotonic() - t0
+
+
+def lam_rung(nets, target, eps, norm, budget_s, compile=True):
+    """(R*, G*, seconds) of the λ path at eps: nets in increasing norm, compiled until one verifies. Without
+    compile (a device image without ABC): the least norm among nets whose sup error on the training grid is
+    within eps, G* None: a float-level figure, labelled as such."""
+    from htmc.resnets.compile_ladder import compile_ladder
+    t0 = time.monotonic()
+    if not compile:
+        ok = [r.norms[norm] for r in nets if r.sup_error is not None and r.sup_error <= eps]
+        return (min(ok) if ok else None), None, time.monotonic() - t0
+    for r in sorted(nets, key=lambda r: r.norms[norm]):
+        pt = compile_ladder(r.params, target, [eps], budget_s=budget_s)[0]
+        if pt.get("verified"):
+            return r.norms[norm], pt["gates"], time.monotonic() - t0
+    return None, None, time.monotonic() - t0
+
+
+def fit_float(target, eps, norm, budget_s):
+    """fit_rung alone, shaped like fit_and_compile's result (met = a float net within eps was found)."""
+    from htmc.resnets.fit import fit_rung, RungResult
+    f = fit_rung(target, eps, norm, budget_s=budget_s)
+    return RungResult(f, f.net is not None, f.reason, {})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--functions", default=",".join(FUNCTIONS), help="comma-separated keys of FUNCTIONS")
+    ap.add_argument("--norm", default="block_path", choices=("block_path", "l1"))
+    ap.add_argument("--train-steps", type=int, default=1000)
+    ap.add_argument("--seeds", type=int, default=2, help="seeds per (width, λ) on the λ path (2: 32 nets)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--widths", default="8,16", help="λ-path widths (one batch per width)")
+    ap.add_argument("--no-compile", action="store_true",
+                    help="float-level figures only (no ABC needed): R* of nets within eps on their grids, no G*")
+    ap.add_argument("--fit-budget-s", type=float, help="fit budget per rung (default: λ training s / rungs)")
+    ap.add_argument("--compile-budget-s", type=float, default=30.0)
+    ap.add_argument("--skip-lam", action="store_true", help="only the fitted side")
+    ap.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
+    args = ap.parse_args()
+    args.widths = [int(w) for w in args.widths.split(",")]
+    import torch
+    torch.set_num_threads(1)
+    from htmc.rates.ladder import ladder_eps
+    from htmc.resnets.fit import fit_and_compile
+    from htmc.targets import make_function
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, device {args.device}; norm {args.norm}; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
+    print(f"{'function':>8} {'eps':>9} | {'R* lam':>9} {'G* lam':>7} | {'R* fit':>9} {'G* fit':>7} {'units':>5} "
+          f"{'k':>2} {'fit s':>6} {'comp s':>6}", flush=True)
+    rows = []
+    for key in args.functions.split(","):
+        name, params, eps0, steps = FUNCTIONS[key]
+        target = make_function(name, **params)
+        nets, train_s = ([], 0.0) if args.skip_lam else lam_path(target, args)
+        fit_budget = args.fit_budget_s or max(train_s / steps, 1.0)
+        print(f"{key}: λ path {len(nets)} nets trained in {train_s:.1f} s; fit budget {fit_budget:.1f} s per rung",
+              flush=True)
+        for eps in ladder_eps(eps0, steps):
+            R_l, G_l, lam_s = (lam_rung(nets, target, eps, args.norm, args.compile_budget_s, not args.no_compile)
+                               if nets else (None,) * 3)
+            fr = (fit_float(target, eps, args.norm, fit_budget) if args.no_compile else
+                  fit_and_compile(target, eps, args.norm, budget_s=fit_budget, compile_budget_s=args.compile_budget_s))
+            R_f = fr.fit.norms.get(args.norm) if fr.met else None
+            row = {"function": key, "eps": eps, "R_lam": R_l, "G_lam": G_l, "lam_compile_s": lam_s, "R_fit": R_f,
+                   "G_fit": fr.compiled.get("gates") if fr.met else None, "units": fr.fit.units, "k": fr.fit.k,
+                   "fit_s": fr.fit.seconds, "fit_compile_s": fr.compiled.get("compile_seconds"),
+                   "reason": fr.reason, "train_s": train_s, "fit_budget_s": fit_budget}
+            rows.append(row)
+            fmt = lambda v, f: "-" if v is None else format(v, f)
+            print(f"{key:>8} {eps:>9.5g} | {fmt(R_l, '9.4g')} {fmt(G_l, '7d')} | {fmt(R_f, '9.4g')} "
+                  f"{fmt(row['G_fit'], '7d')} {fr.fit.units:>5} {fmt(fr.fit.k, '2d')} {fr.fit.seconds:>6.1f} "
+                  f"{fmt(row['fit_compile_s'], '6.1f')}" + ("" if fr.met else f"  not met: {str(fr.reason)[:90]}"),
+                  flush=True)
+    for key in dict.fromkeys(r["function"] for r in rows):
+        rs = [r for r in rows if r["function"] == key]
+        lam_n = sum(r["R_lam"] is not None for r in rs)
+        fit_n = sum(r["R_fit"] is not None for r in rs)
+        both = [r for r in rs if r["R_lam"] is not None and r["R_fit"] is not None]
+        le = sum(r["R_fit"] <= r["R_lam"] for r in both)
+        print(f"{key}: rungs reached λ path {lam_n}/{len(rs)}, fitted {fit_n}/{len(rs)}; R*_fit <= R*_λ at {le} of "
+              f"{len(both)} shared rungs")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1, default=lambda v: None if isinstance(v, float) and math.isnan(v) else v)
+
+
+if __name__ == "__main__":
+    main()
