@@ -26,10 +26,11 @@ def test_methods_that_did_not_run_say_why():
     r = search(make_function("product"), 2.0 ** -4, "grid", methods=["table", "exact", "arith", "mc", "abc"],
                budget_s=1e-9, bits=4)
     # the baseline (two code strategies) runs even with no budget: a search always has a circuit. After it nothing
-    # runs: not the baseline at the second output step, nor the others (arith and mc choose their own step: once)
+    # runs: not the others (arith and mc choose their own step: once), nor the baseline at the finer step (last)
     assert r.best.method == "table" and r.best.shift == r.attempts[0].shift == r.attempts[1].shift
     assert [(a.method, a.note) for a in r.attempts[2:]] == [(m, "not run: the budget was spent") for m in
-                                                           ("table", "exact", "exact", "arith", "mc", "abc", "abc")]
+                                                           ("exact", "exact", "arith", "mc", "abc", "abc", "table")]
+    assert r.attempts[-1].shift == r.best.shift + 1
     r = search(make_function("product"), 2.0 ** -4, "grid", methods=["table", "exact", "arith", "mc"],
                budget_s=30, bits=4)
     notes = {a.method: a.note for a in r.attempts if not a.verified}
@@ -49,6 +50,18 @@ def test_a_candidate_that_fails_verification_is_dropped_with_a_note():
     assert r.best.method == "table" and len(dropped) == 2          # one per output step
     assert all(not a.verified and a.gates is None and a.note.startswith("dropped: a circuit failed verification")
                for a in dropped)
+
+
+def test_past_16_bits_lupanov_runs_first(monkeypatch):
+    """There the multiplexer tree is slow (it spent the issue's 18-bit rung's budget alone); lupanov is fast."""
+    from htmc.synthesis import search as search_module
+    table = make_function("product").table(4, "grid")                  # 8 input bits
+    methods = ["table", "abc", "decomp", "lupanov"]
+    names = [name for name, _, _ in search_module._slots(table, 2.0 ** -4, methods, True)]
+    assert names == ["table", "abc", "abc", "decomp", "decomp", "lupanov", "lupanov", "table"]
+    monkeypatch.setattr(search_module, "MAX_ABC_INPUTS", 6)           # as if these 8 bits were past 16
+    names = [name for name, _, _ in search_module._slots(table, 2.0 ** -4, methods, True)]
+    assert names == ["lupanov", "lupanov", "table", "decomp", "decomp", "abc", "abc", "table"]
 
 
 def test_default_methods_go_past_16_bits_only_where_a_rung_needs_it():

@@ -36,6 +36,9 @@ WIDE_METHODS = {"decomp": MAX_DECOMP_INPUTS, "lupanov": MAX_LUPANOV_INPUTS}
 # on the grid (eps 2^-8) spent its 60 s budget in ABC and returned 10,875 gates; datapath alone gives 211 in 6 s.
 # Methods not listed (plugins) run last, in the order given.
 SCHEDULE = ("table", "exact", "datapath", "arith", "mc", "abc", "abc_round", "decomp", "lupanov")
+# Past 16 input bits the multiplexer tree is no longer cheap (10-20 s a strategy at 18 bits on a loaded 2-core box,
+# which spent a 60 s budget before lupanov or decomp ran): lupanov, fast and often far smaller, goes first there.
+SCHEDULE_WIDE = ("lupanov", "table", "exact", "datapath", "arith", "mc", "decomp", "abc", "abc_round")
 
 
 def max_inputs_for(methods) -> int:
@@ -139,16 +142,14 @@ def search(target, eps: float, domain: str = "box", methods=None, budget_s: floa
         ks = _resolutions(target, eps, domain, bits, max_inputs, tables)[0 if thorough else -1:]
     except ValueError as e:
         raise ValueError(f"{e}{reach_hint(methods) if max_inputs < max_inputs_for(WIDE_METHODS) else ''}") from None
-    rank = {m: i for i, m in enumerate(SCHEDULE)}
-    order = list(dict.fromkeys(sorted(methods, key=lambda m: (rank.get(m, len(SCHEDULE)), methods.index(m)))))
-    per_k = len(order) * (2 if thorough else 1)         # turns per resolution (an estimate for the shares)
+    per_k = len(set(methods)) * (2 if thorough else 1)         # turns per resolution (an estimate for the shares)
     attempts: list[Attempt] = []
     for ik, k in enumerate(ks):
         spent = time.monotonic() >= start + budget_s and any(a.verified for a in attempts)
         if spent and k not in tables:   # do not spend minutes making a table nothing will use
-            attempts += [_untabulated(target, name, k) for name in order]
+            attempts += [_untabulated(target, name, k) for name in dict.fromkeys(methods)]
             continue
-        slots = _slots(tables.pop(k) if k in tables else target.table(k, domain), eps, order, thorough)
+        slots = _slots(tables.pop(k) if k in tables else target.table(k, domain), eps, methods, thorough)
         for i, (name, table, space) in enumerate(slots):
             left = start + budget_s - time.monotonic()
             turns = len(slots) - i + per_k * (len(ks) - ik - 1)
@@ -162,14 +163,21 @@ def search(target, eps: float, domain: str = "box", methods=None, budget_s: floa
     return SearchResult(best, attempts, time.monotonic() - start)
 
 
-def _slots(table, eps: float, order: list[str], thorough: bool) -> list[tuple[str, object, object]]:
-    """(method, table, code space) per turn at one resolution: methods in `order`, each over its output steps."""
+def _slots(table, eps: float, methods: list[str], thorough: bool) -> list[tuple[str, object, object]]:
+    """(method, table, code space) per turn at one resolution: the methods in SCHEDULE's order (SCHEDULE_WIDE's
+    past 16 input bits; plugins last, as given), each over its output steps, except that the baseline `table` at
+    the finer step goes last: it is a fallback that rarely wins where the others apply."""
     s = relation.coarsest_shift(table, eps)
     if s is None:
         return []
+    schedule = SCHEDULE_WIDE if table.n_inputs > MAX_ABC_INPUTS else SCHEDULE
+    rank = {m: i for i, m in enumerate(schedule)}
+    order = dict.fromkeys(sorted(methods, key=lambda m: (rank.get(m, len(schedule)), methods.index(m))))
     shifts = (s, s + 1)[: None if thorough else 1]
     formats = [(relation.code_space(table, eps, shift), shift == s) for shift in shifts]
-    return [(name, table, space) for name in order for space, first in formats if first or name not in OWN_FORMAT]
+    turns = [(name, space) for name in order for space, first in formats if first or name not in OWN_FORMAT]
+    late = [t for t in turns if t[0] == "table" and t[1] is not formats[0][0]]
+    return [(name, table, space) for name, space in [t for t in turns if t not in late] + late]
 
 
 def _untabulated(target, name: str, k: int) -> Attempt:
