@@ -212,6 +212,14 @@ def _scaled(u: Units, d: int, beta: float, norm: str) -> dict:
     return best[1]
 
 
+def _plain(u: Units, d: int) -> list[dict]:
+    """The same f at β = 1 and output scales falling to α = 1: a larger norm, but weights that keep their
+    precision when quantized (the least-norm scales can put α ~ 30 on the output, which multiplies every
+    output weight's rounding error); fit_and_compile tries them when the least-norm net does not compile."""
+    alpha0 = math.sqrt(max(float((np.abs(u.a) * unit_costs(u.B, u.c)).sum()), 1e-12))
+    return [net_from_units(u, d, None, 1.0, al) for al in sorted({max(1.0, alpha0 / 4), 1.0}, reverse=True)]
+
+
 def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult):
     """(net, alternates) from the LPs of one table: for each input scale β in BETAS the LP at the weights that make
     it block_path's minimum, and for l1 the reweighted rounds; each net at its best output scale α."""
@@ -229,7 +237,7 @@ def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult):
         for u in sols:
             res.steps += u.iterations
             res.solves += u.solves
-            yield _scaled(u, target.d, beta, norm), []
+            yield _scaled(u, target.d, beta, norm), _plain(u, target.d)
             cur = u
             for _ in range(L1_ROUNDS if norm == "l1" else 0):
                 if time.monotonic() > deadline:
@@ -247,7 +255,7 @@ def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult):
                 cur = nxt[0]
                 res.steps += cur.iterations
                 res.solves += cur.solves
-                yield _scaled(cur, target.d, beta, norm), []
+                yield _scaled(cur, target.d, beta, norm), _plain(cur, target.d)
 
 
 PYRAMID_LEVELS_BELOW = 4   # d = 2: the dictionary's finest level starts this far below k and rises until feasible
