@@ -1,6 +1,6 @@
 """Nightly sweeps (issue 7): one Ray job per night, idempotent, incremental, with a regression report and costs.
 
-`htmc nightly SPEC --address URL [--date D]` submits the night as a Ray job whose submission_id is
+`htmc nightly SPEC --job-server URL [--date D]` submits the night as a Ray job whose submission_id is
 nightly-<sweep>-<date>; the job runs `python -m jobs.nightly SPEC --here --date D`, which is run_night:
 
   1. the spec's keys still missing, and the failed ones (new grid values, failures of earlier nights);

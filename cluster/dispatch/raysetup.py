@@ -28,7 +28,7 @@ def probe_address(address: str, timeout_s: float = 5.0) -> None:
     try:
         socket.create_connection((m.group(1), int(m.group(2))), timeout=timeout_s).close()
     except OSError as e:
-        raise ConnectionError(f"nothing answers at Ray address '{address}' ({e}); check --address / $RAY_ADDRESS, "
+        raise ConnectionError(f"nothing answers at Ray address '{address}' ({e}); check --ray-address / $RAY_ADDRESS, "
                               f"or leave both unset to start a private local Ray") from None
 
 
