@@ -1,7 +1,7 @@
-"""Target functions: a registry of named, versioned, parameterized families (DESIGN §2.5).
+"""Target functions: a registry of named, versioned, parameterized families .
 
 Every family builds a `Target`: vectorized evaluation on [0,1]^d, RIGOROUS cell ranges for the interval truth
-table of DESIGN §2.2, its domain, the rate gamma theory expects, and (in its docstring) why it is in the set.
+table (docs/DEFINITIONS.md), its domain, the rate gamma theory expects, and (in its docstring) why it is in the set.
 
     >>> f = make_function("holder_random", d=1, s=0.5, seed=3)
     >>> lo, hi = f.ranges(8)              # 2^8 cells, cell-index order of htmc.targets.table
@@ -10,9 +10,9 @@ table of DESIGN §2.2, its domain, the rate gamma theory expects, and (in its do
 Range conventions
 - `ranges(k)` encloses f on every cell [c/2^k, (c+1)/2^k]^d, closed, for continuous targets. A discontinuous
   target (`continuous = False`, e.g. parity) encloses f on the half-open cell [c/2^k, (c+1)/2^k)^d, which is
-  exactly the set of inputs whose code (DESIGN §2.1) is c.
+  exactly the set of inputs whose code (docs/DEFINITIONS.md) is c.
 - lo <= f <= hi holds for the mathematical function of the family's float parameters (weights, frequency, grid
-  values), not only for its float evaluation: the table is compared with no tolerance (DESIGN §2.2). So every
+  values), not only for its float evaluation: the table is compared with no tolerance (docs/DEFINITIONS.md). So every
   range computed in floats is widened by a bound on its rounding error, derived from the operations:
   - exact: product, absdiff, parity (dyadic corners, exact float arithmetic) and holder_random at k <= levels
     (extrema of its stored grid values);
@@ -29,10 +29,11 @@ Writing your own family (a plugin file; no package edits needed)
     # my_targets.py
     import numpy as np
     from htmc.targets import Target, cell_bounds, register_function
+    from htmc.targets.base import widen
 
     @register_function("cube", version="1")
     class Cube(Target):
-        '''x^3 on [0,1]. Monotone, so its cell ranges are exact; analytic, so C is polylog.'''
+        '''scale * x^3 on [0,1]. Monotone, so a cell's range lies between its ends; analytic, so C is polylog.'''
         d = 1
         gamma_theory = None
 
@@ -44,7 +45,9 @@ Writing your own family (a plugin file; no package edits needed)
 
         def _ranges(self, k):                    # optional: without it, set `lipschitz` instead
             a, b = cell_bounds(self.d, k)
-            return self._eval(a), self._eval(b)
+            fa, fb = self._eval(a), self._eval(b)
+            # min/max: with scale < 0 the function decreases; widen: outward by a bound on float rounding
+            return widen(np.minimum(fa, fb), np.maximum(fa, fb))
 
 Load it with `htmc.registry.load_plugin("my_targets.py")`; afterwards `make_function("cube", scale=2)` works
 and "cube" appears in FUNCTIONS. A family that does not define `_ranges` but sets the class attribute
