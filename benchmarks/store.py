@@ -157,6 +157,48 @@ def bench_local(work: Path, args) -> dict:
     return out
 
 
+def rss_peak_during(fn) -> tuple[float, float, object]:
+    """(seconds, peak RSS growth in MiB over the call, fn's result): RSS sampled every 0.2 s."""
+    import threading
+
+    def rss():
+        return int(next(x for x in Path("/proc/self/status").read_text().splitlines()
+                        if x.startswith("VmRSS:")).split()[1]) / 1024
+    base, peak, stop = rss(), [0.0], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss())
+            stop.wait(0.2)
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    t = time.perf_counter()
+    try:
+        out = fn()
+    finally:
+        stop.set()
+        th.join()
+    return time.perf_counter() - t, max(peak[0], rss()) - base, out
+
+
+def bench_compaction(work: Path, n: int) -> dict:
+    """n noop-sized per-task files (written directly: the fast synthetic writer), then one compaction: its time and
+    its peak memory (the 100,000-task cluster run of scale.py compacts this many at its end)."""
+    from cluster.store import schema
+    from cluster.store.compaction import compact_sweep
+    from cluster.store.core import StoreConfig, open_store
+    from cluster.store.layout import parquet_bytes
+    root = work / "compact"
+    d = root / "sweep=c" / "kind=circuit_search"
+    d.mkdir(parents=True)
+    for s in range(0, n, 20_000):
+        for rec in synthetic("circuit_search", s, min(20_000, n - s)).to_pylist():
+            (d / f"{rec['task_key']}.parquet").write_bytes(parquet_bytes(schema.to_table("circuit_search", [rec])))
+    secs, grew, out = rss_peak_during(lambda: compact_sweep(open_store(StoreConfig(str(root))), "c"))
+    assert out["rows"] == n
+    return {"compact_files": n, "compact_files_s": secs, "compact_rss_growth_mib": grew}
+
+
 def bench_s3(work: Path, args) -> dict:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -197,6 +239,8 @@ def main() -> int:
     ap.add_argument("--s3-records", type=int, default=100_000, help="compacted records on S3 (moto)")
     ap.add_argument("--s3-loose", type=int, default=2_000, help="per-task files on S3 read the old way")
     ap.add_argument("--no-s3", action="store_true")
+    ap.add_argument("--compact-only", type=int, metavar="N",
+                    help="only: compact N per-task files, with time and peak memory")
     ap.add_argument("--dir", help="work directory (default: a temporary one, removed at the end)")
     args = ap.parse_args()
     from cluster.store.layout import READ_THREADS
@@ -204,6 +248,9 @@ def main() -> int:
     load_plugin(str(ROOT / "tests" / "noop_kind.py"))
     work = Path(args.dir or tempfile.mkdtemp(prefix="htmc-store-bench-"))
     try:
+        if args.compact_only:
+            print(bench_compaction(work, args.compact_only), f"load {os.getloadavg()[0]:.1f}")
+            return 0
         res = {"machine": f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", "read_threads": READ_THREADS,
                **bench_local(work, args)}
         if not args.no_s3:
