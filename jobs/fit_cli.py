@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from jobs.common import parse_params
+from jobs.common import add_json_arg, add_plugin_arg, parse_params
 
 
 def _rung_params(args, rung: int) -> dict:
@@ -56,9 +56,7 @@ def add_fit_command(rsub) -> None:
                     "units, reason}], coverage (rungs met / rungs).")
     p.add_argument("function", metavar="FUNCTION", help="a registered target function (see `htmc functions list`)")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="function parameter, repeatable")
-    p.add_argument("--plugin", action="append", metavar="FILE.py",
-                   help="a Python file that registers extra target functions or norms; repeatable (jobs/cli.py "
-                        "loads it before the command runs)")
+    add_plugin_arg(p)
     p.add_argument("--eps0", type=float, required=True, help="the coarsest rung's eps")
     p.add_argument("--steps", type=int, required=True, help="number of rungs (eps0 * 2^-j, j < steps)")
     p.add_argument("--norm", default="block_path", choices=OBJECTIVES,
@@ -69,5 +67,5 @@ def add_fit_command(rsub) -> None:
                    help="compile budget per rung in seconds (default 30)")
     p.add_argument("--max-inputs", type=int, default=16,
                    help="cap on the input bits d*k of a rung's circuit (default 16)")
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    add_json_arg(p)
     p.set_defaults(func=cmd_resnet_fit)
