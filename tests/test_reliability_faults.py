@@ -635,7 +635,7 @@ def _assert_ck(root: Path, n: int) -> None:
 
 
 def test_compaction_sigkilled_at_random_points_then_rerun(tmp_path):
-    """Injected: `compact` in a subprocess is SIGKILLed at a random moment, four times, with new records written
+    """Injected: `compact` in a subprocess is SIGKILLed at a random moment, three times, with new records written
     between; and once in process right after its commit, before it removed the merged files. Survives: after
     every kill each record is read exactly once (read_table, statuses, the live files); a last compaction leaves
     every record in the compacted table and no per-task file."""
@@ -644,12 +644,12 @@ def test_compaction_sigkilled_at_random_points_then_rerun(tmp_path):
     store = open_store(StoreConfig(str(root)))
     rnd, n = random.Random(22), 0
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for _ in range(4):
-        _ck_records(store, n, 250)
-        n += 250
+    for _ in range(3):
+        _ck_records(store, n, 200)
+        n += 200
         proc = subprocess.Popen([sys.executable, "-c", COMPACT_CMD, str(root)], cwd=REPO, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rnd.uniform(0.4, 1.6))          # imports take ~0.5 s; a compaction of 250-1000 files ~0.3-1 s
+        time.sleep(rnd.uniform(0.4, 1.4))          # imports take ~0.5 s; a compaction of 200-600 files ~0.3-1 s
         proc.kill()
         proc.wait()
         _assert_ck(root, n)
@@ -675,18 +675,18 @@ load_plugin(sys.argv[2] + "/noop_kind.py")
 from test_reliability_faults import _ck_records
 from cluster.store.core import StoreConfig, open_store
 store = open_store(StoreConfig(sys.argv[1]))
-for i in range(12):
-    _ck_records(store, 300 + 50 * i, 50)
+for i in range(8):
+    _ck_records(store, 200 + 50 * i, 50)
     time.sleep(0.05)
 """
 
 
 def test_records_written_while_compaction_runs_are_kept(tmp_path):
-    """Injected: a writer process adds 600 records in bursts while compactions run back to back. Survives:
+    """Injected: a writer process adds 400 records in bursts while compactions run back to back. Survives:
     every record, exactly once; the last compaction holds them all."""
     from cluster.store.compaction import CompactionConflict, compact_sweep
     root = tmp_path / "results"
-    _ck_records(open_store(StoreConfig(str(root))), 0, 300)
+    _ck_records(open_store(StoreConfig(str(root))), 0, 200)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-c", WRITER_CMD, str(root), str(REPO / "tests")], cwd=REPO, env=env)
     rounds = 0
@@ -698,8 +698,8 @@ def test_records_written_while_compaction_runs_are_kept(tmp_path):
         rounds += 1
     assert proc.wait() == 0
     out = compact_sweep(open_store(StoreConfig(str(root))), "ck")
-    assert out["rows"] == 900 and rounds >= 3
-    _assert_ck(root, 900)
+    assert out["rows"] == 600 and rounds >= 3
+    _assert_ck(root, 600)
 
 
 # ---------------------------------------------------------------------------------------------------------- worker loss
