@@ -43,8 +43,8 @@ def batches(n: int, commits: int) -> list[pa.Table]:
 
 def duckdb_rows(d: Path) -> int:
     import duckdb
-    return duckdb.sql(f"SELECT count(*) FROM read_parquet('{d}/**/*.parquet', hive_partitioning=true, "
-                      f"union_by_name=true)").fetchone()[0]
+    return duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{d}/**/*.parquet', "
+                                    f"hive_partitioning=true, union_by_name=true)").fetchone()[0]
 
 
 def files(d: Path) -> tuple[int, int]:
