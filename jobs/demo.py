@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 DEMO_SPEC = "sweeps/demo.yaml"
-# the report's plots that show the three experiments (DESIGN §2.6), as the demo names them: what each figure is
+# the report's plots that show the three experiments (docs/DEFINITIONS.md), as the demo names them: what each figure is
 FIGURES = {"sandwich_minnorm": "G* figure", "sandwich": "Ḡ figure", "resnet_phase": "ρ̂ figure",
            "norms_vs_cbar": "R* figure", "convexity_slopes": "convexity", "convexity_cbar": "walsh C̄",
            "phase": "γ̂ phase", "ladders": "ladders"}
@@ -83,6 +83,18 @@ def _runs_link(spec_path: str) -> str:
     return sweep_runs_link(load_spec(spec_path, validate_tasks=False)) or f"{UI} (no experiment recorded)"
 
 
+def _compact(spec_path: str) -> str:
+    """Merge the sweep's per-task records into compacted tables and read them back (issue 22 B): the analysis
+    then reads a few Parquet parts instead of one file per task; a second demo finds nothing new to merge."""
+    from cluster.spec.parse import load_spec
+    from cluster.store import compact, read_table
+    spec = load_spec(spec_path, validate_tasks=False)
+    c = compact(spec.results, spec.name)["sweeps"][0]
+    rows = read_table(spec.results, sweep=spec.name).num_rows
+    return (f"store:          {c['rows']} ok records in {c['parts']} compacted parts (version {c['version']}; {c['added_rows']} merged by this run), "
+            f"{c['failed_left_as_files']} failed left as files; {rows} records read back")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--spec", default=DEMO_SPEC, help=f"sweep spec (default {DEMO_SPEC})")
@@ -96,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if rc != 0:
         print(f"htmc: the sweep exited with status {rc}", file=sys.stderr)
         return rc
+    print(_compact(args.spec))
     print("== 2/2  analysis")
     report = analyze(args.spec)
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")

@@ -218,3 +218,16 @@ def test_store_compact_cli(tmp_path):
         f"htmc: error: sweep 'nope' has no records in {root}; sweeps there: sw"
     r = run("--results", str(tmp_path / "missing"))
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_demo_compacts_then_reads_back_and_a_second_run_merges_nothing(tmp_path):
+    """`make demo` compacts its sweep and reads it back (issue 22 Done-when); run twice, nothing new is merged."""
+    from jobs.demo import _compact
+    results = tmp_path / "results"
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"name: sw\nresults: {{uri: {results}}}\ngroups:\n  - kind: noop\n    grid: {{x: [1]}}\n")
+    fill(open_store(StoreConfig(str(results))), "sw", 10, 3)
+    first = _compact(str(spec))
+    assert "11 ok records in 2 compacted parts (version 1; 11 merged by this run), 2 failed left as files; " \
+           "13 records read back" in first
+    assert "version 1; 0 merged by this run" in _compact(str(spec))
