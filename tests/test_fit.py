@@ -82,7 +82,7 @@ def test_least_norm_falls_weakly_as_eps_grows():
 def test_kind_key_and_record():
     kind = TASK_KINDS.get("resnet_fit")
     p = kind.validate({"function": "sin", "eps0": 0.2, "rung": 1})
-    assert p["fit_version"] == "1" and set(p["norm_versions"]) >= {"block_path", "l1"}
+    assert p["fit_version"] == "2" and set(p["norm_versions"]) >= {"block_path", "l1"}
     assert task_key("resnet_fit", kind.version, p) == task_key(
         "resnet_fit", kind.version, kind.validate({"function": "sin", "eps0": 0.2, "rung": 1, "budget_s": 30}))
     assert task_key("resnet_fit", kind.version, p) != task_key(
@@ -134,3 +134,53 @@ def test_cli_bad_input_is_named(capsys, argv, words):
 def test_kind_bad_input_is_named(params, words):
     with pytest.raises(ValueError, match=words):
         TASK_KINDS.get("resnet_fit").validate({"function": "sin", "eps0": 0.2, "rung": 1, **params})
+
+
+class _Linear:
+    """f(x) = 0.3 + 0.5 x on [0, 1] (exact cell ranges): a stand-in target for the skip path's linear term."""
+    d, name = 1, "linear"
+
+    def table(self, k, domain="box"):
+        from htmc.targets.table import IntervalTable
+        edges = np.arange((1 << k) + 1) / (1 << k)
+        return IntervalTable(d=1, k=k, lo=0.3 + 0.5 * edges[:-1], hi=0.3 + 0.5 * edges[1:], domain=domain)
+
+
+def test_a_linear_target_travels_the_skip_path_alone():
+    from htmc.resnets.fit import fit_rung
+    r = fit_rung(_Linear(), 0.05, "block_path", budget_s=20)
+    net = r.net
+    assert r.units == 1 and not net["A"].any() and not net["B"].any()     # no ReLU unit does any work
+    beta = net["W_in"][0, 0]
+    slope = net["W_out"] @ net["W_in"][:, 0]                                  # what the skip path carries
+    table = _Linear().table(r.k)
+    x = cell_points(table)
+    assert np.allclose(forward_numpy(net, x), 0.3 + 0.5 * x[:, 0], atol=0.05)
+    assert 0.5 - 2 * 0.05 <= slope[0] <= 0.5 + 1e-9                            # the least slope within eps
+    # its norm is the skip path's cost alone, ‖W_in‖_1 + ‖W_out‖_1 = β + |slope|/β (or β + α when shared) ...
+    assert r.norms["block_path"] == pytest.approx(np.abs(net["W_in"]).sum() + np.abs(net["W_out"]).sum())
+    assert r.norms["block_path"] == pytest.approx(beta + abs(slope[0]) / beta)
+    # ... at the input scale that makes it least (β = √slope gives 2√slope), and the registry agrees with it
+    assert r.norms["block_path"] == pytest.approx(2 * np.sqrt(abs(slope[0])), rel=1e-6)
+    assert r.norms == pytest.approx(net_norms(net))
+
+
+def test_skip_path_lp_norm_is_what_the_registry_computes():
+    """The LP's objective with a skip slope (free or shared) is the emitted net's block_path, term by term."""
+    from htmc.resnets.fit import _scaled
+    table = make_function("exp").table(6, "box")
+    x = cell_points(table)[:, 0]
+    lo, hi = table.hi - 0.05, table.lo + 0.05
+    for beta in (1.0, 2.0):
+        w = _weights(32) * 0 + unit_costs(np.ones((32, 1)), 0.5 - np.arange(32) / 32, beta)
+        for u in (lp_knots(x, lo, hi, 32, w, slope_weight=0.7 / beta), lp_knots(x, lo, hi, 32, w, slope=0.6)):
+            net = _scaled(u, 1, beta, "block_path")
+            assert float_error(net, table) <= 0.05 + 1e-9
+            W = float((np.abs(u.a) * w).sum())
+            if u.shared:
+                alpha = abs(u.slope) / beta
+                want = beta + alpha + W / alpha
+            else:
+                alpha = net["W_out"][0, 1]
+                want = beta + abs(u.slope) / beta + alpha + W / alpha
+            assert net_norms(net)["block_path"] == pytest.approx(want, rel=1e-9)

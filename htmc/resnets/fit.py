@@ -28,7 +28,7 @@ from htmc.registry import did_you_mean
 from htmc.resnets.fit_lp import (Infeasible, lp_knots, lp_ridge, ridge_dictionary, unit_costs, Units)
 from htmc.resnets.to_circuit import cell_points, float_error, MAX_INPUTS
 
-FIT_VERSION = "1"
+FIT_VERSION = "2"   # 2: d = 1 nets carry a linear term on the skip path (issue 21 D)
 OBJECTIVES = ("block_path", "l1")   # norms the LP minimizes; every registered norm is recorded
 MARGIN = 0.1         # share of ε left to quantization: the float net is fitted to ε(1 − MARGIN)
 ROOM = 0.75          # k is fine enough when the cells' half-oscillation is at most ROOM·ε(1 − MARGIN)
@@ -88,35 +88,62 @@ def _resolutions(target, eps_fit: float, max_inputs: int) -> list[int]:
     return ks
 
 
-def net_from_units(u: Units, d: int, scale: np.ndarray | None = None, beta: float = 1.0, alpha: float = 1.0
-                   ) -> dict:
-    """The one-block net f = Σ a_i relu(b_i·(x − 1/2) + c_i) + b_out of fit_lp's docstring, as a ResNet of width
-    d + 1: h_0 = (β(x − 1/2), 0), the block writes coordinate d, W_out = α e_d (so the skip path adds nothing to
-    f). Zero output weights are pruned; unit i is scaled by scale[i] (b, c times it, a over it: the same f)."""
+def net_from_units(u: Units, d: int, scale: np.ndarray | None = None, beta: float = 1.0, alpha: float = 1.0,
+                   own: np.ndarray | None = None) -> dict:
+    """The one-block net f = u.slope·x + Σ a_i relu(b_i·(x − 1/2) + c_i) + b_out of fit_lp's docstring, as a
+    ResNet of width d + 1 with h_0 = (β(x − 1/2), 0). The slope travels the skip path (issue 21 D: the λ path's
+    nets carry the trend there): W_out[0] = slope/β and the block writes coordinate d, read at W_out[d] = α; or,
+    when u.shared, the block writes h_0's own coordinate and W_out = ±α e_0 with α = |slope|/β, so the units'
+    output scale carries the slope too. block_path is then dβ + |slope|/β + α + Σ|a_i|ω_i/α (not shared) or
+    dβ + α + Σ|a_i|ω_i/α (shared), ω_i = ‖b_i‖_1/β + |c_i|. Zero output weights are pruned; unit i is scaled by
+    scale[i] (b, c times it, a over it: the same f). d = 1: a unit with own[i] > 0 reads a coordinate of its own,
+    h_0 = own[i]·(x − τ_i) (block_path does not count b_in, so its kink costs no |c_i|): it costs
+    own[i] + |a_i|/(α own[i]) instead of |a_i|ω_i/α (_own_coordinates)."""
     a = np.asarray(u.a, dtype=np.float64).copy()
-    a[np.abs(a) <= PRUNE * max(np.abs(a).max(initial=0.0), 1e-300)] = 0.0
+    a[np.abs(a) <= PRUNE * max(np.abs(a).max(initial=0.0), abs(u.slope), 1e-300)] = 0.0
     keep = np.flatnonzero(a)
     if len(keep) == 0:
         keep = np.array([0])          # rank >= 1: one dead unit (all zeros costs nothing in any norm)
+    slope = float(u.slope)
+    shared = bool(u.shared) and slope != 0.0
+    sign = 1.0
+    if shared:
+        alpha, sign = abs(slope) / beta, math.copysign(1.0, slope)
     sc = np.ones(len(a)) if scale is None else np.asarray(scale, dtype=np.float64)
     B = u.B[keep] * sc[keep, None] / beta
     c = u.c[keep] * sc[keep]
-    av = a[keep] / sc[keep] / alpha
+    av = a[keep] / sc[keep] / (sign * alpha)
     if not a.any():
         B, c, av = np.zeros_like(B), np.zeros_like(c), np.zeros_like(av)
-    r, w = len(keep), d + 1
+    ob = np.zeros(len(keep)) if own is None else np.asarray(own, dtype=np.float64)[keep]
+    ob[av == 0] = 0.0
+    mine = np.flatnonzero(ob > 0)
+    r, w = len(keep), d + 1 + len(mine)
     A = np.zeros((1, w, r))
-    A[0, d] = av
+    A[0, 0 if shared else d] = av
     Bn = np.zeros((1, r, w))
     Bn[0, :, :d] = B
     W_in = np.zeros((w, d))
     W_in[:d] = beta * np.eye(d)
     b_in = np.zeros(w)
     b_in[:d] = -beta / 2
+    for j, i in enumerate(mine):     # relu(x − τ_i)·a_i = (a_i/own_i)·relu(own_i (x − τ_i)), τ_i = 1/2 − c_i/scale_i
+        col = d + 1 + j
+        tau = 0.5 - u.c[keep[i]]
+        Bn[0, i] = 0.0
+        Bn[0, i, col] = 1.0
+        c[i] = 0.0
+        A[0, 0 if shared else d, i] = a[keep[i]] / (sign * alpha) / ob[i]
+        W_in[col, 0] = ob[i]
+        b_in[col] = -ob[i] * tau
     W_out = np.zeros((1, w))
-    W_out[0, d] = alpha
+    if shared:
+        W_out[0, 0] = sign * alpha
+    else:
+        W_out[0, d] = alpha if a.any() else 0.0
+        W_out[0, 0] = slope / beta          # slope·x = (slope/β)·β(x − 1/2) + slope/2
     return {"W_in": W_in, "b_in": b_in, "A": A, "B": Bn, "c": c.reshape(1, r), "W_out": W_out,
-            "b_out": np.array([u.b_out])}
+            "b_out": np.array([u.b_out + slope / 2])}
 
 
 def net_norms(net: dict) -> dict[str, float]:
@@ -197,27 +224,80 @@ def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 
 def _scaled(u: Units, d: int, beta: float, norm: str) -> dict:
     """u as a net at the output scale α of least objective norm (module docstring, step 3): block_path's
     optimum is near α = √(Σ|a_i|ω_i), so a few factors around it are tried; for l1 every unit is also rebalanced
-    at each α (scale √(|a_i|/(α ω_i)) minimizes |a_i|/(α s) + s ω_i)."""
+    at each α (scale √(|a_i|/(α ω_i)) minimizes |a_i|/(α s) + s ω_i). A shared-coordinate u has its α fixed
+    at |slope|/β (net_from_units)."""
     w = unit_costs(u.B, u.c, beta)
     alpha0 = math.sqrt(max(float((np.abs(u.a) * w).sum()), 1e-12))
+    alphas = [abs(u.slope) / beta] if u.shared and u.slope else alpha0 * 2.0 ** np.arange(-2.0, 2.5, 0.5)
     best = None
-    for alpha in alpha0 * 2.0 ** np.arange(-2.0, 2.5, 0.5):
+    for alpha in alphas:
         scale = None
         if norm == "l1":
             scale = np.where(u.a != 0, np.sqrt(np.abs(u.a) / alpha / np.maximum(w, 1e-300)), 1.0)
-        net = net_from_units(u, d, scale, beta, alpha)
-        v = net_norms(net)[norm]
-        if best is None or v < best[0]:
-            best = (v, net)
+        nets = [net_from_units(u, d, scale, beta, alpha)]
+        if d == 1 and norm == "block_path":
+            own = _own_coordinates(u, w, alpha)
+            if own.any():
+                nets.append(net_from_units(u, d, scale, beta, alpha, own))
+        for net in nets:
+            v = net_norms(net)[norm]
+            if best is None or v < best[0]:
+                best = (v, net)
     return best[1]
+
+
+def _own_coordinates(u: Units, w: np.ndarray, alpha: float) -> np.ndarray:
+    """Per unit, the scale of a coordinate of its own where that is cheaper in block_path (0 where not): on its
+    own coordinate a unit costs min over s of s + |a|/(α s) = 2√(|a|/α), at s = √(|a|/α), against |a|ω/α on the
+    shared one (net_from_units)."""
+    a = np.abs(u.a)
+    s = np.sqrt(a / alpha)
+    return np.where((a > 0) & (2 * s < a * w / alpha), s, 0.0)
 
 
 def _plain(u: Units, d: int) -> list[dict]:
     """The same f at β = 1 and output scales falling to α = 1: a larger norm, but weights that keep their
     precision when quantized (the least-norm scales can put α ~ 30 on the output, which multiplies every
     output weight's rounding error); fit_and_compile tries them when the least-norm net does not compile."""
+    if u.shared and u.slope:
+        return [net_from_units(u, d, None, 1.0)]        # α = |slope| at β = 1
     alpha0 = math.sqrt(max(float((np.abs(u.a) * unit_costs(u.B, u.c)).sum()), 1e-12))
     return [net_from_units(u, d, None, 1.0, al) for al in sorted({max(1.0, alpha0 / 4), 1.0}, reverse=True)]
+
+
+def _trend(u: Units) -> float:
+    """f(1) − f(0) of a d = 1 LP solution (units relu(x − τ_j), τ_j = 1/2 − c_j)."""
+    return float(u.slope + (u.a * (0.5 + u.c)).sum())
+
+
+SKIP_ROUNDS = 2                      # d = 1: LPs with a free skip slope, α re-estimated after each
+SHARED_SLOPES = (0.5, 0.75, 1.0)     # d = 1: shared-coordinate nets with the skip slope at these shares of the trend
+
+
+def _skip_variants(u: Units, x, lo, hi, beta: float, deadline: float):
+    """d = 1 (issue 21 D): the LP again with the skip path's slope s (net_from_units). Not shared, s costs |s|/β
+    beside the units' Σ|a_i|ω_i/α; with α fixed at its last optimum √(Σ|a_i|ω_i) that is an LP of weight α/β
+    per |s|, re-solved SKIP_ROUNDS times. Shared, s = ±αβ is paid by α itself: for each share m of the trend T,
+    the LP at the fixed slope s = m·T (α = |s|/β)."""
+    K, w = len(u.a), unit_costs(u.B, u.c, beta)
+    cur = u
+    for _ in range(SKIP_ROUNDS):
+        if time.monotonic() > deadline:
+            return
+        alpha = math.sqrt(max(float((np.abs(cur.a) * w).sum()), 1e-12))
+        try:
+            cur = lp_knots(x, lo, hi, K, w, slope_weight=alpha / beta)
+        except Infeasible:
+            return
+        yield cur
+    T = _trend(u)
+    for m in SHARED_SLOPES:
+        if time.monotonic() > deadline or T == 0.0:
+            return
+        try:
+            yield lp_knots(x, lo, hi, K, w, slope=m * T)
+        except Infeasible:
+            continue
 
 
 def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult):
@@ -226,7 +306,11 @@ def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult):
     if target.d == 2:
         yield from _pyramid_candidates(table, eps_fit, norm, deadline, seed, res)
         return
-    for beta in BETAS:
+    x = cell_points(table)[:, 0]
+    lo, hi = table.hi - eps_fit, table.lo + eps_fit
+    betas, trend, plain = list(BETAS), None, []
+    while betas:
+        beta = betas.pop(0)
         if time.monotonic() > deadline:
             break
         try:
@@ -237,7 +321,13 @@ def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult):
         for u in sols:
             res.steps += u.iterations
             res.solves += u.solves
+            plain.append((beta, u))
             yield _scaled(u, target.d, beta, norm), _plain(u, target.d)
+            if target.d == 1 and trend is None:
+                # the skip path alone costs β + |T|/β, least at β = √|T|: try that input scale too
+                trend = abs(_trend(u))
+                if trend > 0 and all(abs(b - math.sqrt(trend)) > 1e-3 for b in BETAS):
+                    betas.append(math.sqrt(trend))
             cur = u
             for _ in range(L1_ROUNDS if norm == "l1" else 0):
                 if time.monotonic() > deadline:
@@ -256,6 +346,12 @@ def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult):
                 res.steps += cur.iterations
                 res.solves += cur.solves
                 yield _scaled(cur, target.d, beta, norm), _plain(cur, target.d)
+    # d = 1: the skip path's linear term, after every plain LP (so a tight budget still sees all of those)
+    for beta, u in plain if target.d == 1 else ():
+        for v in _skip_variants(u, x, lo, hi, beta, deadline):
+            res.steps += v.iterations
+            res.solves += v.solves
+            yield _scaled(v, target.d, beta, norm), _plain(v, target.d)
 
 
 PYRAMID_LEVELS_BELOW = 4   # d = 2: the dictionary's finest level starts this far below k and rises until feasible

@@ -36,6 +36,11 @@ class Units:
     b_out: float
     iterations: int    # simplex iterations, summed over LP solves
     solves: int
+    # d = 1 only: f gets slope·x through the skip path (h_0 -> W_out), besides the units. shared: the units write
+    # into h_0's own coordinate and W_out reads it at α = |slope|/β (the slope is then paid by α, which the
+    # units need anyway); else W_out reads h_0 at slope/β beside the units' coordinate (fit.net_from_units).
+    slope: float = 0.0
+    shared: bool = False
 
 
 class Infeasible(Exception):
@@ -63,11 +68,14 @@ def _solve(cost, A_ub, b_ub, bounds, what: str, deadline: float | None = None):
     return res
 
 
-def lp_knots(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_pieces: int, weight: np.ndarray) -> Units:
-    """d = 1: the piecewise-linear f with kinks on the grid τ_j = j/n_pieces, lo <= f(x) <= hi at the points x,
-    of least Σ weight_j |a_j| (one weight per knot τ_0..τ_{K-1}). Variables z = (values at the n_pieces + 1 knots, u_j >= |δ a_j|):
-    each cell constraint reads two neighbouring knots, each kink three, so the LP is sparse at any resolution.
-    a_0 = s_0, a_j = s_j - s_{j-1}, s_j the slope on [τ_j, τ_{j+1}]; f(0) = z_0 = b_out.
+def lp_knots(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_pieces: int, weight: np.ndarray,
+             slope_weight: float | None = None, slope: float | None = None) -> Units:
+    """d = 1: f(x) = s·x + Σ_j a_j relu(x − τ_j) + b_out with kinks on the grid τ_j = j/n_pieces, lo <= f(x) <= hi
+    at the points x, of least Σ weight_j |a_j| + slope_weight·|s|. s is the skip path's slope (Units.slope):
+    0 when neither slope_weight nor slope is given, fixed at `slope` when given, else free at slope_weight per
+    unit. Variables z = (values at the n_pieces + 1 knots, u_j >= |δ a_j|, s, v >= |s|): each cell constraint
+    reads two neighbouring knots, each kink three, so the LP is sparse at any resolution.
+    a_0 = s_0 − s, a_j = s_j − s_{j-1}, s_j the slope on [τ_j, τ_{j+1}]; f(0) = z_0 = b_out.
     """
     K = int(n_pieces)
     if K < 1:
@@ -81,20 +89,27 @@ def lp_knots(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_pieces: int, weigh
     F = sp.coo_matrix((np.r_[1 - theta, theta], (np.r_[rows, rows], np.r_[seg, seg + 1])), shape=(n, K + 1))
     m = K
     j = np.arange(1, m)
-    # D z = δ a: row 0 is z_1 - z_0, row j >= 1 is z_{j+1} - 2 z_j + z_{j-1}.
+    # D z − δ s e_0 = δ a: row 0 is z_1 - z_0 − δ s, row j >= 1 is z_{j+1} - 2 z_j + z_{j-1}.
     D = sp.coo_matrix((np.r_[1.0, -1.0, np.ones(m - 1), np.full(m - 1, -2.0), np.ones(m - 1)],
                        (np.r_[0, 0, j, j, j], np.r_[1, 0, j + 1, j, j - 1])), shape=(m, K + 1))
-    e = np.zeros(m)
+    e0 = sp.coo_matrix(([-delta], ([0], [0])), shape=(m, 1))
     I = sp.identity(m)
-    Z = sp.coo_matrix((n, m))
-    A_ub = sp.vstack([sp.hstack([F, Z]), sp.hstack([-F, Z]), sp.hstack([D, -I]), sp.hstack([-D, -I])], format="csr")
-    b_ub = np.r_[hi, -lo, e, -e]
-    cost = np.r_[np.zeros(K + 1), np.asarray(weight, dtype=np.float64) / delta]
-    res = _solve(cost, A_ub, b_ub, [(None, None)] * (K + 1) + [(0, None)] * m, f"{n} cells, {K} pieces")
-    z = res.x[:K + 1]
-    a = (D @ z - e) / delta
+    Z, zc, zm = sp.coo_matrix((n, m + 2)), sp.coo_matrix((m, 1)), sp.coo_matrix((1, K + 1 + m))
+    sv = sp.coo_matrix(np.array([[1.0, -1.0], [-1.0, -1.0]]))     # s − v <= 0, −s − v <= 0
+    A_ub = sp.vstack([sp.hstack([F, Z]), sp.hstack([-F, Z]), sp.hstack([D, -I, e0, zc]),
+                      sp.hstack([-D, -I, -e0, zc]), sp.hstack([sp.vstack([zm, zm]), sv])], format="csr")
+    b_ub = np.r_[hi, -lo, np.zeros(2 * m + 2)]
+    free = slope_weight is not None and slope is None
+    s_bounds = (None, None) if free else ((0.0, 0.0) if slope is None else (float(slope), float(slope)))
+    cost = np.r_[np.zeros(K + 1), np.asarray(weight, dtype=np.float64) / delta,
+                 0.0, float(slope_weight) if free else 0.0]
+    res = _solve(cost, A_ub, b_ub, [(None, None)] * (K + 1) + [(0, None)] * m + [s_bounds, (0, None)],
+                 f"{n} cells, {K} pieces")
+    z, s = res.x[:K + 1], float(res.x[K + 1 + m])
+    a = (D @ z) / delta
+    a[0] -= s
     return Units(B=np.ones((m, 1)), c=0.5 - tau[:m], a=a, b_out=float(z[0]),
-                 iterations=int(getattr(res, "nit", 0) or 0), solves=1)
+                 iterations=int(getattr(res, "nit", 0) or 0), solves=1, slope=s, shared=slope is not None)
 
 
 def lp_dictionary(Phi: np.ndarray, lo: np.ndarray, hi: np.ndarray, weight: np.ndarray, b_out_weight: float = 0.0,
