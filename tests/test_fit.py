@@ -184,3 +184,24 @@ def test_skip_path_lp_norm_is_what_the_registry_computes():
                 alpha = net["W_out"][0, 1]
                 want = beta + abs(u.slope) / beta + alpha + W / alpha
             assert net_norms(net)["block_path"] == pytest.approx(want, rel=1e-9)
+
+
+def test_a_unit_on_its_own_coordinate_is_the_same_function_at_the_stated_cost():
+    from htmc.resnets.fit import _own_coordinates
+    from htmc.resnets.fit_lp import Units
+    tau = np.array([0.0, 0.125, 0.875])
+    u = Units(B=np.ones((3, 1)), c=0.5 - tau, a=np.array([0.5, 0.01, -4.0]), b_out=0.1, iterations=0, solves=0,
+              slope=0.3)
+    beta, alpha = 0.5, 1.0
+    w = unit_costs(u.B, u.c, beta)                   # 2.5, 2.375, 2.375
+    own = _own_coordinates(u, w, alpha)
+    # only the large far kink moves: 2√(4/1) = 4 < 4·2.375; the small ones stay (2√0.01 = 0.2 > 0.01·2.375)
+    assert own[0] == 0 and own[1] == 0 and own[2] == pytest.approx(2.0)
+    x = np.linspace(0, 1, 257)[:, None]
+    want = 0.3 * x[:, 0] + np.maximum(x - tau, 0) @ u.a + 0.1
+    for o in (None, own):
+        net = net_from_units(u, 1, beta=beta, alpha=alpha, own=o)
+        assert np.allclose(forward_numpy(net, x), want, atol=1e-12)
+    assert net["W_in"].shape == (3, 1)
+    cost = beta + 0.3 / beta + alpha + (0.5 * w[0] + 0.01 * w[1]) / alpha + 2 * np.sqrt(4.0 / alpha)
+    assert net_norms(net)["block_path"] == pytest.approx(cost, rel=1e-12)

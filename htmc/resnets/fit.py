@@ -10,6 +10,8 @@ MARGIN of ε to quantization (it fits to ε(1 − MARGIN)) and then:
    weighted ℓ1 of the output weights, which is the block_path norm's minimum over nets with that first layer;
    for d = 1 the kinks lie on a dyadic knot grid, from the coarsest feasible grid to KNOT_EXTRA finer ones;
    for d >= 2 ridge units on the axes and diagonals;
+   d = 1 (fit_version 2, issue 21 D): the LP again with a linear term s·x that travels the skip path, at
+   its exact cost in the emitted net (net_from_units, _skip_variants);
 3. for the `l1` objective, rebalances every unit (relu is positively homogeneous: scaling (b_i, c_i) by β and
    a_i by 1/β leaves f unchanged) and reweights the LP (majorizing the concave per-unit cost 2√(|a_i| ω_i));
 4. keeps the net of least objective norm among the LP solutions whose float error on the cells is within ε, and

@@ -9,7 +9,9 @@ and b_in enters no block_path cost):
 (htmc.resnets.fit.net_from_units builds it with h_0 = β(x − 1/2) and an output coordinate of its own, scaled by
 α). A unit's block_path cost is then |a_i|(‖b_i‖_1/β + |c_i|)/α, so minimizing Σ ω_i |a_i| with
 ω_i = ‖b_i‖_1/β + |c_i| is the block_path norm's minimum over the output weights for that (β, α) (its other
-terms are dβ + α). Simplex solutions are vertices: most a_i are exactly 0.
+terms are dβ + α). For d = 1, f may also get a slope s·x through the skip path (Units.slope), at |s|/β (its own
+term of ‖W_out‖_1) or paid by α when the units share h_0's coordinate. Simplex solutions are vertices: most a_i
+are exactly 0.
 
 - d = 1 (`lp_knots`): one unit per knot τ_j of a dyadic grid, c_j = 1/2 − τ_j. The LP's variables are the
   values at the knots (sparse: each cell reads two knots, each kink a_j is a second difference), so it stays small
