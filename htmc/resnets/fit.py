@@ -197,11 +197,17 @@ def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 
                       f"finest reachable eps is {fine:.6g}")
         return res
     best: tuple[float, dict, int, float, int] | None = None
-    for k in ks:
+    plain: dict[int, list] = {}
+    # every resolution's plain LPs first, then (d = 1) the skip path's variants of them: a tight budget spent
+    # on the variants of the first k would leave the finer k, often the cheaper, untried
+    phases = [(k, False) for k in ks] + ([(k, True) for k in ks] if target.d == 1 else [])
+    for k, skip in phases:
         if time.monotonic() > deadline and best is not None:
             break
         table = target.table(k, "box")
-        for net, alts in _candidates(target, table, eps_fit, norm, deadline, seed, res):
+        gen = (_skip_candidates(table, eps_fit, norm, deadline, plain.get(k, []), res) if skip else
+               _candidates(target, table, eps_fit, norm, deadline, seed, res, plain.setdefault(k, [])))
+        for net, alts in gen:
             r = net["A"].shape[2]
             fe = float_error(net, table)
             if fe > eps:
@@ -302,15 +308,13 @@ def _skip_variants(u: Units, x, lo, hi, beta: float, deadline: float):
             continue
 
 
-def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult):
+def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult, plain: list):
     """(net, alternates) from the LPs of one table: for each input scale β in BETAS the LP at the weights that make
     it block_path's minimum, and for l1 the reweighted rounds; each net at its best output scale α."""
     if target.d == 2:
         yield from _pyramid_candidates(table, eps_fit, norm, deadline, seed, res)
         return
-    x = cell_points(table)[:, 0]
-    lo, hi = table.hi - eps_fit, table.lo + eps_fit
-    betas, trend, plain = list(BETAS), None, []
+    betas, trend = list(BETAS), None
     while betas:
         beta = betas.pop(0)
         if time.monotonic() > deadline:
@@ -348,12 +352,17 @@ def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult):
                 res.steps += cur.iterations
                 res.solves += cur.solves
                 yield _scaled(cur, target.d, beta, norm), _plain(cur, target.d)
-    # d = 1: the skip path's linear term, after every plain LP (so a tight budget still sees all of those)
-    for beta, u in plain if target.d == 1 else ():
+
+
+def _skip_candidates(table, eps_fit, norm, deadline, plain: list, res: FitResult):
+    """d = 1: (net, alternates) of the skip path's variants (_skip_variants) of each plain LP solution (β, u)."""
+    x = cell_points(table)[:, 0]
+    lo, hi = table.hi - eps_fit, table.lo + eps_fit
+    for beta, u in plain:
         for v in _skip_variants(u, x, lo, hi, beta, deadline):
             res.steps += v.iterations
             res.solves += v.solves
-            yield _scaled(v, target.d, beta, norm), _plain(v, target.d)
+            yield _scaled(v, 1, beta, norm), _plain(v, 1)
 
 
 PYRAMID_LEVELS_BELOW = 4   # d = 2: the dictionary's finest level starts this far below k and rises until feasible
