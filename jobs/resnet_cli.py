@@ -148,4 +148,5 @@ def add_resnet_commands(subparsers) -> None:
                         "W_out, b_out; A and B stacked over the blocks)")
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.set_defaults(func=cmd_resnet_train)
-    __import__("jobs.fit_cli", fromlist=["add_fit_command"]).add_fit_command(rsub)   # `resnet fit` (issue 21 A)
+    from jobs.fit_cli import add_fit_command
+    add_fit_command(rsub)   # `resnet fit` (issue 21 A)

@@ -112,7 +112,12 @@ def add_sweep_commands(subparsers) -> argparse.ArgumentParser:
                                               "expand into tasks keyed by sha256(kind, version, params); only keys "
                                               "without an ok record run.")
     ssub = sweep.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for add in (_add_run_command, _add_submit_command, _add_status_command, _add_sync_command, add_plan_command):
+        add(ssub)
+    return sweep
 
+
+def _add_run_command(ssub) -> None:
     p = ssub.add_parser("run", help="run a sweep here (private local Ray, or --ray-address / $RAY_ADDRESS)",
                         description="Validate the spec, skip keys that have an ok record, run the rest on Ray "
                                     "actors, write one Parquet record per task and track in MLflow. Ctrl-C stops "
@@ -120,6 +125,8 @@ def add_sweep_commands(subparsers) -> argparse.ArgumentParser:
     add_run_args(p)
     p.set_defaults(func=cmd_run)
 
+
+def _add_submit_command(ssub) -> None:
     p = ssub.add_parser("submit", help="submit the sweep to a Ray cluster as a job (`ray job submit`)",
                         description="Submits `python -m jobs.sweep SPEC` through Ray's JobSubmissionClient with the "
                                     "working dir uploaded and a deterministic submission_id "
@@ -146,6 +153,8 @@ def add_sweep_commands(subparsers) -> argparse.ArgumentParser:
     add_plugin_arg(p)
     p.set_defaults(func=cmd_submit)
 
+
+def _add_status_command(ssub) -> None:
     p = ssub.add_parser("status", help="counts per kind and status (ok, failed, missing) from the store",
                         description="Count the spec's tasks per kind by the status of their records: ok, failed, "
                                     "missing (no record), other (records the spec no longer produces), with the "
@@ -157,6 +166,8 @@ def add_sweep_commands(subparsers) -> argparse.ArgumentParser:
     add_plugin_arg(p)
     p.set_defaults(func=cmd_status)
 
+
+def _add_sync_command(ssub) -> None:
     p = ssub.add_parser("sync-mlflow", help="create the MLflow runs missing for records in the store",
                         description="Backfills one child run per record that MLflow does not have (matched by the "
                                     "task_key and status tags), e.g. after MLflow was down. Idempotent. With --json: "
@@ -168,5 +179,3 @@ def add_sweep_commands(subparsers) -> argparse.ArgumentParser:
     add_json_arg(p)
     add_plugin_arg(p)
     p.set_defaults(func=cmd_sync)
-    add_plan_command(ssub)
-    return sweep
