@@ -56,7 +56,8 @@ def _net_notes(net_df: pd.DataFrame) -> list[str]:
         out.append(f"none of the {len(net_df)} trained nets has a compiled gate count "
                    f"(compiled_gates is empty): the sandwich plot shows C̄ only")
     elif nc < len(net_df):
-        out.append(f"{len(net_df) - nc} of {len(net_df)} trained nets have no compiled gate count")
+        out.append(f"{len(net_df) - nc} of {len(net_df)} λ-path nets have no compiled gate count (a net is "
+                   f"compiled only where a resnet_compile group names its training group)")
     nol = ~net_df["has_ladder"].to_numpy(bool)
     if nol.any():
         fns = sorted(set(net_df.loc[nol, "label"].astype(str)))

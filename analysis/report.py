@@ -131,7 +131,7 @@ def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=DEFAULT_
         if res.path is not None:
             paths[name] = res.path
         else:
-            missing.append(f"plot '{name}' not drawn: {res.note}")
+            missing.append(f"plot {PLOT_FILES[name]} ('{PLOT_TITLES[name].split('. ', 1)[1]}') not drawn: {res.note}")
     _note_missing(paths.get("summary_json"), missing)
     extra = list(sections or [])
     try:
