@@ -12,7 +12,7 @@ from pathlib import Path
 
 from htmc.circuits.hextable import parse_hex
 from htmc.synthesis.search import DEFAULT_METHODS, SCHEDULE, WIDE_METHODS
-from jobs.common import add_json_arg, add_plugin_arg, emit, target_from_args
+from jobs.common import add_function_args, add_json_arg, add_plugin_arg, emit, target_from_args
 from jobs.errors import user_error, USER_ERRORS
 
 EPILOG_HEX = """truth tables use ABC's hex convention: bit i of the table is f at input index i, where input 0 is the
@@ -141,9 +141,8 @@ def cmd_circuit_ladder(args) -> int:
 
 
 def _add_function_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("function", metavar="FUNCTION", help="a registered target function (see `htmc functions list`)")
-    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="function parameter, repeatable")
-    add_plugin_arg(p, help="a Python file that registers extra target functions (docs/SEARCH.md); repeatable")
+    add_function_args(p, plugin_help="a Python file that registers extra target functions (docs/SEARCH.md); "
+                                     "repeatable")
     p.add_argument("--domain", choices=["box", "grid"], help="error domain (default: the function's)")
     p.add_argument("--methods", metavar="M1,M2,...",
                    help=f"comma-separated search methods, run cheapest first whatever the order given (default "

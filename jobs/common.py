@@ -99,6 +99,13 @@ def add_plugin_arg(p: argparse.ArgumentParser, help: str = PLUGIN_HELP) -> None:
     p.add_argument("--plugin", action="append", metavar="FILE.py", help=help)
 
 
+def add_function_args(p: argparse.ArgumentParser, plugin_help: str = PLUGIN_HELP) -> None:
+    """FUNCTION, --param KEY=VALUE and --plugin: how every command names a target (target_from_args reads them)."""
+    p.add_argument("function", metavar="FUNCTION", help="a registered target function (see `htmc functions list`)")
+    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="function parameter, repeatable")
+    add_plugin_arg(p, help=plugin_help)
+
+
 class DeprecatedFlag(argparse.Action):
     """A renamed flag's old spelling (issue 23: `--address` meant a Ray cluster in `sweep run` and a job server in
     `sweep submit`). Hidden from --help; it still works, and says once on stderr which flag replaces it."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from jobs.common import add_json_arg, add_plugin_arg, parse_params
+from jobs.common import add_function_args, add_json_arg, parse_params
 
 
 def _rung_params(args, rung: int) -> dict:
@@ -54,18 +54,17 @@ def add_fit_command(rsub) -> None:
                     "the linear program finds, compiled and verified within eps_j (docs/fitting.md). JSON keys: "
                     "function, function_params, norm, rungs [{eps, verified, max_error, gates, norms, seconds, k, "
                     "units, reason}], coverage (rungs met / rungs).")
-    p.add_argument("function", metavar="FUNCTION", help="a registered target function (see `htmc functions list`)")
-    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="function parameter, repeatable")
-    add_plugin_arg(p)
+    add_function_args(p)
     p.add_argument("--eps0", type=float, required=True, help="the coarsest rung's eps")
     p.add_argument("--steps", type=int, required=True, help="number of rungs (eps0 * 2^-j, j < steps)")
     p.add_argument("--norm", default="block_path", choices=OBJECTIVES,
                    help="the norm the fit minimizes (default block_path); every registered norm is reported")
     p.add_argument("--seed", type=int, default=0, help="seed of the fit's random choices (default 0)")
-    p.add_argument("--budget-s", type=float, default=30.0, help="fitting budget per rung in seconds (default 30)")
-    p.add_argument("--compile-budget-s", type=float, default=30.0,
+    p.add_argument("--budget-s", type=float, metavar="SECONDS", default=30.0,
+                   help="fitting budget per rung in seconds (default 30)")
+    p.add_argument("--compile-budget-s", type=float, metavar="SECONDS", default=30.0,
                    help="compile budget per rung in seconds (default 30)")
-    p.add_argument("--max-inputs", type=int, default=16,
+    p.add_argument("--max-inputs", type=int, metavar="N", default=16,
                    help="cap on the input bits d*k of a rung's circuit (default 16)")
     add_json_arg(p)
     p.set_defaults(func=cmd_resnet_fit)

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 
 from htmc.resnets.to_circuit import MAX_INPUTS
-from jobs.common import emit, JSON_HELP, target_from_args
+from jobs.common import add_function_args, emit, JSON_HELP, target_from_args
 
 # The choices of --reg and --dtype: htmc.resnets.training's REGS and DTYPES, written out so that building the parser
 # does not import torch (tests/test_help_tree.py checks they agree).
@@ -118,10 +118,8 @@ def add_resnet_commands(subparsers) -> None:
                     "compiled_gates, compiled_aig_nodes, compiled_bits {w_bits, a_bits, k}, compiled_max_error, "
                     "compiled_float_error, compiled_eps, compiled_seconds, compiled_tried and compiled_reason "
                     "(why compiled_gates is null).")
-    p.add_argument("function", metavar="FUNCTION", help="a registered target function (see `htmc functions list`)")
-    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="function parameter, repeatable")
-    p.add_argument("--plugin", action="append", metavar="FILE.py",
-                   help="a Python file that registers extra target functions or norms (docs/SEARCH.md); repeatable")
+    add_function_args(p, plugin_help="a Python file that registers extra target functions or norms (docs/SEARCH.md); "
+                                     "repeatable")
     p.add_argument("--width", type=int, required=True, help="residual stream width w")
     p.add_argument("--depth", type=int, required=True, help="number of residual blocks L")
     p.add_argument("--rank", type=int, required=True, help="hidden units per block r")
