@@ -8,6 +8,10 @@ import sys
 
 from jobs.common import add_function_args, add_json_arg, parse_params
 
+# htmc.resnets.fit.OBJECTIVES, written out so that building the parser does not import scipy's LP solver (0.6 s
+# on every `htmc` command); tests/test_fit.py checks that the two agree.
+OBJECTIVES = ("block_path", "l1")
+
 
 def _rung_params(args, rung: int) -> dict:
     return {"function": args.function, "function_params": parse_params(args.param), "eps0": args.eps0,
@@ -46,7 +50,6 @@ def cmd_resnet_fit(args) -> int:
 
 def add_fit_command(rsub) -> None:
     """`resnet fit` under the `resnet` subparsers."""
-    from htmc.resnets.fit import OBJECTIVES
     p = rsub.add_parser(
         "fit", help="fit a minimum-norm ResNet to every rung of a ladder and compile each to its own circuit",
         description="For eps_j = eps0 * 2^-j, j < steps: the one-block ResNet that meets eps_j on the verifier's "

@@ -205,3 +205,10 @@ def test_a_unit_on_its_own_coordinate_is_the_same_function_at_the_stated_cost():
     assert net["W_in"].shape == (3, 1)
     cost = beta + 0.3 / beta + alpha + (0.5 * w[0] + 0.01 * w[1]) / alpha + 2 * np.sqrt(4.0 / alpha)
     assert net_norms(net)["block_path"] == pytest.approx(cost, rel=1e-12)
+
+
+def test_cli_objectives_are_the_fits():
+    """jobs/fit_cli.py writes the objectives out (no scipy import to build the parser); they must be the fit's."""
+    from htmc.resnets.fit import OBJECTIVES
+    from jobs import fit_cli
+    assert fit_cli.OBJECTIVES == OBJECTIVES
