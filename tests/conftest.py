@@ -413,3 +413,16 @@ def ray_connected(ray_head):
     if not ray.is_initialized():
         ray.init(address=ray_head["gcs"], log_to_driver=False, logging_level="WARNING")
     yield ray_head
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 600 KB tmpfs at tmp_path/small, for the full-disk tests of the store (issue 22). The test machines run as
+    root; elsewhere the test is skipped, not faked. Unmounted at the end (a test may remount it larger)."""
+    d = tmp_path / "small"
+    d.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(d)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    yield d
+    subprocess.run(["umount", "-l", str(d)], check=False)

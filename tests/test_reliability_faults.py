@@ -540,47 +540,36 @@ def test_bad_record_files_are_reported_and_rerun(ray_connected, mlflow_db, tmp_p
 
 
 # ------------------------------------------------------------------------------------------- full store, compaction
-def _mount_small_disk(d: Path, size: str = "600k") -> None:
-    """A tmpfs of `size` at d (the test machines run as root; elsewhere the test is skipped, not faked)."""
-    d.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-
-
-def test_full_disk_stops_the_sweep_with_one_line_and_a_rerun_resumes(ray_connected, mlflow_db, tmp_path):
+def test_full_disk_stops_the_sweep_with_one_line_and_a_rerun_resumes(ray_connected, mlflow_db, tmp_path,
+                                                                     small_disk):
     """Injected: the results live on a 600 KB tmpfs and the sweep has 100 noop tasks (~10 KB a record: about half
     fit). Survives: the sweep stops with one line (what failed, how many records are safe, that a rerun resumes),
     not a Ray traceback; no temporary file is left; after the disk grows, a rerun runs exactly the rest."""
     from cluster.service import SweepStopped
-    disk = tmp_path / "small"
-    _mount_small_disk(disk)
-    try:
-        spec = load_spec(write_spec(tmp_path, f"""
-            name: diskfull
-            results: {{uri: "{disk / 'results'}"}}
-            tracking: {{uri: "{mlflow_db['uri']}", children: off}}
-            groups:
-              - kind: noop
-                grid: {{x: {list(range(100))}}}
-            """))
-        with pytest.raises(SweepStopped) as ei:
-            run_sweep(spec, progress=False, say=quiet)
-        msg = str(ei.value)
-        store = open_store(StoreConfig.from_spec(spec.results))
-        safe = len(store.statuses("diskfull"))
-        assert 0 < safe < 100 and "\n" not in msg
-        assert msg.startswith("sweep 'diskfull' stopped: the results store refused a write (writing record ")
-        assert "No space left on device" in msg and f"; {safe} ok records of sweep 'diskfull' are safe in " in msg
-        assert msg.endswith("run the same command again: it resumes where this run stopped")
-        assert [p.name for p in (disk / "results" / "_tmp").iterdir() if p.name != "replace.lock"] == []
-        assert store.verify("diskfull") == {}
-        subprocess.run(["mount", "-o", "remount,size=4m", str(disk)], check=True)
-        again = run_sweep(spec, progress=False, say=quiet)
-        assert (again.already_ok, again.scheduled, again.done, again.failed) == (safe, 100 - safe, 100 - safe, 0)
-        assert_exactly_one_ok_each(spec)
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
+    disk = small_disk
+    spec = load_spec(write_spec(tmp_path, f"""
+        name: diskfull
+        results: {{uri: "{disk / 'results'}"}}
+        tracking: {{uri: "{mlflow_db['uri']}", children: off}}
+        groups:
+          - kind: noop
+            grid: {{x: {list(range(100))}}}
+        """))
+    with pytest.raises(SweepStopped) as ei:
+        run_sweep(spec, progress=False, say=quiet)
+    msg = str(ei.value)
+    store = open_store(StoreConfig.from_spec(spec.results))
+    safe = len(store.statuses("diskfull"))
+    assert 0 < safe < 100 and "\n" not in msg
+    assert msg.startswith("sweep 'diskfull' stopped: the results store refused a write (writing record ")
+    assert "No space left on device" in msg and f"; {safe} ok records of sweep 'diskfull' are safe in " in msg
+    assert msg.endswith("run the same command again: it resumes where this run stopped")
+    assert [p.name for p in (disk / "results" / "_tmp").iterdir() if p.name != "replace.lock"] == []
+    assert store.verify("diskfull") == {}
+    subprocess.run(["mount", "-o", "remount,size=4m", str(disk)], check=True)
+    again = run_sweep(spec, progress=False, say=quiet)
+    assert (again.already_ok, again.scheduled, again.done, again.failed) == (safe, 100 - safe, 100 - safe, 0)
+    assert_exactly_one_ok_each(spec)
 
 
 def test_s3_bucket_gone_stops_the_sweep_with_one_line(ray_connected, s3_endpoint, mlflow_db, tmp_path):

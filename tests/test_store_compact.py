@@ -167,18 +167,6 @@ def test_bad_part_is_reported_and_its_records_run_again(tmp_path, capfd):
     assert sorted(rows_by_key(read_table(str(root), "sw"))) == [key(i) for i in range(10)]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 600 KB tmpfs (we are root in the test machines; elsewhere the test is skipped, not faked)."""
-    d = tmp_path / "small"
-    d.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(d)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
-    yield d
-    subprocess.run(["umount", "-l", str(d)], check=False)
-
-
 def test_compaction_on_a_full_disk_changes_nothing(small_disk):
     root = small_disk / "results"
     store = open_store(StoreConfig(str(root)))
