@@ -196,7 +196,7 @@ def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 
         res.reason = (f"no resolution within d*k <= {max_inputs} (k <= {k}) leaves room for eps={eps:.6g}: the "
                       f"finest reachable eps is {fine:.6g}")
         return res
-    best: tuple[float, dict, int, float, int] | None = None
+    best: tuple[float, dict, int, float, int, list, dict] | None = None
     plain: dict[int, list] = {}
     # every resolution's plain LPs first, then (d = 1) the skip path's variants of them: a tight budget spent
     # on the variants of the first k would leave the finer k, often the cheaper, untried
@@ -216,16 +216,15 @@ def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 
             if r > max_units:
                 res.notes.append(f"k={k}: an LP net with {r} units is over the cap of {max_units}")
                 continue
-            value = net_norms(net)[norm]
-            if best is None or (value, r) < (best[0], best[2]):
-                best = (value, net, r, fe, k, alts)
+            norms = net_norms(net)
+            if best is None or (norms[norm], r) < (best[0], best[2]):
+                best = (norms[norm], net, r, fe, k, alts, norms)
     res.seconds = time.monotonic() - t0
     if best is None:
         why = "; ".join(res.notes[-3:]) or "every LP was infeasible"
         res.reason = f"no net within the budget meets eps={eps:.6g} at k in {ks}: {why}"
         return res
-    res.net, res.units, res.float_error, res.k, res.alternates = best[1], best[2], best[3], best[4], best[5]
-    res.norms = net_norms(res.net)
+    _, res.net, res.units, res.float_error, res.k, res.alternates, res.norms = best
     return res
 
 
