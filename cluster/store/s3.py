@@ -14,6 +14,7 @@ they are passed to both clients explicitly and never logged.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import random
 import re
@@ -180,8 +181,14 @@ class S3Store(Store):
             raise ValueError(f"S3 results '{where}' cannot be used: {e}") from None
 
     def _put(self, relpath: str, data: bytes, retry_s: float | None = None) -> tuple[bool, str | None]:
-        try:
+        with self._refusing(relpath):
             return self._put_record(relpath, data, retry_s)
+
+    @contextlib.contextmanager
+    def _refusing(self, relpath: str):
+        """Turn a write S3 refused for good into StoreRefused (layout.refusing's S3 twin); others pass unchanged."""
+        try:
+            yield
         except Exception as e:  # noqa: BLE001  only the permanent refusals are translated
             refused = self._refused(e, relpath)
             if refused is not None:
@@ -278,13 +285,8 @@ class S3Store(Store):
                 if str(e.response.get("Error", {}).get("Code", "")) in _PRECONDITION:
                     return False
                 raise
-        try:
+        with self._refusing(relpath):
             return self._call(f"PUT {key}", put)
-        except Exception as e:  # noqa: BLE001
-            refused = self._refused(e, relpath)
-            if refused is not None:
-                raise refused from None
-            raise
 
     def _write_part(self, relpath: str, table) -> int:
         import pyarrow as pa
@@ -294,13 +296,8 @@ class S3Store(Store):
         pq.write_table(table, sink, compression="zstd", row_group_size=PART_ROW_GROUP)
         data = sink.getvalue().to_pybytes()
         key = self._key(relpath)
-        try:      # one PUT: S3 never shows part of an object
+        with self._refusing(relpath):      # one PUT: S3 never shows part of an object
             self._call(f"PUT {key}", lambda: self.s3.put_object(Bucket=self.bucket, Key=key, Body=data))
-        except Exception as e:  # noqa: BLE001
-            refused = self._refused(e, relpath)
-            if refused is not None:
-                raise refused from None
-            raise
         return len(data)
 
     def _part_location(self, relpath: str) -> tuple:
