@@ -126,6 +126,10 @@ del LADDER_DEFAULTS["eps"]
 def _check_rungs(p: dict) -> None:
     if not isinstance(p["steps"], int) or isinstance(p["steps"], bool) or p["steps"] < 2:
         raise ValueError(f"steps must be an integer >= 2, got {p['steps']!r}")
+    _check_eps0(p)
+
+
+def _check_eps0(p: dict) -> None:
     if not isinstance(p["eps0"], (int, float)) or isinstance(p["eps0"], bool) or not 0 < p["eps0"] < float("inf"):
         raise ValueError(f"eps0 must be a finite number > 0, got {p['eps0']!r}")
 
@@ -316,8 +320,7 @@ def _validate_fit(params: dict) -> dict:
         raise ValueError("resnet_fit needs 'function'")
     target = _function(p)
     check_objective(p["norm"])
-    if not isinstance(p["eps0"], (int, float)) or isinstance(p["eps0"], bool) or not 0 < p["eps0"] < float("inf"):
-        raise ValueError(f"eps0 must be a finite number > 0, got {p['eps0']!r}")
+    _check_eps0(p)
     if not isinstance(p["rung"], int) or isinstance(p["rung"], bool) or p["rung"] < 0:
         raise ValueError(f"rung must be an integer >= 0 (eps = eps0 * 2^-rung), got {p['rung']!r}")
     for name in ("budget_s", "compile_budget_s"):
