@@ -40,7 +40,7 @@ def add_analyze_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_analyze(args) -> int:
     res = analyze(args.spec, args.results, args.out, args.tracking_uri, log=not args.no_mlflow)
-    if getattr(args, "json", False):
+    if args.json:
         print(json.dumps({"report": str(res.paths["report"]), "paths": {k: str(v) for k, v in res.paths.items()},
                           "missing": list(res.missing), "mlflow_run_id": res.mlflow_run_id}, sort_keys=True))
         return 0

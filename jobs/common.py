@@ -87,8 +87,8 @@ def add_json_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
-def add_results_arg(p: argparse.ArgumentParser, help: str = RESULTS_HELP, **kw) -> None:
-    p.add_argument("--results", metavar="URI", help=help, **kw)
+def add_results_arg(p: argparse.ArgumentParser, help: str = RESULTS_HELP) -> None:
+    p.add_argument("--results", metavar="URI", help=help)
 
 
 def add_tracking_arg(p: argparse.ArgumentParser, help: str = TRACKING_HELP) -> None:

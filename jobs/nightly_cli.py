@@ -70,7 +70,7 @@ def cmd_nightly(args) -> int:
     from cluster.nightly import parse_date, run_night, submit_night
     date = parse_date(args.date)
     spec = spec_from_args(args)
-    legacy = getattr(args, "legacy_address", None)     # the deprecated --address: its meaning depended on --here
+    legacy = args.legacy_address     # the deprecated --address: its meaning depended on --here
     if args.here:
         sigterm_as_interrupt()
         try:
