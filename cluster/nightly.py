@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 from .dispatch.submission import TERMINAL, build_submission, open_jobs, submit_job, wait_for_job
-from .service import run_sweep
+from .service import compact_best_effort, run_sweep
 from .spec.grid import expand
 from .spec.model import SweepSpec
 from .store.core import StoreConfig, open_store
@@ -169,20 +169,11 @@ def _run_tasks(spec: SweepSpec, store, date: str, tags: dict, *, address, progre
         say(f"night {date}: re-running {len(reps)} ok tasks as replicates into '{replicate_sweep(spec, date)}'")
         run_sweep(_replicate_spec(spec, date), keys=reps, address=address, progress=progress, say=say,
                   tags={**tags, "htmc.role.nightly": "replicates"})
-    _compact_night(store, [spec.name] + ([replicate_sweep(spec, date)] if reps else []), say)
+    # each night merges its new per-task records into the sweeps' compacted tables, whatever their number
+    # (issue 22: replicates add files every night); best effort: the report reads files and tables alike
+    for name in [spec.name] + ([replicate_sweep(spec, date)] if reps else []):
+        compact_best_effort(store, name, say)
     return main, reps
-
-
-def _compact_night(store, sweeps: list[str], say) -> None:
-    """Each night merges its new per-task records into the sweeps' compacted tables (issue 22: replicates add
-    files every night). Best effort: the records are complete as files; the report reads both."""
-    from .store.compaction import compact_sweep
-    for name in sweeps:
-        try:
-            compact_sweep(store, name, say=say)
-        except Exception as e:  # noqa: BLE001
-            say(f"htmc: warning: compaction of sweep '{name}' did not run ({e}); the records are complete as "
-                f"files; `htmc store compact --results {store.cfg.uri} --sweep {name}` retries it")
 
 
 def _replicate_spec(spec: SweepSpec, date: str) -> SweepSpec:

@@ -18,6 +18,7 @@ from .provenance import git_sha, versions
 from .spec.grid import TaskList, expand
 from .spec.model import SweepSpec, Task
 from .spec.redact import redact_uri
+from .store.compaction import AT_SWEEP_END
 from .store.core import StoreConfig, open_store
 from .store.layout import StoreRefused
 
@@ -105,7 +106,7 @@ def run_sweep(spec: SweepSpec, *, retry_failed: bool = False, address: str | Non
     say(f"sweep '{spec.name}': {summary.done} ok, {summary.failed} failed in {summary.seconds:.1f} s"
         + (f"; {summary.untracked} results not in MLflow (run `htmc sweep sync-mlflow {spec.source}`)"
            if summary.untracked else ""))
-    _compact_at_end(store, spec.name, say)
+    compact_best_effort(store, spec.name, say, at_least=AT_SWEEP_END)
     return summary
 
 
@@ -124,12 +125,13 @@ def _refused_line(spec: SweepSpec, store, e: StoreRefused) -> str:
             f"fix the permission, then run the same command again: it resumes where this run stopped")
 
 
-def _compact_at_end(store, sweep: str, say) -> None:
-    """Merge the sweep's per-task records into its compacted table once enough wait (cluster/store/compaction.py).
-    Best effort: the sweep's records are complete already; a failed compaction is said and retried next time."""
-    from .store.compaction import AT_SWEEP_END, compact_sweep, loose_ok_count
+def compact_best_effort(store, sweep: str, say, *, at_least: int = 0) -> None:
+    """Merge the sweep's per-task records into its compacted table (cluster/store/compaction.py), when at least
+    `at_least` ok records wait (0: always; run_sweep's end and the nightly job). Best effort: the sweep's records
+    are complete already; a failed compaction is said and retried next time."""
+    from .store.compaction import compact_sweep, loose_ok_count
     try:
-        if loose_ok_count(store, sweep) >= AT_SWEEP_END:
+        if not at_least or loose_ok_count(store, sweep) >= at_least:
             compact_sweep(store, sweep, say=say)
     except Exception as e:  # noqa: BLE001
         say(f"htmc: warning: compaction of sweep '{sweep}' did not run ({e}); the records are complete as "
