@@ -70,8 +70,7 @@ def _fit_rows(fits: pd.DataFrame, fids: np.ndarray) -> list[dict]:
     """resnet_fit records (one net fitted to one rung, flat): one row each, net_id = its task_key (source fit)."""
     norms, rows = _norm_cols(fits), []
     for fid, (_, r) in zip(fids, fits.iterrows()):
-        g = r.get("gates")
-        g = None if g is None or (isinstance(g, float) and math.isnan(g)) else g
+        g = _num(r.get("gates"))
         rows.append({"fid": int(fid), "eps": r.get("eps"), "gates": g, "gates_table": r.get("gates_table"),
                      "verified": bool(r.get("verified")) and g is not None, "max_error": r.get("max_error"),
                      "k": r.get("k"), "seconds": r.get("fit_seconds"), "net_id": r.get("task_key"),
