@@ -26,19 +26,18 @@ def _columns(args) -> list:
 
 def cmd_circuit_exact(args) -> int:
     from htmc.synthesis.boolean import boolean_exact
-    from htmc.circuits.blif import write_blif
-    result, circuit = boolean_exact(_columns(args), budget_s=args.budget_s)
-    if circuit is not None and args.save:
-        Path(args.save).write_text(write_blif(circuit))
-    emit(result.to_json(), args.json)
-    return 0 if circuit is not None else 1
+    return _boolean_out(args, *boolean_exact(_columns(args), budget_s=args.budget_s))
 
 
 def cmd_circuit_synth(args) -> int:
     from htmc.synthesis.abc_tool import DEFAULT_SCRIPT
-    from htmc.circuits.blif import write_blif
     from htmc.synthesis.boolean import boolean_abc
-    result, circuit = boolean_abc(_columns(args), args.script or DEFAULT_SCRIPT, args.deepsyn_s)
+    return _boolean_out(args, *boolean_abc(_columns(args), args.script or DEFAULT_SCRIPT, args.deepsyn_s))
+
+
+def _boolean_out(args, result, circuit) -> int:
+    """--save the verified circuit and print the result: exit 0, or 1 when no verified circuit came back."""
+    from htmc.circuits.blif import write_blif
     if circuit is not None and args.save:
         Path(args.save).write_text(write_blif(circuit))
     emit(result.to_json(), args.json)
