@@ -1,5 +1,6 @@
 """`htmc resnet train`: argparse wiring and handler. Thin: training is htmc.resnets.training, compiling is
-htmc.resnets.compile_ladder.compile_at (the path of the resnet_compile and resnet_fit tasks as well).
+htmc.resnets.compile_ladder.compile_at (the path of the resnet_compile task as well; resnet_fit compiles at the
+resolution it fitted, through the same bit_search.compile_search).
 
 jobs/cli.py's build_parser calls add_resnet_commands(sub). The handler raises ValueError / KeyError for user
 errors (jobs/cli.py prints `htmc: error: ...` and exits 2).
