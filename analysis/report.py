@@ -108,7 +108,7 @@ def build_report(records, out_dir, title: str = "htmc sweep", *, gammas=DEFAULT_
     jobs = {
         "ladders": lambda p: P.plot_ladders(summary.functions, summary.points, p),
         "phase": lambda p: P.plot_phase(summary.phase, p),
-        "sandwich_minnorm": lambda p: SP.plot_minnorm_points(summary.sandwich, p),
+        "sandwich_minnorm": lambda p: SP.plot_minnorm_points(summary.sandwich, summary.resnet_phase, p),
         "sandwich": lambda p: SP.plot_sandwich_points(summary.sandwich, p),
         "resnet_phase": lambda p: SP.plot_resnet_phase(summary.resnet_phase, p),
         "norms_vs_cbar": lambda p: SP.plot_norms_vs_cbar(summary.sandwich, p),

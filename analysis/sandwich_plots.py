@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .figures import PlotResult, is_finite, panel_grid, plain_log_axes, plt, save_png
-from .sandwich import frac_within_square, norm_names, resnet_phase
+from .sandwich import frac_within_square, norm_names
 
 
 def _colors(functions) -> dict:
@@ -98,9 +98,10 @@ def plot_sandwich_points(sandwich: pd.DataFrame, path) -> PlotResult:
     return PlotResult(name, save_png(fig, path), len(both), len(both), text, note)
 
 
-def plot_minnorm_points(sandwich: pd.DataFrame, path) -> PlotResult:
+def plot_minnorm_points(sandwich: pd.DataFrame, phase: pd.DataFrame, path) -> PlotResult:
     """G*_ν against C̄ per (f, ε), one panel per norm: the gates of the argmin-norm net's own circuit, with the
-    slope of log G* on log C̄ per function in the legend and the lines G = C̄, G = C̄² (issue 21 B)."""
+    slope of log G* on log C̄ per function (phase's gates_exponent, analysis.sandwich.resnet_phase) in the legend
+    and the lines G = C̄, G = C̄² (issue 21 B)."""
     name = "sandwich_minnorm"
     norms = [n for n in (norm_names(sandwich) if len(sandwich) else []) if f"gates_minnorm_{n}" in sandwich]
     fr = {n: frac_within_square(sandwich, f"gates_minnorm_{n}") for n in norms}
@@ -116,11 +117,12 @@ def plot_minnorm_points(sandwich: pd.DataFrame, path) -> PlotResult:
         return PlotResult(name, None, 0, 0, text, "no rung has both C̄ and a net's own circuit within ε")
     fig, axes = panel_grid(1, len(norms), pw=3.6, ph=3.3, top=0.7, bottom=0.7, left=1.0, wgap=1.1)
     col, n_pts = _colors(sandwich["function"]), 0
-    slopes = resnet_phase(sandwich, pd.DataFrame())
+    slopes = phase if phase is not None else pd.DataFrame()
     for ax, nu in zip(axes[0], norms):
         b = both[nu]
         for f, g in b.groupby("function"):
-            ge = slopes[slopes["function"] == f]["gates_exponent"].iloc[0].get(nu, {}) if len(slopes) else {}
+            sel = slopes[slopes["function"] == f] if len(slopes) else slopes
+            ge = sel["gates_exponent"].iloc[0].get(nu, {}) if len(sel) else {}
             sl = "" if ge.get("slope") is None else f" (slope {ge['slope']:.2f}" + (
                 f" [{ge['lo']:.2f}, {ge['hi']:.2f}])" if ge.get("lo") is not None else ", no interval)")
             ax.plot(g["cbar"], g[f"gates_minnorm_{nu}"], "o-", color=col[f], label=f"{f}{sl}", alpha=0.85)
