@@ -194,23 +194,50 @@ def sweep_status(spec: SweepSpec) -> dict:
     tasks = expand(spec)
     store = open_store(StoreConfig.from_spec(spec.results))
     store.check(readonly=True)
-    existing = store.statuses(spec.name)
-    keys = set(tasks.keys())
-    rows: dict[str, dict] = {}
-    for key, kind, _ in tasks.key_kinds():      # no Task made (issue 22 A)
-        row = rows.get(kind) or rows.setdefault(kind, {"ok": 0, "failed": 0, "missing": 0, "other": 0, "total": 0})
-        row["total"] += 1
-        st = existing.get(key, (None, None))[1]
-        row[st if st in ("ok", "failed") else "missing"] += 1
-    for key, (kind, st) in existing.items():
-        if key not in keys:
-            rows.setdefault(kind, {"ok": 0, "failed": 0, "missing": 0, "other": 0, "total": 0})["other"] += 1
+    rows = status_counts(tasks.key_ints(), store.status_arrays(spec.name))
     from analysis.costs import cost_totals
-    cost_columns = ["task_key", "status", "finished_at", "cpu_seconds", "gpu_seconds"]
-    costs = cost_totals(store.load(spec.name, columns=cost_columns), **vars(spec.costs))
+    # cost_totals groups by sweep, kind and night: task_key and status are not read (at 10^6 records their strings
+    # cost 0.9 s here, issue 22 B)
+    costs = cost_totals(store.load(spec.name, columns=["finished_at", "cpu_seconds", "gpu_seconds"]),
+                        **vars(spec.costs))
     # unusable record files (truncated, not Parquet, wrong key...) met while reading: counted as missing above
     return {"sweep": spec.name, "results": store.describe(), "kinds": rows, "costs": costs,
             "unusable_files": len(store.corrupt)}
+
+
+def status_counts(groups, existing: dict) -> dict[str, dict]:
+    """kind -> {ok, failed, missing, other, total}: the spec's keys (TaskList.key_ints(): (group, kind, keys)) against
+    the store's (Store.status_arrays(): kind -> (keys, ok)), all as 64-bit integers (cluster/keyarray.py): sorted
+    and searched by numpy, ~0.2 s for 10^6 against 10^6 where a dict lookup a key took 1.4 s (issue 22 B)."""
+    import numpy as np
+
+    from .keyarray import KeyIndex
+    kinds = list(existing)
+    have = np.concatenate([existing[k][0] for k in kinds]) if kinds else np.empty(0, np.uint64)
+    ok = np.concatenate([existing[k][1] for k in kinds]) if kinds else np.empty(0, bool)
+    index = KeyIndex(have)
+    rows: dict[str, dict] = {}
+
+    def row(kind: str) -> dict:
+        return rows.setdefault(kind, {"ok": 0, "failed": 0, "missing": 0, "other": 0, "total": 0})
+    for _, kind, keys in groups:
+        at = index.find(keys)
+        found = at[at >= 0]
+        n_ok = int(ok[found].sum())
+        r = row(kind)
+        r["total"] += len(keys)
+        r["ok"] += n_ok
+        r["failed"] += len(found) - n_ok
+        r["missing"] += len(keys) - len(found)
+    wanted = np.concatenate([keys for _, _, keys in groups]) if groups else np.empty(0, np.uint64)
+    other = ~KeyIndex(wanted).contains(have)
+    start = 0
+    for k in kinds:
+        n = int(other[start:start + len(existing[k][0])].sum())
+        start += len(existing[k][0])
+        if n:
+            row(k)["other"] += n
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------- sync

@@ -27,9 +27,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .. import keyarray
 from . import schema
 from .index import StatusIndex
 from .layout import (DEFAULT_RETRY_S, READ_THREADS, STATUSES, first_line, parquet_bytes, record_relpath,
@@ -153,6 +155,35 @@ class Store(StatusIndex):
         for key, k in view.keys.items():
             if kind is None or k == kind:
                 out[key] = (k, "ok")       # a compacted row wins over a per-task file of the same key
+        return out
+
+    def status_arrays(self, sweep: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """statuses() as arrays, to count a million records with numpy (`htmc sweep status`, issue 22 B): kind ->
+        (task keys as 64-bit integers, cluster/keyarray.py; True where the record is ok, False where failed). The
+        same records as statuses(): each usable one once, a compacted row winning over a per-task file."""
+        view = self.compacted(sweep)
+        loose = super().statuses(sweep)
+        parts = view.key_ints()
+        big = np.concatenate([ints for _, ints in parts]) if parts else np.empty(0, np.uint64)
+        kind_of = np.concatenate([np.full(len(ints), j) for j, (_, ints) in enumerate(parts)]) if parts else \
+            np.empty(0, int)
+        if keyarray.has_duplicates(big):      # a key in two parts: the later part's, as statuses()' dict update
+            last = keyarray.first_occurrences(big[::-1])[::-1]
+            big, kind_of = big[last], kind_of[last]
+        names = [kind for kind, _ in parts]
+        out = {}
+        for kind in dict.fromkeys(names):
+            at = np.isin(kind_of, [j for j, n in enumerate(names) if n == kind])
+            out[kind] = (big[at], np.ones(int(at.sum()), bool))
+        if loose:
+            keys = keyarray.from_strings(list(loose))      # statuses() keeps only names of KEY_RE
+            fresh = ~keyarray.isin(keys, big)
+            kinds = np.array([k for k, _ in loose.values()], object)[fresh]
+            oks = np.array([st == "ok" for _, st in loose.values()], bool)[fresh]
+            for kind in sorted(set(kinds)):
+                at = kinds == kind
+                prev_keys, prev_ok = out.get(kind, (np.empty(0, np.uint64), np.empty(0, bool)))
+                out[kind] = (np.concatenate([prev_keys, keys[fresh][at]]), np.concatenate([prev_ok, oks[at]]))
         return out
 
     def list_keys(self, sweep: str, kind: str | None = None) -> dict[str, list[str]]:
