@@ -82,7 +82,7 @@ def test_least_norm_falls_weakly_as_eps_grows():
 def test_kind_key_and_record():
     kind = TASK_KINDS.get("resnet_fit")
     p = kind.validate({"function": "sin", "eps0": 0.2, "rung": 1})
-    assert p["fit_version"] == "2" and set(p["norm_versions"]) >= {"block_path", "l1"}
+    assert p["fit_version"] == "3" and set(p["norm_versions"]) >= {"block_path", "l1"}
     assert task_key("resnet_fit", kind.version, p) == task_key(
         "resnet_fit", kind.version, kind.validate({"function": "sin", "eps0": 0.2, "rung": 1, "budget_s": 30}))
     assert task_key("resnet_fit", kind.version, p) != task_key(
@@ -97,7 +97,8 @@ def test_kind_key_and_record():
     assert row["norm_block_path"] == pytest.approx(net_norms(net)["block_path"])
     assert {"norm_l1", "norm_weighted_path", "norm_lipschitz_l1", "norm_l1_version"} <= set(row)
     assert row["float_error"] == float_error(net, SIN.table(row["k"], "box"))
-    assert row["rank"] == net["A"].shape[2] == row["units"]
+    # units: live units over every block (the polish may add a second block, fit_version 3); rank: the widest block
+    assert row["rank"] == net["A"].shape[2] and row["units"] == int((np.abs(net["A"]).sum(1) > 0).sum())
 
 
 def test_cli_json_shape(capsys):

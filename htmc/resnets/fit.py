@@ -14,7 +14,9 @@ MARGIN of ε to quantization (it fits to ε(1 − MARGIN)) and then:
    its exact cost in the emitted net (net_from_units, _skip_variants);
 3. for the `l1` objective, rebalances every unit (relu is positively homogeneous: scaling (b_i, c_i) by β and
    a_i by 1/β leaves f unchanged) and reweights the LP (majorizing the concave per-unit cost 2√(|a_i| ω_i));
-4. keeps the net of least objective norm among the LP solutions whose float error on the cells is within ε, and
+4. keeps the net of least objective norm among the LP solutions whose float error on the cells is within ε;
+   d = 1 (fit_version 3): polishes it by batched gradient steps on the same constraints, which move the kinks
+   and may add a second block (htmc.resnets.fit_polish), keeping the polished net when its norm is lower; and
    compiles it (htmc.resnets.bit_search.compile_search at the k it was fitted at): `met` needs that circuit to
    verify within ε.
 """
@@ -30,7 +32,12 @@ from htmc.registry import did_you_mean
 from htmc.resnets.fit_lp import (Infeasible, lp_knots, lp_ridge, ridge_dictionary, unit_costs, Units)
 from htmc.resnets.to_circuit import cell_points, float_error, MAX_INPUTS
 
-FIT_VERSION = "2"   # 2: d = 1 nets carry a linear term on the skip path (issue 21 D)
+FIT_VERSION = "3"   # 2: d = 1 nets carry a linear term on the skip path (issue 21 D); 3: d = 1 LP nets are then
+#                     polished by batched gradient steps, which may add a second block (htmc.resnets.fit_polish)
+POLISH_SHARE = 0.25  # d = 1: share of a rung's budget kept for the polish (the LPs stop at the rest)
+POLISH_SEEDS = 4     # copies of the LP's best net polished in one batch, each with its own random second block
+POLISH_STEPS = 1000  # 1000 steps x 4 copies: ~1 CPU-s at k <= 8 (benchmarks/RESULTS.md, issue 21 D)
+POLISH_MAX_S = 4.0   # ... and at most this many seconds (k = 12: ~20 ms a step), to keep `make demo` within 6 min
 OBJECTIVES = ("block_path", "l1")   # norms the LP minimizes; every registered norm is recorded
 MARGIN = 0.1         # share of ε left to quantization: the float net is fitted to ε(1 − MARGIN)
 ROOM = 0.75          # k is fine enough when the cells' half-oscillation is at most ROOM·ε(1 − MARGIN)
@@ -187,7 +194,7 @@ def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 
     """The least-norm net the method finds that meets eps on the cells with margin to spare (module docstring)."""
     check_objective(norm)
     t0 = time.monotonic()
-    deadline = t0 + budget_s
+    deadline = t0 + budget_s * (1 - (POLISH_SHARE if target.d == 1 else 0.0))   # the LPs' share
     res = FitResult(eps=float(eps), norm=norm)
     eps_fit = eps * (1 - margin)
     ks = _resolutions(target, eps_fit, max_inputs)
@@ -225,7 +232,41 @@ def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 
         res.reason = f"no net within the budget meets eps={eps:.6g} at k in {ks}: {why}"
         return res
     _, res.net, res.units, res.float_error, res.k, res.alternates, res.norms = best
+    if target.d == 1:
+        _polish_best(target, res, eps, eps_fit, t0 + budget_s, seed)
+        res.seconds = time.monotonic() - t0
     return res
+
+
+def live_units(net: dict) -> int:
+    """Hidden units with a nonzero output column, over all blocks."""
+    return int((np.abs(net["A"]).sum(1) > 0).sum())
+
+
+def _polish_best(target, res: FitResult, eps: float, eps_fit: float, deadline: float, seed: int) -> None:
+    """d = 1: the LP's best net polished by gradient steps within what is left of the budget
+    (htmc.resnets.fit_polish: POLISH_SEEDS copies in one batch, the intervals the LP met); kept when its norm is
+    lower and its float error within eps, with the LP's net first among the alternates (fit_and_compile's
+    fallbacks). res.notes says what the polish gained."""
+    from htmc.resnets.fit_polish import polish, Problem
+    left = min(deadline - time.monotonic(), POLISH_MAX_S)
+    if left <= 0.1:
+        res.notes.append(f"polish: not run ({left:.2f} s of the budget left)")
+        return
+    table, tp = target.table(res.k, "box"), time.monotonic()
+    prob = Problem(cell_points(table), table.hi - eps_fit, table.lo + eps_fit)
+    out = polish([res.net] * POLISH_SEEDS, [prob] * POLISH_SEEDS, res.norm, steps=POLISH_STEPS, budget_s=left,
+                 seed=seed)
+    p = min(out, key=lambda q: q.norm)
+    fe = float_error(p.net, table) if p.improved else None
+    what = (f"{POLISH_SEEDS} starts x {p.steps} steps, {time.monotonic() - tp:.1f} s")
+    if fe is None or fe > eps:
+        res.notes.append(f"polish: no lower feasible net ({what}); kept the LP's {res.norm} {res.norms[res.norm]:.4g}")
+        return
+    res.notes.append(f"polish: {res.norm} {p.start_norm:.4g} -> {p.norm:.4g}, {p.net['A'].shape[0]} block(s) "
+                     f"({what})")
+    res.alternates = [res.net, *res.alternates]
+    res.net, res.norms, res.float_error, res.units = p.net, net_norms(p.net), fe, live_units(p.net)
 
 
 def _scaled(u: Units, d: int, beta: float, norm: str) -> dict:
@@ -441,6 +482,7 @@ def fit_and_compile(target, eps: float, norm: str = "block_path", *, budget_s: f
                 break
         if ok and net is not fit.net:       # the net compiled is the one recorded, with its own norms
             fit.net, fit.norms, fit.float_error = net, net_norms(net), float_error(net, table)
+            fit.units = live_units(net)
         compiled = {"gates": c.gates, "aig_nodes": c.aig_nodes, "max_error": c.max_error, "w_bits": c.w_bits,
                     "a_bits": c.a_bits, "compile_seconds": time.monotonic() - tc}
         last = RungResult(fit, ok, None if ok else f"the fitted net's circuit did not verify: {c.reason}",
