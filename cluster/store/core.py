@@ -282,10 +282,11 @@ class Store(StatusIndex):
                 loose[k] = [t.replace_schema_metadata(None) for t in ex.map(
                     lambda x: self._read(record_relpath(sweep, k, x), columns=want), ks) if t is not None]
         view = self.compacted(sweep)
-        compacted = view.keys
         tables = []
         for k in sorted(set(loose) | {k for k in view.kinds() if kind in (None, k)}):
-            parts = [t for t in loose.get(k, []) if t.column("task_key")[0].as_py() not in compacted]
+            mine = loose.get(k, [])
+            held = view.holds([t.column("task_key")[0].as_py() for t in mine])
+            parts = [t for t, h in zip(mine, held) if not h]
             big = view.table(k, keys=None if keys is None else set(keys), columns=want)
             if big is not None:
                 parts.insert(0, big)
@@ -294,8 +295,8 @@ class Store(StatusIndex):
             t = schema.conform(k, pa.concat_tables(parts, promote_options="permissive"))
             if columns is not None:
                 t = t.select([c for c in columns if c in t.column_names])
-            t = t.append_column("sweep", pa.array([sweep] * t.num_rows, pa.string()))
-            t = t.append_column("kind", pa.array([k] * t.num_rows, pa.string()))
+            t = t.append_column("sweep", pa.repeat(pa.scalar(sweep, pa.string()), t.num_rows))
+            t = t.append_column("kind", pa.repeat(pa.scalar(k, pa.string()), t.num_rows))
             tables.append(t)
         if not tables:
             return pa.table({"task_key": pa.array([], pa.string()), "status": pa.array([], pa.string()),

@@ -48,6 +48,15 @@ class CompactedView:
             out.update(dict.fromkeys(keyarray.to_strings(ints), kind))
         return out
 
+    @cached_property
+    def _index(self) -> keyarray.KeyIndex:
+        ints = [i for _, i in self._ints]
+        return keyarray.KeyIndex(np.concatenate(ints) if ints else np.empty(0, np.uint64))
+
+    def holds(self, keys: list[str]) -> np.ndarray:
+        """Boolean mask: which of `keys` (key strings) have a compacted row; without making the key dict."""
+        return self._index.contains(keyarray.from_strings(keys)) if keys else np.zeros(0, bool)
+
     def key_ints(self) -> list[tuple[str, np.ndarray]]:
         """(kind, its task keys as 64-bit integers, cluster/keyarray.py) per usable part, in manifest order."""
         return list(self._ints)
