@@ -405,39 +405,35 @@ def _skip_candidates(table, eps_fit, norm, deadline, plain: list, res: FitResult
             yield _scaled(v, 1, beta, norm), _plain(v, 1)
 
 
-PYRAMID_LEVELS_BELOW = 4   # d = 2: the dictionary's finest level starts this far below k and rises until feasible
-PYRAMID_EXTRA = 1          # ... and this many finer levels are tried after the first feasible one
-HAT_SCALES = 2.0 ** np.arange(-12.0, 3.0, 0.5)     # the hats' heights s tried (htmc.resnets.fit_pyramid)
-OUT_SCALES = 2.0 ** np.arange(-2.0, 6.0, 0.5)      # and the output scales α
-HAT_SCALES_QUANT = (0.125, 0.5, 1.0)
+PYRAMID_TRIES = 3          # d = 2: dictionaries tried, their finest level falling from k (module fit_pyramid)
+PYRAMID_PROBE = 1.0        # ... each after the first within this many times the first's seconds (at least 2 s)
 
 
 def _pyramid_candidates(table, eps_fit, norm, deadline, seed, res: FitResult):
-    """d = 2: two-block nets of ridges and multilevel pyramids (htmc.resnets.fit_pyramid), finest level rising
-    from k - PYRAMID_LEVELS_BELOW until the LP is feasible; each at the hat height s of least objective norm."""
-    from htmc.resnets.fit_pyramid import build_net, fit_pyramids
+    """d = 2: two-block nets of ridges and multilevel pyramids (htmc.resnets.fit_pyramid), each at the hat height
+    s and output scale α of least objective norm. The finest level falls from k: at L = k the pyramids
+    interpolate any midpoint values, so the first LP is feasible whenever every interval is non-empty, and is
+    fast (2.8 s at k = 7, 2^14 cells); coarser dictionaries may be cheaper, but proving one infeasible took HiGHS
+    up to 11 s (numerical trouble, status 4), so each later LP gets a probe's time and the first failure stops."""
+    from htmc.resnets.fit_pyramid import fit_pyramids, quantizable
     x = cell_points(table)
     lo, hi = table.hi - eps_fit, table.lo + eps_fit
-    first = None
-    for fin in range(max(1, table.k - PYRAMID_LEVELS_BELOW), table.k + 1):
-        if time.monotonic() > deadline or (first is not None and fin - first > PYRAMID_EXTRA):
+    probe = None
+    for fin in range(table.k, max(0, table.k - PYRAMID_TRIES), -1):
+        now = time.monotonic()
+        if now > deadline:
             break
         try:
-            a, b_out, units, iters, solves = fit_pyramids(x, lo, hi, fin, deadline, seed=seed)
+            a, b_out, units, iters, solves = fit_pyramids(
+                x, lo, hi, fin, deadline if probe is None else min(deadline, now + probe), seed=seed)
         except Infeasible as e:
             res.notes.append(f"k={table.k}, pyramid levels <= {fin}: {e}")
-            continue
-        first = fin if first is None else first
+            break
+        probe = probe or max(2.0, PYRAMID_PROBE * (time.monotonic() - now))
         res.steps += iters
         res.solves += solves
-        # coordinate search: the hat height at α = 1, then α at that height (each norm costs a forward pass)
-        s_best = min(HAT_SCALES, key=lambda s: net_norms(build_net(a, b_out, units, s))[norm])
-        al_best = min(OUT_SCALES, key=lambda al: net_norms(build_net(a, b_out, units, s_best, al))[norm])
-        s_best = min(HAT_SCALES, key=lambda s: net_norms(build_net(a, b_out, units, s, al_best))[norm])
-        # the same function with taller hats: larger norm, but activations that keep more of their bits when
-        # quantized (tried by fit_and_compile when the least-norm one does not compile within eps)
-        alts = [build_net(a, b_out, units, s) for s in HAT_SCALES_QUANT if s > s_best]
-        yield build_net(a, b_out, units, s_best, al_best), alts
+        # the least-norm scales whose net keeps its bits (the compile's margin: eps_fit/(1 − MARGIN) <= eps)
+        yield quantizable(a, b_out, units, norm, table, eps_fit / (1 - MARGIN))
 
 
 def _reweight(B, c, beta, prev: Units, eta: float) -> np.ndarray:

@@ -20,11 +20,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from htmc.resnets.fit_lp import lp_cutting
+from htmc.resnets.to_circuit import DEFAULT_BITS, emulate
 
 PYRAMID_C = -1.0          # block 1's bias: φ = relu(H_m + H_n − 1)
 N_AFFINE = 4              # relu(±(x_j − 1/2) + 1/2): x_j and 1 − x_j, affine on the box
 LEVEL_PRICE = 4.0
 RIDGE_OFFSETS = 4         # block-1 ridge units per direction (axes and diagonals): cheap where f is smooth
+INPUT_SCALES = (1.0, 2.0, 4.0, 8.0)                  # β of build_net
+HEIGHTS = 2.0 ** np.arange(-14.0, 2.25, 0.25)        # hat heights s
+TALLER = 6                # hat heights tried, doubling from the least-norm one, until one keeps its bits
 
 
 def _hats_at(xj: np.ndarray, L: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,9 +103,11 @@ def fit_pyramids(x: np.ndarray, lo: np.ndarray, hi: np.ndarray, finest: int, dea
 
 
 def build_net(a: np.ndarray, b_out: float, units: list[tuple[int, int, int]], s: float = 1.0, alpha: float = 1.0,
-              prune: float = 1e-9) -> dict:
-    """The two-block net of the module docstring for output weights a (ridge units first), hats of height s, and
-    W_out = α e_2: coordinate 2 of the stream is the output's own (the skip path adds nothing to f)."""
+              prune: float = 1e-9, beta: float = 1.0) -> dict:
+    """The two-block net of the module docstring for output weights a (ridge units first), hats of height s,
+    W_out = α e_2 (coordinate 2 of the stream is the output's own: the skip path adds nothing to f) and the input
+    scale h_0 = β(x − 1/2). A knot unit relu(x_j − τ) = relu(h_j + β(1/2 − τ))/β then costs |A|(1/β + |1/2 − τ|)
+    instead of |A|(1 + |1/2 − τ|), for 2β more in W_in: block 0's hats are most of the norm (issue 21 C)."""
     a = np.where(np.abs(a) <= prune * max(np.abs(a).max(initial=0.0), 1e-300), 0.0, a)
     RB, Rc = ridges()
     nr = len(Rc)
@@ -120,11 +126,11 @@ def build_net(a: np.ndarray, b_out: float, units: list[tuple[int, int, int]], s:
         delta = 2.0 ** -L
         tau = (m + 0.5) * delta
         B[0, u, j] = 1.0
-        c[0, u] = 0.5 - tau                          # reads h0_j = x_j − 1/2
+        c[0, u] = beta * (0.5 - tau)                 # reads h0_j = β(x_j − 1/2)
         for t, coef in ((-1, 1.0), (0, -2.0), (1, 1.0)):   # hat m' = m − t uses knot m with weight coef
             hk = (j, L, m - t)
             if hk in hat_col:
-                A[0, hat_col[hk], u] += s * coef / delta
+                A[0, hat_col[hk], u] += s * coef / delta / beta
     for i, ((L, m, n), av) in enumerate(pyr):      # block 1: pyramids, reading two hats of height s
         B[1, i, hat_col[(0, L, m)]] = 1.0
         B[1, i, hat_col[(1, L, n)]] = 1.0
@@ -132,13 +138,73 @@ def build_net(a: np.ndarray, b_out: float, units: list[tuple[int, int, int]], s:
         A[1, 2, i] = av / s / alpha
     for q, (b, cq, av) in enumerate(rid):           # block 1: the ridge units on h_0, h_1
         i = len(pyr) + q
-        B[1, i, :2] = b
+        B[1, i, :2] = b / beta
         c[1, i] = cq
         A[1, 2, i] = av / alpha
     W_in = np.zeros((w, 2))
-    W_in[0, 0] = W_in[1, 1] = 1.0
+    W_in[0, 0] = W_in[1, 1] = beta
     b_in = np.zeros(w)
-    b_in[:2] = -0.5
+    b_in[:2] = -beta / 2
     W_out = np.zeros((1, w))
     W_out[0, 2] = alpha
     return {"W_in": W_in, "b_in": b_in, "A": A, "B": B, "c": c, "W_out": W_out, "b_out": np.array([b_out])}
+
+
+def objective(nets: list[dict], norm: str) -> np.ndarray:
+    """The registry's norm `norm` of nets of one shape, in one batched call."""
+    from htmc.resnets.model import from_numpy
+    from htmc.resnets.norms import NORMS
+    return NORMS.get(norm)(from_numpy(nets)).numpy()
+
+
+def norm_model(a, b_out, units, norm: str, beta: float) -> np.ndarray:
+    """(K, H, Q, R) with objective(build_net(.., s, α, beta=β)) = K + α + s H + (Q/s + R)/α for every s, α > 0.
+    For block_path and l1 this is exact: α is ‖W_out‖_1, block 0's hats scale with s, a pyramid's output weight
+    is a/(sα) and its bias s, a ridge's output weight a/α; so five evaluations fix it (one batched call) and the
+    best (s, α) costs no more net builds (a grid of them took ~8 s of a k = 7 rung, issue 21 C)."""
+    pts = ((1.0, 1.0), (2.0, 1.0), (1.0, 2.0), (2.0, 2.0), (0.5, 3.0))
+    F = objective([build_net(a, b_out, units, s, al, beta=beta) for s, al in pts], norm)
+    M = np.array([[1.0, s, 1.0 / (s * al), 1.0 / al] for s, al in pts])
+    rhs = F - np.array([al for _, al in pts])
+    coef = np.linalg.lstsq(M, rhs, rcond=None)[0]
+    if np.abs(M @ coef - rhs).max() > 1e-9 * max(1.0, np.abs(rhs).max()):
+        raise RuntimeError(f"norm '{norm}' is not of the form K + α + sH + (Q/s + R)/α on pyramid nets")
+    return coef
+
+
+def scale_options(a, b_out, units, norm: str) -> list[tuple[float, float, float, float]]:
+    """(objective, s, α, β) for each hat height s in HEIGHTS at its best β in INPUT_SCALES and α = √(Q/s + R)
+    (norm_model), least objective first."""
+    best: dict[float, tuple[float, float, float, float]] = {}
+    for beta in INPUT_SCALES:
+        K, H, Q, R = norm_model(a, b_out, units, norm, beta)
+        for s in HEIGHTS:
+            al = float(np.sqrt(max(Q / s + R, 0.0))) or 1.0
+            v = float(K + al + s * H + (Q / s + R) / al)
+            if s not in best or v < best[s][0]:
+                best[s] = (v, float(s), al, beta)
+    return sorted(best.values())
+
+
+def quantizable(a, b_out, units, norm: str, table, eps: float) -> tuple[dict, list[dict]]:
+    """The least-norm scales (scale_options) whose net emulates within eps at the compiler's most bits, and two
+    taller ones as alternates. Hats of height s keep about log2(1/s) fewer of their bits (the norm's optimum is
+    near s = 2^-8 at ε = 0.1, k = 7, where 16 bits reach 0.092 of 0.1, and 2^-10 is over): so from the least-norm
+    s the height doubles, at most TALLER times, each at its own best α and β, until one passes (issue 21 C).
+    When none does, the least-norm net and the tallest tried."""
+    opts = scale_options(a, b_out, units, norm)
+    ladder = [opts[0]]
+    for j in range(1, TALLER + 1):
+        up = [o for o in opts if o[1] >= opts[0][1] * 2.0 ** j]
+        if up:
+            ladder.append(up[0])
+    nets = [build_net(a, b_out, units, s, al, beta=be) for _, s, al, be in ladder]
+    top = max(DEFAULT_BITS)
+    for i, net in enumerate(nets):
+        try:
+            ok = emulate(net, table, top, top).max_error <= eps
+        except ValueError:        # overflow of the 64-bit emulation
+            ok = False
+        if ok:
+            return net, nets[i + 1:i + 3]
+    return nets[0], nets[-1:]
