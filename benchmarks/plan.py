@@ -4,6 +4,15 @@ before issue 22 (commit 800e957) and by this checkout, side by side in one run; 
     .venv/bin/python benchmarks/plan.py                     # old at 10^4 and 10^5, new at all sizes; writes RESULTS.md
     .venv/bin/python benchmarks/plan.py --sizes '' --old-sizes 1000000 --cli-sizes '' --old-cli-sizes '' --no-write
                                                             # old code at 10^6 only (minutes)
+    .venv/bin/python benchmarks/plan.py --status 1000000 --no-write
+                                                            # `htmc sweep status` at 10^6 records only
+
+--status N (issue 22 B's "status on 10^6 records in <= 5 s"): `htmc sweep status --json` of the N-task circuit_ladder
+spec against two stores of N compacted records, the code of --status-old (default 35c3138, before the key
+integers) against this checkout's, alternating old/new --repeat times in fresh processes (median, min-max):
+"other keys" (benchmarks/store.py's writer: a third each of three kinds, none of them the spec's: every task
+missing, every record other), and "spec keys" (90% of the spec's tasks as compacted ok rows, 1,000 more as
+failed per-task files, the rest missing). The two codes' JSON outputs must be equal.
 
 Today's code is a git worktree of commit 800e957 at --old-dir (made with `git worktree add --detach` when it is
 missing; remove it with `git worktree remove /tmp/plan-old`). Every measurement is a fresh subprocess: wall time of
@@ -62,12 +71,13 @@ def spec_text(kind: str, n: int) -> str:
             f"      x: {inner}\n")
 
 
-def run_child(argv: list[str], cwd: Path, timeout: float) -> tuple[dict | None, float, float, float]:
+def run_child(argv: list[str], cwd: Path, timeout: float, env: dict | None = None) \
+        -> tuple[dict | None, float, float, float]:
     """(the child's last stdout line as JSON, or None; wall s; peak RSS MB and CPU s (user + system) from
     os.wait4) of one fresh process. CPU s is the figure that other jobs on the cores disturb least."""
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as err:
-        p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=err, text=True)
+        p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
         killer = threading.Timer(timeout, p.kill)
         killer.start()
         out = p.stdout.read()
@@ -83,9 +93,9 @@ def run_child(argv: list[str], cwd: Path, timeout: float) -> tuple[dict | None, 
     return json.loads(line), wall, rss, cpu
 
 
-def old_tree(path: Path) -> Path:
+def old_tree(path: Path, commit: str = BASE_COMMIT) -> Path:
     if not (path / "cluster" / "spec" / "grid.py").exists():
-        subprocess.run(["git", "worktree", "add", "--detach", str(path), BASE_COMMIT], cwd=ROOT, check=True)
+        subprocess.run(["git", "worktree", "add", "--detach", str(path), commit], cwd=ROOT, check=True)
     return path
 
 
@@ -114,6 +124,69 @@ def measure_cli(code: str, root: Path, action: str, kind: str, n: int, tmp: Path
         total = res["totals"]["total"] if action == "plan" else sum(r["total"] for r in res["kinds"].values())
     return {"code": code, "action": action, "kind": kind, "n": n, "wall_s": wall, "cpu_s": cpu, "rss_mb": rss,
             "tasks": total}
+
+
+def status_stores(tmp: Path, n: int) -> dict[str, Path]:
+    """The two stores of --status (see the module docstring); the spec is tmp/circuit_ladder-N.yaml."""
+    from store import write_compacted            # benchmarks/store.py
+    from cluster.spec.parse import load_spec
+    from cluster.store.core import StoreConfig, open_store
+    spec = tmp / f"circuit_ladder-{n}.yaml"
+    spec.write_text(spec_text("circuit_ladder", n))
+    keys = list(load_spec(str(spec)).plan.tasks.keys())
+    other, mine = tmp / "status-other", tmp / "status-spec"
+    write_compacted(open_store(StoreConfig(str(other))), "plan-bench", n)
+    store = open_store(StoreConfig(str(mine)))
+    write_compacted(store, "plan-bench", 0, keys={"circuit_ladder": [k for i, k in enumerate(keys) if i % 10]})
+    from store import synthetic
+    failed = synthetic("circuit_ladder", 0, 1000, keys=[keys[i] for i in range(0, 10_000, 10)])
+    for rec in failed.to_pylist():
+        store.write_record("plan-bench", "circuit_ladder", {**rec, "status": "failed", "error": "synthetic"})
+    return {"other keys": other, "spec keys": mine}
+
+
+def measure_status(old: Path, n: int, tmp: Path, repeat: int, timeout: float) -> list[dict]:
+    """`htmc sweep status SPEC --results STORE --json`, old and new in turn, each in a fresh process whose working
+    directory is outside both trees (PYTHONPATH picks the tree)."""
+    import statistics
+    spec = tmp / f"circuit_ladder-{n}.yaml"
+    out = []
+    for label, store in status_stores(tmp, n).items():
+        runs: dict[str, list] = {"old": [], "new": []}
+        outputs = {}
+        for r in range(repeat + 1):                       # run 0: warm-up (page cache, the status index)
+            for code, root in (("old", old), ("new", ROOT)):
+                env = {**os.environ, "PYTHONPATH": str(root)}
+                argv = [sys.executable, "-m", "jobs.cli", "sweep", "status", str(spec), "--results", str(store),
+                        "--json"]
+                load = os.getloadavg()[0]
+                res, wall, rss, cpu = run_child(argv, tmp, timeout, env=env)
+                outputs[code] = res
+                if r:
+                    runs[code].append((wall, cpu, rss, load))
+        for code in ("old", "new"):
+            w = [x[0] for x in runs[code]]
+            out.append({"store": label, "code": code, "n": n, "wall_median": statistics.median(w), "wall_min": min(w),
+                        "wall_max": max(w), "cpu_median": statistics.median(x[1] for x in runs[code]),
+                        "rss_mb": max(x[2] for x in runs[code]), "load": [x[3] for x in runs[code]],
+                        "kinds": (outputs[code] or {}).get("kinds"), "same": outputs["old"] == outputs["new"]})
+            print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def status_table(rows: list[dict], old_commit: str) -> str:
+    out = [f"| store ({rows[0]['n']:,} records) | code | wall s: median (min-max) | CPU s (median) | peak RSS MB | "
+           f"load average at the runs' starts | counts (ok / failed / missing / other) | JSON equal |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        k = r["kinds"] or {}
+        counts = "; ".join(f"{kind}: {v['ok']:,} / {v['failed']:,} / {v['missing']:,} / {v['other']:,}"
+                           for kind, v in sorted(k.items()))
+        out.append(f"| {r['store']} | {'old (' + old_commit + ')' if r['code'] == 'old' else 'new'} | "
+                   f"**{r['wall_median']:.2f}** ({r['wall_min']:.2f}-{r['wall_max']:.2f}) | {r['cpu_median']:.2f} | "
+                   f"{r['rss_mb']:.0f} | {', '.join(f'{x:.1f}' for x in r['load'])} | {counts} | "
+                   f"{'yes' if r['same'] else '**NO**'} |")
+    return "\n".join(out)
 
 
 def table(rows: list[dict], cli: list[dict]) -> str:
@@ -153,7 +226,14 @@ def main() -> None:
     ap.add_argument("--old-dir", default="/tmp/plan-old", help="where the worktree of 800e957 is (or is made)")
     ap.add_argument("--timeout-s", type=float, default=900.0, help="per measurement")
     ap.add_argument("--no-write", action="store_true", help="print the table only; do not append to RESULTS.md")
+    ap.add_argument("--status", type=int, default=0, metavar="N",
+                    help="only time `htmc sweep status` at N records, old against new (see the module docstring)")
+    ap.add_argument("--status-old", default="35c3138", metavar="COMMIT", help="the old code of --status")
+    ap.add_argument("--status-old-dir", default="/tmp/status-old", help="where its worktree is (or is made)")
+    ap.add_argument("--repeat", type=int, default=3, help="--status: timed runs of each code (after a warm-up)")
     args = ap.parse_args()
+    if args.status:
+        return main_status(args)
     old = old_tree(Path(args.old_dir))
     sizes = [int(float(s)) for s in args.sizes.split(",") if s]
     old_sizes = [int(float(s)) for s in args.old_sizes.split(",") if s]
@@ -185,6 +265,24 @@ def main() -> None:
             f"the new TaskList once (what a dispatcher of every task reads), in a separate process. Sizes not run "
             f"show —.")
     text = "\n\n".join(["## Planning a sweep (`benchmarks/plan.py`)", head, table(rows, cli)])
+    print(text)
+    if not args.no_write:
+        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:
+            f.write("\n" + text + "\n")
+
+
+def main_status(args) -> None:
+    old = old_tree(Path(args.status_old_dir), args.status_old)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(ROOT))
+    with tempfile.TemporaryDirectory(prefix="status-bench-") as d:
+        rows = measure_status(old, args.status, Path(d), args.repeat, args.timeout_s)
+    head = (f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}; `htmc sweep status SPEC --results STORE --json` in fresh processes, "
+            f"old and new in turn, {args.repeat} timed runs each after a warm-up; wall and CPU (user + system) from "
+            f"wait4.")
+    text = "\n\n".join([f"### `htmc sweep status` at {args.status:,} records (`benchmarks/plan.py --status`)", head,
+                         status_table(rows, args.status_old)])
     print(text)
     if not args.no_write:
         with open(ROOT / "benchmarks" / "RESULTS.md", "a") as f:

@@ -38,8 +38,9 @@ sys.path.insert(0, str(ROOT))
 KINDS = ("circuit_search", "circuit_ladder", "resnet_train")
 
 
-def synthetic(kind: str, start: int, n: int, seed: int = 0) -> pa.Table:
-    """n records of kind with keys start..start+n-1, every declared column filled (file schema, no hive columns)."""
+def synthetic(kind: str, start: int, n: int, seed: int = 0, keys: list[str] | None = None) -> pa.Table:
+    """n records of kind with keys start..start+n-1 (or `keys`), every declared column filled (file schema, no hive
+    columns)."""
     from cluster.store import schema
     rng = np.random.default_rng(seed + start)
     idx = np.arange(start, start + n)
@@ -47,7 +48,7 @@ def synthetic(kind: str, start: int, n: int, seed: int = 0) -> pa.Table:
     cols = {}
     for name, typ in schema.file_schema_fields(kind):
         if name == "task_key":
-            cols[name] = pa.array([f"{i:016x}" for i in idx], typ)
+            cols[name] = pa.array(keys if keys is not None else [f"{i:016x}" for i in idx], typ)
         elif name == "status":
             cols[name] = pa.array(["ok"] * n, typ)
         elif name == "params_json":
@@ -91,16 +92,20 @@ def write_loose(store, sweep: str, n: int) -> float:
     return time.perf_counter() - t
 
 
-def write_compacted(store, sweep: str, n: int, chunk: int = 200_000) -> float:
-    """n records written straight as compacted parts + one manifest version (the compaction's own writer)."""
+def write_compacted(store, sweep: str, n: int, chunk: int = 200_000, keys: dict | None = None) -> float:
+    """n records written straight as compacted parts + one manifest version (the compaction's own writer): a third
+    of each kind with keys of their own, or `keys` (kind -> its records' keys; n is then ignored)."""
     from cluster.store.compaction import _write
     from cluster.store.manifest import Manifest, commit_manifest
     t = time.perf_counter()
     parts = []
     per = n // len(KINDS)
-    for j, kind in enumerate(KINDS):
-        for s in range(0, per, chunk):
-            _write(store, sweep, kind, [synthetic(kind, j * 10**8 + s, min(chunk, per - s))], parts)
+    for j, kind in enumerate(KINDS if keys is None else list(keys)):
+        ks = None if keys is None else keys[kind]
+        for s in range(0, per if ks is None else len(ks), chunk):
+            m = min(chunk, (per if ks is None else len(ks)) - s)
+            _write(store, sweep, kind, [synthetic(kind, j * 10**8 + s, m, keys=None if ks is None else ks[s:s + m])],
+                   parts)
     assert commit_manifest(store, Manifest(sweep, 1, parts))
     return time.perf_counter() - t
 
