@@ -8,6 +8,13 @@ net's gates. The fitted side runs htmc.resnets.fit.fit_and_compile per rung with
 seconds: the λ path's training time over the function's rungs (or --fit-budget-s).
     python benchmarks/fit.py [--functions sin,exp,h1s075,h1s1,h2s075,h2s1] [--norm block_path] [--json OUT]
     python benchmarks/fit.py --device cuda --seeds 8     # the λ path as one batch of 8 x 32 = 256 nets on a GPU
+    python benchmarks/fit.py --batched 256 --device cuda --functions sin,exp,h1s075,h1s1   # the polish, batched
+--batched B (issue 21 A "Batched"): every rung's LP net (fit_rung without its polish, --fit-budget-s each, on the
+CPU) is copied to B fits in all (functions x rungs x seeds, each seed its own random second block), and the B fits
+are polished in ONE batch on --device (htmc.resnets.fit_polish; float32 steps and a float64 check on CUDA); then
+one copy per rung again, one call at a time, for the seconds per fit. The table gives R* before and after the
+polish (the least norm over the rung's seeds), whether that net is feasible on every cell in float64, and the
+seconds. Float-level figures: nothing is compiled in this mode.
 """
 import argparse
 import json
@@ -69,6 +76,72 @@ def fit_float(target, eps, norm, budget_s):
     return RungResult(f, f.net is not None, f.reason, {})
 
 
+def batched(args) -> None:
+    """--batched B: the module docstring's batched polish; a table per function and rung, and --json rows."""
+    import numpy as np
+    from htmc.rates.ladder import ladder_eps
+    from htmc.resnets.fit import fit_rung, MARGIN
+    from htmc.resnets.fit_polish import polish, Problem
+    from htmc.resnets.to_circuit import cell_points
+    from htmc.targets import make_function
+    rungs, t0 = [], time.monotonic()
+    for key in args.functions.split(","):
+        name, params, eps0, steps = FUNCTIONS[key]
+        target = make_function(name, **params)
+        for eps in ladder_eps(eps0, steps):
+            f = fit_rung(target, eps, args.norm, budget_s=args.fit_budget_s or 5.0, polish=False)
+            if f.net is None:
+                print(f"{key} eps={eps:.5g}: no LP net ({f.reason})", flush=True)
+                continue
+            t, ef = target.table(f.k, "box"), eps * (1 - MARGIN)
+            rungs.append((key, eps, f, Problem(cell_points(t), t.hi - ef, t.lo + ef)))
+    lp_s = time.monotonic() - t0
+    seeds = -(-args.batched // len(rungs))
+    starts = [r[2].net for r in rungs for _ in range(seeds)]
+    probs = [r[3] for r in rungs for _ in range(seeds)]
+    print(f"{len(rungs)} rungs' LP nets in {lp_s:.1f} s (CPU); {len(starts)} fits ({seeds} seeds per rung) polished "
+          f"on {args.device} ({'one batch' if args.group == 'all' else 'one batch per rung'}), {args.polish_steps} steps, up to {max(len(p.x) for p in probs)} cells",
+          flush=True)
+    tb = time.monotonic()
+    if args.group == "all":
+        out = polish(starts, probs, args.norm, steps=args.polish_steps, device=args.device)
+    else:       # one batch per rung: its seeds share one shape, so nothing is padded (the CPU's better choice)
+        out = [p for i in range(len(rungs)) for p in polish(
+            starts[i * seeds:(i + 1) * seeds], probs[i * seeds:(i + 1) * seeds], args.norm, steps=args.polish_steps,
+            device=args.device)]
+    batch_s = time.monotonic() - tb
+    single = min(args.single, len(rungs)) if args.single is not None else len(rungs)
+    ts = time.monotonic()
+    for i in np.linspace(0, len(rungs) - 1, single).round().astype(int) if single else []:   # spread over sizes
+        polish([rungs[i][2].net], [rungs[i][3]], args.norm, steps=args.polish_steps, device=args.device)
+    single_s = (time.monotonic() - ts) / max(single, 1)
+    print(f"batch ({'one' if args.group == 'all' else f'{len(rungs)}, one per rung'}): {batch_s:.1f} s for {len(starts)} fits = {batch_s / len(starts):.3f} s per fit; one at a time: "
+          f"{single_s:.3f} s per fit ({single} calls); ratio {single_s / (batch_s / len(starts)):.1f}x", flush=True)
+    print(f"{'function':>8} {'eps':>9} {'k':>2} {'cells':>5} | {'R* LP':>8} {'R* pol':>8} {'gain':>6} {'kept':>8} "
+          f"{'max viol':>9} {'feasible':>8} {'blocks':>6} {'improved':>8}")
+    rows = []
+    for i, (key, eps, f, prob) in enumerate(rungs):
+        mine = out[i * seeds:(i + 1) * seeds]
+        best = min(mine, key=lambda p: p.norm)
+        row = {"function": key, "eps": eps, "k": f.k, "cells": len(prob.x), "R_lp": best.start_norm,
+               "R_polished": best.norm, "kept": "polished" if best.improved else "LP start",
+               # a polished net must be inside every interval in float64; a kept LP start is within them up to the
+               # LP's round-off (fit_rung accepts it within eps)
+               "feasible": best.max_violation <= (0.0 if best.improved else eps - eps * (1 - MARGIN)),
+               "max_violation": best.max_violation,
+               "blocks": int(best.net["A"].shape[0]), "improved_seeds": sum(p.improved for p in mine), "seeds": seeds,
+               "batch_s_per_fit": batch_s / len(starts), "single_s_per_fit": single_s, "device": args.device,
+               "group": args.group}
+        rows.append(row)
+        print(f"{key:>8} {eps:>9.5g} {f.k:>2} {len(prob.x):>5} | {best.start_norm:>8.4g} {best.norm:>8.4g} "
+              f"{1 - best.norm / best.start_norm:>6.1%} {row['kept']:>8} {best.max_violation:>9.2g} "
+              f"{str(row['feasible']):>8} {row['blocks']:>6} "
+              f"{row['improved_seeds']:>4}/{seeds}", flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--functions", default=",".join(FUNCTIONS), help="comma-separated keys of FUNCTIONS")
@@ -83,6 +156,12 @@ def main() -> None:
     ap.add_argument("--compile-budget-s", type=float, default=30.0)
     ap.add_argument("--skip-lam", action="store_true", help="only the fitted side")
     ap.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
+    ap.add_argument("--batched", type=int, metavar="B",
+                    help="B fits (functions x rungs x seeds) LP-started and polished in one batch on --device")
+    ap.add_argument("--polish-steps", type=int, default=1000, help="--batched: gradient steps of the polish")
+    ap.add_argument("--single", type=int, help="--batched: rungs polished one at a time for the baseline (all)")
+    ap.add_argument("--group", choices=("all", "rung"), default="all",
+                    help="--batched: all fits in one batch (padded to the largest rung), or one batch per rung")
     args = ap.parse_args()
     args.widths = [int(w) for w in args.widths.split(",")]
     import torch
@@ -92,6 +171,11 @@ def main() -> None:
     from htmc.targets import make_function
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, device {args.device}; norm {args.norm}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
+    if args.device.startswith("cuda"):
+        print(f"GPU: {torch.cuda.get_device_name()}", flush=True)
+    if args.batched:
+        batched(args)
+        return
     print(f"{'function':>8} {'eps':>9} | {'R* lam':>9} {'G* lam':>7} | {'R* fit':>9} {'G* fit':>7} {'units':>5} "
           f"{'k':>2} {'fit s':>6} {'comp s':>6}", flush=True)
     rows = []
@@ -111,13 +195,14 @@ def main() -> None:
             row = {"function": key, "eps": eps, "R_lam": R_l, "G_lam": G_l, "lam_compile_s": lam_s, "R_fit": R_f,
                    "G_fit": fr.compiled.get("gates") if fr.met else None, "units": fr.fit.units, "k": fr.fit.k,
                    "fit_s": fr.fit.seconds, "fit_compile_s": fr.compiled.get("compile_seconds"),
-                   "reason": fr.reason, "train_s": train_s, "fit_budget_s": fit_budget}
+                   "reason": fr.reason, "train_s": train_s, "fit_budget_s": fit_budget,
+                   "polish": next((n for n in fr.fit.notes if n.startswith("polish")), None)}
             rows.append(row)
             fmt = lambda v, f: "-" if v is None else format(v, f)
             print(f"{key:>8} {eps:>9.5g} | {fmt(R_l, '9.4g')} {fmt(G_l, '7d')} | {fmt(R_f, '9.4g')} "
                   f"{fmt(row['G_fit'], '7d')} {fr.fit.units:>5} {fmt(fr.fit.k, '2d')} {fr.fit.seconds:>6.1f} "
-                  f"{fmt(row['fit_compile_s'], '6.1f')}" + ("" if fr.met else f"  not met: {str(fr.reason)[:90]}"),
-                  flush=True)
+                  f"{fmt(row['fit_compile_s'], '6.1f')}" + ("" if fr.met else f"  not met: {str(fr.reason)[:90]}")
+                  + (f"  [{row['polish']}]" if row["polish"] else ""), flush=True)
     for key in dict.fromkeys(r["function"] for r in rows):
         rs = [r for r in rows if r["function"] == key]
         lam_n = sum(r["R_lam"] is not None for r in rs)

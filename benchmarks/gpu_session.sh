@@ -34,3 +34,8 @@ timeout 60 python3 benchmarks/simulate.py --backend torch --device cuda --repeat
 # figures (R* of nets within eps on their grids; the fitted nets' float error), labelled as such in the table.
 timeout 240 python3 benchmarks/fit.py --device cuda --widths 16 --seeds 32 --functions sin,h1s075 --no-compile \
     --json "$OUT/fit_b256.json" 2>&1 | tee "$OUT/fit_b256.txt"
+# Issue 21 A "Batched": the polish of the fitted nets, 256 fits (sin, exp, h1s1: 20 rungs' LP nets, made on the CPU,
+# x 13 seeds) in ONE batch on CUDA (float32 steps, float64 check of the kept nets), beside 6 of them one at a time.
+# No ABC needed (nothing is compiled in this mode).
+timeout 240 python3 benchmarks/fit.py --batched 256 --device cuda --functions sin,exp,h1s1 --fit-budget-s 3 \
+    --single 6 --json "$OUT/fit_polish_b256.json" 2>&1 | tee "$OUT/fit_polish_b256.txt"

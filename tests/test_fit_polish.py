@@ -55,6 +55,14 @@ def test_polished_nets_are_feasible_on_every_cell_and_lower(sin_start, sin_polis
     assert max(p.norm for p in sin_polished) < 9.3 < start_norm
 
 
+def test_float32_steps_keep_only_nets_feasible_in_float64(sin_start):
+    """The GPU's path (float32 steps, float64 check of the kept iterate), run on the CPU."""
+    net, prob = sin_start
+    (p,) = polish([net], [prob], steps=1000, seed=3, dtype="float32")
+    assert p.improved and p.norm < net_norms(net)["block_path"]
+    assert _violation(p.net, prob) <= 0.0
+
+
 def test_a_batch_gives_what_one_at_a_time_gives(sin_start):
     """Two problems of different cell counts (64 and 32: the second is padded with masked cells) and a third whose
     intervals are far away (its violations are huge): each net's result equals its polish alone. The starts are
@@ -116,3 +124,5 @@ def test_bad_input_is_named(sin_start):
         Problem(prob.x, prob.hi + 1, prob.lo)
     with pytest.raises(ValueError, match="device must be 'cpu' or 'cuda'"):
         polish([net], [prob], device="tpu")
+    with pytest.raises(ValueError, match="unknown dtype 'float16'"):
+        polish([net], [prob], dtype="float16")

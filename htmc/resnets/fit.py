@@ -189,12 +189,14 @@ def _solve_units(target, table, eps_fit: float, weights, deadline: float, seed: 
 
 
 def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 30.0,
-             max_inputs: int = MAX_INPUTS, max_units: int = 4096, margin: float = MARGIN, seed: int = 0
-             ) -> FitResult:
-    """The least-norm net the method finds that meets eps on the cells with margin to spare (module docstring)."""
+             max_inputs: int = MAX_INPUTS, max_units: int = 4096, margin: float = MARGIN, seed: int = 0,
+             polish: bool = True) -> FitResult:
+    """The least-norm net the method finds that meets eps on the cells with margin to spare (module docstring).
+    polish=False: the LPs' net only, in the whole budget (benchmarks/fit.py --batched polishes many at once)."""
     check_objective(norm)
     t0 = time.monotonic()
-    deadline = t0 + budget_s * (1 - (POLISH_SHARE if target.d == 1 else 0.0))   # the LPs' share
+    polish = polish and target.d == 1
+    deadline = t0 + budget_s * (1 - (POLISH_SHARE if polish else 0.0))   # the LPs' share
     res = FitResult(eps=float(eps), norm=norm)
     eps_fit = eps * (1 - margin)
     ks = _resolutions(target, eps_fit, max_inputs)
@@ -232,7 +234,7 @@ def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 
         res.reason = f"no net within the budget meets eps={eps:.6g} at k in {ks}: {why}"
         return res
     _, res.net, res.units, res.float_error, res.k, res.alternates, res.norms = best
-    if target.d == 1:
+    if polish:
         _polish_best(target, res, eps, eps_fit, t0 + budget_s, seed)
         res.seconds = time.monotonic() - t0
     return res

@@ -39,7 +39,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from htmc.registry import check_positive
+from htmc.registry import check_positive, did_you_mean, UnknownNameError
+from htmc.resnets.model import forward, from_numpy, Layout, to_numpy
+from htmc.resnets.norms import NORMS
+from htmc.resnets.numpy_net import forward_numpy
+from htmc.resnets.training import _adam_prox_step, DTYPES, prune_dead_units
 
 INNER = 1e-3         # share of each interval's half-width by which the steps tighten the constraints (δ)
 MU0 = 0.01           # initial penalty weight, in units of ν(start) per half-width of violation
@@ -125,7 +129,6 @@ def compact(net: dict) -> dict:
 
 def _violation(nets: list[dict], problems: list[Problem]) -> list[float]:
     """float64 max_c max(f(x_c) − hi_c, lo_c − f(x_c)) per net (numpy, the compiler's reference forward pass)."""
-    from htmc.resnets.numpy_net import forward_numpy
     out = []
     for n, p in zip(nets, problems):
         y = forward_numpy(n, p.x)
@@ -162,28 +165,28 @@ def _device(device) -> torch.device:
 
 def polish(starts: list[dict], problems: list[Problem], norm: str = "block_path", *, steps: int = 1000,
            device=None, budget_s: float | None = None, extra_block: bool = True, lr: float = LR, seed: int = 0,
-           ) -> list[Polished]:
+           dtype: str | None = None) -> list[Polished]:
     """Per problem b the net of least norm found that stays feasible on all its cells, or starts[b] (module
     docstring). float64 on the CPU; on CUDA float32 steps and a float64 check of the kept iterate. budget_s stops
-    the steps early (checked every 25 steps). Net b's appended block is drawn from seed + b."""
+    the steps early (checked every 25 steps). Net b's appended block is drawn from seed + b. dtype ("float32" or
+    "float64") overrides the device's default, e.g. to run the GPU's float32 steps on a CPU."""
     _check(starts, problems, norm, steps, budget_s)
     dev = _device(device)
+    if dtype is not None and dtype not in DTYPES:
+        raise UnknownNameError(f"unknown dtype '{dtype}': {did_you_mean(str(dtype), list(DTYPES))}")
+    dt = DTYPES[dtype] if dtype else torch.float64 if dev.type == "cpu" else torch.float32
     threads = torch.get_num_threads()
     if dev.type == "cpu":
         # small nets are overhead-bound: torch's default threads were ~40x slower than one on this loaded 2-core
         # box (docs/STATUS.md, issue 4); the caller's setting is restored below
         torch.set_num_threads(1)
     try:
-        return _polish(starts, problems, norm, steps, dev, budget_s, extra_block, lr, seed)
+        return _polish(starts, problems, norm, steps, dev, dt, budget_s, extra_block, lr, seed)
     finally:
         torch.set_num_threads(threads)
 
 
-def _polish(starts, problems, norm, steps, dev, budget_s, extra_block, lr, seed) -> list[Polished]:
-    from htmc.resnets.model import forward, from_numpy, Layout
-    from htmc.resnets.norms import NORMS
-    from htmc.resnets.training import _adam_prox_step
-    dtype = torch.float64 if dev.type == "cpu" else torch.float32
+def _polish(starts, problems, norm, steps, dev, dtype, budget_s, extra_block, lr, seed) -> list[Polished]:
     t0 = time.monotonic()
     Bn, d = len(starts), starts[0]["W_in"].shape[1]
     L0 = max(n["A"].shape[0] for n in starts)
@@ -250,8 +253,6 @@ def _polish(starts, problems, norm, steps, dev, budget_s, extra_block, lr, seed)
 def _finish(starts, problems, layout, best, best_norm, start_norm, norm, done, t0) -> list[Polished]:
     """The kept iterates checked in float64 against the untightened intervals, compacted; else the starts."""
     from htmc.resnets.fit import net_norms
-    from htmc.resnets.model import to_numpy
-    from htmc.resnets.training import prune_dead_units
     with torch.no_grad():
         params = {k: t.detach().to("cpu", torch.float64).clone() for k, t in layout.views(best).items()}
         prune_dead_units(params)
