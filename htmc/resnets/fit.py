@@ -37,7 +37,9 @@ FIT_VERSION = "3"   # 2: d = 1 nets carry a linear term on the skip path (issue 
 POLISH_SHARE = 0.25  # d = 1: share of a rung's budget kept for the polish (the LPs stop at the rest)
 POLISH_SEEDS = 4     # copies of the LP's best net polished in one batch, each with its own random second block
 POLISH_STEPS = 1000  # 1000 steps x 4 copies: ~1 CPU-s at k <= 8 (benchmarks/RESULTS.md, issue 21 D)
-POLISH_MAX_S = 4.0   # ... and at most this many seconds (k = 12: ~20 ms a step), to keep `make demo` within 6 min
+POLISH_MAX_S = 4.0   # ... and at most this many seconds, to keep `make demo` within 6 min
+POLISH_MAX_WORK = 1e5   # ... and only where cells x units is at most this: sin at k = 12 (4096 x 42) took ~20 ms a
+#                         step, so its 1000 steps did not fit, and the rungs above it gained nothing in 750 steps
 OBJECTIVES = ("block_path", "l1")   # norms the LP minimizes; every registered norm is recorded
 MARGIN = 0.1         # share of ε left to quantization: the float net is fitted to ε(1 − MARGIN)
 ROOM = 0.75          # k is fine enough when the cells' half-oscillation is at most ROOM·ε(1 − MARGIN)
@@ -252,8 +254,9 @@ def _polish_best(target, res: FitResult, eps: float, eps_fit: float, deadline: f
     fallbacks). res.notes says what the polish gained."""
     from htmc.resnets.fit_polish import polish, Problem
     left = min(deadline - time.monotonic(), POLISH_MAX_S)
-    if left <= 0.1:
-        res.notes.append(f"polish: not run ({left:.2f} s of the budget left)")
+    work = (1 << (target.d * res.k)) * res.net["A"].shape[2]
+    if left <= 0.1 or work > POLISH_MAX_WORK:
+        res.notes.append(f"polish: not run ({left:.2f} s of the budget left, cells x units {work})")
         return
     table, tp = target.table(res.k, "box"), time.monotonic()
     prob = Problem(cell_points(table), table.hi - eps_fit, table.lo + eps_fit)
