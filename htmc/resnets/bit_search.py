@@ -145,11 +145,14 @@ def _staircase(s: _Search, bits: list[int], cache: dict | None = None
     cache = {} if cache is None else cache
     ems: dict[tuple[int, int], Emulation] = {}
     a_limit = math.inf
-    for w in bits[_first_w(s, bits, cache):]:
+    first = _first_w(s, bits, cache)
+    for w in bits[first:]:
         a = _smallest_passing(s, w, [b for b in bits if b < a_limit], cache)
         if a is not None:
             ems[(w, a)] = cache[(id(s.table), w, a)]
             a_limit = a
+    if not ems and first < len(bits):      # the budget ran out in the scan: the pass _first_w found stands
+        ems[(bits[first], bits[-1])] = cache[(id(s.table), bits[first], bits[-1])]
     errors = {(w, a): em.max_error for (tid, w, a), em in cache.items() if tid == id(s.table) and em is not None}
     return ems, errors
 
