@@ -33,7 +33,9 @@ from htmc.resnets.fit_lp import (Infeasible, lp_knots, lp_ridge, ridge_dictionar
 from htmc.resnets.to_circuit import cell_points, float_error, MAX_INPUTS
 
 FIT_VERSION = "3"   # 2: d = 1 nets carry a linear term on the skip path (issue 21 D); 3: d = 1 LP nets are then
-#                     polished by batched gradient steps, which may add a second block (htmc.resnets.fit_polish)
+#                     polished by batched gradient steps, which may add a second block (htmc.resnets.fit_polish);
+#                     3 also changes d = 2 (issue 21 C): finest pyramid level first, scales from the norm's
+#                     closed form (fit_pyramid.norm_model), the least-norm ones that keep their bits
 POLISH_SHARE = 0.25  # d = 1: share of a rung's budget kept for the polish (the LPs stop at the rest)
 POLISH_SEEDS = 4     # copies of the LP's best net polished in one batch, each with its own random second block
 POLISH_STEPS = 1000  # 1000 steps x 4 copies: ~1 CPU-s at k <= 8 (benchmarks/RESULTS.md, issue 21 D)
@@ -415,10 +417,10 @@ PYRAMID_PROBE = 1.0        # ... each after the first within this many times the
 
 
 def _pyramid_candidates(table, eps_fit, norm, deadline, seed, res: FitResult):
-    """d = 2: two-block nets of ridges and multilevel pyramids (htmc.resnets.fit_pyramid), each at the hat height
-    s and output scale α of least objective norm. The finest level falls from k: at L = k the pyramids
+    """d = 2: two-block nets of ridges and multilevel pyramids (htmc.resnets.fit_pyramid), each at the least-norm
+    scales (hat height, output and input scale) whose net keeps its bits. The finest level falls from k: at L = k the pyramids
     interpolate any midpoint values, so the first LP is feasible whenever every interval is non-empty, and is
-    fast (2.8 s at k = 7, 2^14 cells); coarser dictionaries may be cheaper, but proving one infeasible took HiGHS
+    fast (1.7-4.5 s at k = 7, 2^14 cells); coarser dictionaries may be cheaper, but proving one infeasible took HiGHS
     up to 11 s (numerical trouble, status 4), so each later LP gets a probe's time and the first failure stops."""
     from htmc.resnets.fit_pyramid import fit_pyramids, quantizable
     x = cell_points(table)
