@@ -207,36 +207,37 @@ def sweep_status(spec: SweepSpec) -> dict:
 
 def status_counts(groups, existing: dict) -> dict[str, dict]:
     """kind -> {ok, failed, missing, other, total}: the spec's keys (TaskList.key_ints(): (group, kind, keys)) against
-    the store's (Store.status_arrays(): kind -> (keys, ok)), all as 64-bit integers (cluster/keyarray.py): sorted
-    and searched by numpy, ~0.2 s for 10^6 against 10^6 where a dict lookup a key took 1.4 s (issue 22 B)."""
+    the store's (Store.status_arrays(): kind -> (keys, ok)), all as 64-bit integers (cluster/keyarray.py): the
+    spec's keys sorted once and each record's key searched in them, ~0.1 s for 10^6 against 10^6 where a dict
+    lookup a key took 1.4 s (issue 22 B). Spec keys are unique (TaskList), and so are the store's."""
     import numpy as np
 
     from .keyarray import KeyIndex
-    kinds = list(existing)
-    have = np.concatenate([existing[k][0] for k in kinds]) if kinds else np.empty(0, np.uint64)
-    ok = np.concatenate([existing[k][1] for k in kinds]) if kinds else np.empty(0, bool)
-    index = KeyIndex(have)
+    wanted = np.concatenate([keys for _, _, keys in groups]) if groups else np.empty(0, np.uint64)
+    state = np.zeros(len(wanted), np.int8)            # per spec key: 0 missing, 1 ok, 2 failed
+    index = KeyIndex(wanted)
     rows: dict[str, dict] = {}
 
     def row(kind: str) -> dict:
         return rows.setdefault(kind, {"ok": 0, "failed": 0, "missing": 0, "other": 0, "total": 0})
-    for _, kind, keys in groups:
+    others = {}
+    for kind, (keys, ok) in existing.items():
         at = index.find(keys)
-        found = at[at >= 0]
-        n_ok = int(ok[found].sum())
+        mine = at >= 0
+        state[at[mine]] = np.where(ok[mine], 1, 2)
+        others[kind] = int((~mine).sum())
+    start = 0
+    for _, kind, keys in groups:
+        n = np.bincount(state[start:start + len(keys)], minlength=3)
+        start += len(keys)
         r = row(kind)
         r["total"] += len(keys)
-        r["ok"] += n_ok
-        r["failed"] += len(found) - n_ok
-        r["missing"] += len(keys) - len(found)
-    wanted = np.concatenate([keys for _, _, keys in groups]) if groups else np.empty(0, np.uint64)
-    other = ~KeyIndex(wanted).contains(have)
-    start = 0
-    for k in kinds:
-        n = int(other[start:start + len(existing[k][0])].sum())
-        start += len(existing[k][0])
+        r["missing"] += int(n[0])
+        r["ok"] += int(n[1])
+        r["failed"] += int(n[2])
+    for kind, n in others.items():
         if n:
-            row(k)["other"] += n
+            row(kind)["other"] += n
     return rows
 
 
