@@ -40,8 +40,9 @@ POLISH_SHARE = 0.25  # d = 1: share of a rung's budget kept for the polish (the 
 POLISH_SEEDS = 4     # copies of the LP's best net polished in one batch, each with its own random second block
 POLISH_STEPS = 1000  # 1000 steps x 4 copies: ~1 CPU-s at k <= 8 (benchmarks/RESULTS.md, issue 21 D)
 POLISH_MAX_S = 4.0   # ... and at most this many seconds, to keep `make demo` within 6 min
-POLISH_MAX_WORK = 1e5   # ... and only where cells x units is at most this: sin at k = 12 (4096 x 42) took ~20 ms a
-#                         step, so its 1000 steps did not fit, and the rungs above it gained nothing in 750 steps
+POLISH_MAX_WORK = 3e4   # ... and only where cells x units is at most this: 1000 steps took 2.3 s at sin's k = 10
+#                         (1024 x 20); at k = 11 (2048 x 28) 475 steps took 4.2 s and gained nothing, at k = 12
+#                         ~20 ms a step (benchmarks/RESULTS.md, issue 21 D)
 OBJECTIVES = ("block_path", "l1")   # norms the LP minimizes; every registered norm is recorded
 MARGIN = 0.1         # share of ε left to quantization: the float net is fitted to ε(1 − MARGIN)
 ROOM = 0.75          # k is fine enough when the cells' half-oscillation is at most ROOM·ε(1 − MARGIN)

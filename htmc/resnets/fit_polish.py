@@ -13,20 +13,21 @@ per-net terms, so each net follows the trajectory it would follow alone, up to s
   the interval violations (for μ above the constraints' multipliers its minimizers are the constrained ones;
   Nocedal & Wright, Numerical Optimization, 2nd ed., §17.2), with the constraints tightened by δ_c = INNER·(hi_c −
   lo_c)/2, so that iterates near the boundary are still inside the untightened intervals;
-- Adam steps on it (htmc.resnets.training's update, no proximal step: in Adam's metric the prox threshold of a
-  coordinate with a vanishing penalty gradient is huge, and it zeroed the LP net's input and output weights in
-  the first steps), each step LR × the start's largest |θ|, cosine-decayed to FLOOR of it (SGDR, Loshchilov &
-  Hutter, ICLR 2017);
+- Adam steps on it (htmc.resnets.training's update), each step LR × the start's largest |θ|, cosine-decayed to
+  FLOOR of it (SGDR, Loshchilov & Hutter, ICLR 2017). No proximal step for ν: with training's prox in Adam's
+  metric the sin iterates left the feasible set (max violation 0.48 at ε = 0.2 after 400 steps) and did not come
+  back, likely because a coordinate with a vanishing penalty gradient gets a huge threshold there;
 - μ continuation: μ_b starts at MU0 × ν(start) / max_c (hi_c − lo_c)/2 and is ×MU_UP after a step that violates
   a tightened constraint and ×MU_DOWN after one that does not, so each net hovers at the boundary of its own
-  feasible set (measured on sin at ε = 0.2: MU0 = 0.01 reached block_path 8.53 in 1000 steps from the LP's 9.73,
-  MU0 = 1 9.6 and MU0 = 10 no gain; benchmarks/RESULTS.md);
+  feasible set. Measured on fit_rung's sin net at ε = 0.2 (block_path 9.73), best of 4 copies x 1000 steps:
+  MU0 = 0.01 reached 8.48, 0.03 8.73, 0.1 9.24; MU_UP = 1.01 was worse at each MU0;
 - after every step's forward pass the iterate is kept when it is feasible (g_c <= 0 on every cell; on float32,
   g_c <= −δ_c/2, which covers its rounding) and its ν is the least so far; m_c masks the padding cells of
   problems with fewer cells.
 Shapes: every start is zero-padded to the batch's widest width, deepest depth and largest rank (zeros change no f
 and cost nothing in any norm); with extra_block a block is appended whose B, c are random and A = 0: f and
-block_path are unchanged (block_path charges B_l[i,:] only through ‖A_l[:,i]‖_1), and its units can grow.
+block_path are unchanged (block_path charges B_l[i,:] only through ‖A_l[:,i]‖_1; l1 does charge them, so an l1
+start's kept iterate must first pay them back), and its units can grow (a zero B would have no gradient).
 At the end the kept iterates are checked in float64 (on the CPU) against the untightened intervals and their dead
 units, unused coordinates and empty blocks are removed (compact); a net whose check fails gives back its start.
 """
