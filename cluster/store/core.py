@@ -157,12 +157,13 @@ class Store(StatusIndex):
                 out[key] = (k, "ok")       # a compacted row wins over a per-task file of the same key
         return out
 
-    def status_arrays(self, sweep: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """statuses() as arrays, to count a million records with numpy (`htmc sweep status`, issue 22 B): kind ->
-        (task keys as 64-bit integers, cluster/keyarray.py; True where the record is ok, False where failed). The
-        same records as statuses(): each usable one once, a compacted row winning over a per-task file."""
+    def status_arrays(self, sweep: str, kind: str | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """statuses() as arrays, to count a million records with numpy (`htmc sweep status` and `plan`, issue 22
+        B): kind -> (task keys as 64-bit integers, cluster/keyarray.py; True where the record is ok, False where
+        failed). The same records as statuses(sweep, kind): each usable one once, a compacted row winning over a
+        per-task file; like it, rewrites the status index only when asked for every kind."""
         view = self.compacted(sweep)
-        loose = super().statuses(sweep)
+        loose = super().statuses(sweep, kind)
         parts = view.key_ints()
         big = np.concatenate([ints for _, ints in parts]) if parts else np.empty(0, np.uint64)
         kind_of = np.concatenate([np.full(len(ints), j) for j, (_, ints) in enumerate(parts)]) if parts else \
@@ -170,20 +171,22 @@ class Store(StatusIndex):
         if keyarray.has_duplicates(big):      # a key in two parts: the later part's, as statuses()' dict update
             last = keyarray.first_occurrences(big[::-1])[::-1]
             big, kind_of = big[last], kind_of[last]
-        names = [kind for kind, _ in parts]
+        names = [k for k, _ in parts]
         out = {}
-        for kind in dict.fromkeys(names):
-            at = np.isin(kind_of, [j for j, n in enumerate(names) if n == kind])
-            out[kind] = (big[at], np.ones(int(at.sum()), bool))
+        for k in dict.fromkeys(names):
+            if kind in (None, k):
+                at = np.isin(kind_of, [j for j, n in enumerate(names) if n == k])
+                out[k] = (big[at], np.ones(int(at.sum()), bool))
         if loose:
             keys = keyarray.from_strings(list(loose))      # statuses() keeps only names of KEY_RE
-            fresh = ~keyarray.isin(keys, big)
+            compacted = np.concatenate([ints for ints, _ in out.values()]) if out else np.empty(0, np.uint64)
+            fresh = ~keyarray.isin(keys, compacted)
             kinds = np.array([k for k, _ in loose.values()], object)[fresh]
             oks = np.array([st == "ok" for _, st in loose.values()], bool)[fresh]
-            for kind in sorted(set(kinds)):
-                at = kinds == kind
-                prev_keys, prev_ok = out.get(kind, (np.empty(0, np.uint64), np.empty(0, bool)))
-                out[kind] = (np.concatenate([prev_keys, keys[fresh][at]]), np.concatenate([prev_ok, oks[at]]))
+            for k in sorted(set(kinds)):
+                at = kinds == k
+                prev_keys, prev_ok = out.get(k, (np.empty(0, np.uint64), np.empty(0, bool)))
+                out[k] = (np.concatenate([prev_keys, keys[fresh][at]]), np.concatenate([prev_ok, oks[at]]))
         return out
 
     def list_keys(self, sweep: str, kind: str | None = None) -> dict[str, list[str]]:
