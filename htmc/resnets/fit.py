@@ -413,30 +413,34 @@ def _skip_candidates(table, eps_fit, norm, deadline, plain: list, res: FitResult
             yield _scaled(v, 1, beta, norm), _plain(v, 1)
 
 
-PYRAMID_TRIES = 3          # d = 2: dictionaries tried, their finest level falling from k (module fit_pyramid)
-PYRAMID_PROBE = 1.0        # ... each after the first within this many times the first's seconds (at least 2 s)
+PYRAMID_TRIES = 3          # d = 2: dictionaries tried, by their finest level: k − 1, k, k − 2 (_pyramid_candidates)
+PYRAMID_PROBE = 1.0        # ... k − 2 within this many times the first solve's seconds (at least 2 s)
 
 
 def _pyramid_candidates(table, eps_fit, norm, deadline, seed, res: FitResult):
     """d = 2: two-block nets of ridges and multilevel pyramids (htmc.resnets.fit_pyramid), each at the least-norm
-    scales (hat height, output and input scale) whose net keeps its bits. The finest level falls from k: at L = k the pyramids
-    interpolate any midpoint values, so the first LP is feasible whenever every interval is non-empty, and is
-    fast (1.7-4.5 s at k = 7, 2^14 cells); coarser dictionaries may be cheaper, but proving one infeasible took HiGHS
-    up to 11 s (numerical trouble, status 4), so each later LP gets a probe's time and the first failure stops."""
+    scales (hat height, output and input scale) whose net keeps its bits. Dictionaries by their finest level: k − 1
+    first, in half the time left (often feasible, and cheaper: holder_random d=2 s=0.75 at ε = 0.1, k = 7: norm
+    313 with 946 units against 390 with 1,063 at k, where the LP's level prices mislead it); then k, where the
+    pyramids interpolate any midpoint values, so the LP is feasible whenever every interval is non-empty (one
+    solve, 1.7-7 s at k = 7); then k − 2 within the first solve's time, as proving a dictionary infeasible took
+    HiGHS up to 11 s (numerical trouble, status 4). Issue 21 C."""
     from htmc.resnets.fit_pyramid import fit_pyramids, quantizable
     x = cell_points(table)
     lo, hi = table.hi - eps_fit, table.lo + eps_fit
-    probe = None
-    for fin in range(table.k, max(0, table.k - PYRAMID_TRIES), -1):
+    probe, coarse_ok = None, False
+    for fin in [f for f in (table.k - 1, table.k, table.k - 2)[:PYRAMID_TRIES] if f >= 1]:
         now = time.monotonic()
-        if now > deadline:
+        if now > deadline or (fin < table.k - 1 and not coarse_ok):
             break
+        limit = (now + (deadline - now) / 2 if fin == table.k - 1 else
+                 deadline if fin == table.k or probe is None else min(deadline, now + probe))
         try:
-            a, b_out, units, iters, solves = fit_pyramids(
-                x, lo, hi, fin, deadline if probe is None else min(deadline, now + probe), seed=seed)
+            a, b_out, units, iters, solves = fit_pyramids(x, lo, hi, fin, limit, seed=seed)
         except Infeasible as e:
             res.notes.append(f"k={table.k}, pyramid levels <= {fin}: {e}")
-            break
+            continue
+        coarse_ok = coarse_ok or fin == table.k - 1
         probe = probe or max(2.0, PYRAMID_PROBE * (time.monotonic() - now))
         res.steps += iters
         res.solves += solves
