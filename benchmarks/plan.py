@@ -7,12 +7,13 @@ before issue 22 (commit 800e957) and by this checkout, side by side in one run; 
     .venv/bin/python benchmarks/plan.py --status 1000000 --no-write
                                                             # `htmc sweep status` at 10^6 records only
 
---status N (issue 22 B's "status on 10^6 records in <= 5 s"): `htmc sweep status --json` of the N-task circuit_ladder
-spec against two stores of N compacted records, the code of --status-old (default 35c3138, before the key
-integers) against this checkout's, alternating old/new --repeat times in fresh processes (median, min-max):
-"other keys" (benchmarks/store.py's writer: a third each of three kinds, none of them the spec's: every task
-missing, every record other), and "spec keys" (90% of the spec's tasks as compacted ok rows, 1,000 more as
-failed per-task files, the rest missing). The two codes' JSON outputs must be equal.
+--status N (issue 22 B's "status on 10^6 records in <= 5 s"): `htmc sweep status --json` (and `plan` with
+--actions status,plan) of the N-task circuit_ladder spec against two stores of N compacted records, the code of
+--status-old (default 35c3138, before the key integers) against this checkout's, alternating old/new --repeat
+times in fresh processes (median, min-max): "other keys" (benchmarks/store.py's writer: a third each of three
+kinds, none of them the spec's: every task missing, every record other), and "spec keys" (90% of the spec's tasks
+as compacted ok rows, 1,000 more (at most N/20) as failed per-task files, the rest missing). The two codes' JSON
+outputs must be equal.
 
 Today's code is a git worktree of commit 800e957 at --old-dir (made with `git worktree add --detach` when it is
 missing; remove it with `git worktree remove /tmp/plan-old`). Every measurement is a fresh subprocess: wall time of
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -139,25 +141,26 @@ def status_stores(tmp: Path, n: int) -> dict[str, Path]:
     store = open_store(StoreConfig(str(mine)))
     write_compacted(store, "plan-bench", 0, keys={"circuit_ladder": [k for i, k in enumerate(keys) if i % 10]})
     from store import synthetic
-    failed = synthetic("circuit_ladder", 0, 1000, keys=[keys[i] for i in range(0, 10_000, 10)])
+    gone = [keys[i] for i in range(0, len(keys), 10)][:min(1000, len(keys) // 20)]      # some of the missing
+    failed = synthetic("circuit_ladder", 0, len(gone), keys=gone)
     for rec in failed.to_pylist():
         store.write_record("plan-bench", "circuit_ladder", {**rec, "status": "failed", "error": "synthetic"})
     return {"other keys": other, "spec keys": mine}
 
 
-def measure_status(old: Path, n: int, tmp: Path, repeat: int, timeout: float) -> list[dict]:
-    """`htmc sweep status SPEC --results STORE --json`, old and new in turn, each in a fresh process whose working
+def measure_status(old: Path, n: int, tmp: Path, repeat: int, timeout: float, actions=("status",)) -> list[dict]:
+    """`htmc sweep ACTION SPEC --results STORE --json`, old and new in turn, each in a fresh process whose working
     directory is outside both trees (PYTHONPATH picks the tree)."""
     import statistics
     spec = tmp / f"circuit_ladder-{n}.yaml"
     out = []
-    for label, store in status_stores(tmp, n).items():
+    for (label, store), action in itertools.product(status_stores(tmp, n).items(), actions):
         runs: dict[str, list] = {"old": [], "new": []}
         outputs = {}
         for r in range(repeat + 1):                       # run 0: warm-up (page cache, the status index)
             for code, root in (("old", old), ("new", ROOT)):
                 env = {**os.environ, "PYTHONPATH": str(root)}
-                argv = [sys.executable, "-m", "jobs.cli", "sweep", "status", str(spec), "--results", str(store),
+                argv = [sys.executable, "-m", "jobs.cli", "sweep", action, str(spec), "--results", str(store),
                         "--json"]
                 load = os.getloadavg()[0]
                 res, wall, rss, cpu = run_child(argv, tmp, timeout, env=env)
@@ -166,23 +169,27 @@ def measure_status(old: Path, n: int, tmp: Path, repeat: int, timeout: float) ->
                     runs[code].append((wall, cpu, rss, load))
         for code in ("old", "new"):
             w = [x[0] for x in runs[code]]
-            out.append({"store": label, "code": code, "n": n, "wall_median": statistics.median(w), "wall_min": min(w),
+            res = outputs[code] or {}
+            counts = res.get("kinds") or {g["kind"]: {"ok": g["done"], "failed": g["failed"], "missing": g["to_run"],
+                                                      "other": None} for g in res.get("groups", [])}
+            out.append({"store": label, "action": action, "code": code, "n": n, "wall_median": statistics.median(w),
+                        "wall_min": min(w),
                         "wall_max": max(w), "cpu_median": statistics.median(x[1] for x in runs[code]),
                         "rss_mb": max(x[2] for x in runs[code]), "load": [x[3] for x in runs[code]],
-                        "kinds": (outputs[code] or {}).get("kinds"), "same": outputs["old"] == outputs["new"]})
+                        "kinds": counts, "same": outputs["old"] == outputs["new"]})
             print(json.dumps(out[-1]), flush=True)
     return out
 
 
 def status_table(rows: list[dict], old_commit: str) -> str:
-    out = [f"| store ({rows[0]['n']:,} records) | code | wall s: median (min-max) | CPU s (median) | peak RSS MB | "
-           f"load average at the runs' starts | counts (ok / failed / missing / other) | JSON equal |",
-           "|---|---|---|---|---|---|---|---|"]
+    out = [f"| htmc sweep | store ({rows[0]['n']:,} records) | code | wall s: median (min-max) | CPU s (median) | "
+           f"peak RSS MB | load average at the runs' starts | counts (ok / failed / missing / other) | JSON equal |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         k = r["kinds"] or {}
-        counts = "; ".join(f"{kind}: {v['ok']:,} / {v['failed']:,} / {v['missing']:,} / {v['other']:,}"
-                           for kind, v in sorted(k.items()))
-        out.append(f"| {r['store']} | {'old (' + old_commit + ')' if r['code'] == 'old' else 'new'} | "
+        counts = "; ".join(f"{kind}: {v['ok']:,} / {v['failed']:,} / {v['missing']:,} / "
+                           f"{'—' if v['other'] is None else format(v['other'], ',')}" for kind, v in sorted(k.items()))
+        out.append(f"| {r['action']} | {r['store']} | {'old (' + old_commit + ')' if r['code'] == 'old' else 'new'} | "
                    f"**{r['wall_median']:.2f}** ({r['wall_min']:.2f}-{r['wall_max']:.2f}) | {r['cpu_median']:.2f} | "
                    f"{r['rss_mb']:.0f} | {', '.join(f'{x:.1f}' for x in r['load'])} | {counts} | "
                    f"{'yes' if r['same'] else '**NO**'} |")
@@ -231,6 +238,7 @@ def main() -> None:
     ap.add_argument("--status-old", default="35c3138", metavar="COMMIT", help="the old code of --status")
     ap.add_argument("--status-old-dir", default="/tmp/status-old", help="where its worktree is (or is made)")
     ap.add_argument("--repeat", type=int, default=3, help="--status: timed runs of each code (after a warm-up)")
+    ap.add_argument("--actions", default="status", help="--status: the commands timed, of status,plan")
     args = ap.parse_args()
     if args.status:
         return main_status(args)
@@ -276,12 +284,13 @@ def main_status(args) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory(prefix="status-bench-") as d:
-        rows = measure_status(old, args.status, Path(d), args.repeat, args.timeout_s)
+        rows = measure_status(old, args.status, Path(d), args.repeat, args.timeout_s,
+                              [a for a in args.actions.split(",") if a])
     head = (f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, {os.cpu_count()} cores, "
             f"Python {platform.python_version()}; `htmc sweep status SPEC --results STORE --json` in fresh processes, "
             f"old and new in turn, {args.repeat} timed runs each after a warm-up; wall and CPU (user + system) from "
             f"wait4.")
-    text = "\n\n".join([f"### `htmc sweep status` at {args.status:,} records (`benchmarks/plan.py --status`)", head,
+    text = "\n\n".join([f"### `htmc sweep {args.actions.replace(',', '` / `')}` at {args.status:,} records (`benchmarks/plan.py --status`)", head,
                          status_table(rows, args.status_old)])
     print(text)
     if not args.no_write:
