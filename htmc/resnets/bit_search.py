@@ -85,23 +85,30 @@ class _Search:
         return self.budget_s - (time.monotonic() - self.t0)
 
 
-def _smallest_passing(s: _Search, w: int, cands: list[int], cache: dict) -> int | None:
-    """The smallest a_bits in cands whose emulation at (w, a) is within eps, by bisection (the error falls with a
-    as the rounding of every activation gets finer; a non-monotone step can hide a smaller pass, never give a
-    wrong one, since each pass is an emulated error and the verifier has the last word)."""
-    def ok(a: int) -> bool:
-        em = _emulated(s, w, a, cache)
-        return em is not None and em.max_error <= s.eps
-    if not cands or s.over_budget() or not ok(cands[-1]):
-        return None
-    lo, hi = 0, len(cands) - 1            # cands[hi] passes
+def _passes(s: _Search, w: int, a: int, cache: dict) -> bool:
+    em = _emulated(s, w, a, cache)
+    return em is not None and em.max_error <= s.eps
+
+
+def _bisect_first(s: _Search, n: int, ok) -> int:
+    """The least i < n with ok(i), by bisection, given that ok(n - 1) holds (errors fall as bits grow; a
+    non-monotone step can hide a smaller pass, never give a wrong one, since each pass is an emulated error and
+    the verifier has the last word). Stops where the budget runs out, at a passing index."""
+    lo, hi = 0, n - 1
     while lo < hi and not s.over_budget():
         mid = (lo + hi) // 2
-        if ok(cands[mid]):
+        if ok(mid):
             hi = mid
         else:
             lo = mid + 1
-    return cands[hi]
+    return hi
+
+
+def _smallest_passing(s: _Search, w: int, cands: list[int], cache: dict) -> int | None:
+    """The smallest a_bits in cands whose emulation at (w, a) is within eps (_bisect_first)."""
+    if not cands or s.over_budget() or not _passes(s, w, cands[-1], cache):
+        return None
+    return cands[_bisect_first(s, len(cands), lambda i: _passes(s, w, cands[i], cache))]
 
 
 def _emulated(s: _Search, w: int, a: int, cache: dict) -> Emulation | None:
@@ -116,23 +123,12 @@ def _emulated(s: _Search, w: int, a: int, cache: dict) -> Emulation | None:
 
 
 def _first_w(s: _Search, bits: list[int], cache: dict) -> int:
-    """Index in bits of the smallest w_bits whose emulation at the most a_bits is within eps, by bisection (the
-    error falls as w grows, as with a_bits in _smallest_passing); len(bits) when even the most bits fail. Below
-    it no a_bits passes, and scanning those w_bits one emulation each spent the whole compile budget on nets of
-    ~1,000 units at 2^14 cells (0.6 s an emulation; issue 21 C)."""
-    def ok(w: int) -> bool:
-        em = _emulated(s, w, bits[-1], cache)
-        return em is not None and em.max_error <= s.eps
-    lo, hi = 0, len(bits) - 1
-    if not ok(bits[hi]):
+    """Index in bits of the smallest w_bits whose emulation at the most a_bits is within eps (_bisect_first);
+    len(bits) when even the most bits fail. Below it no a_bits passes, and scanning those w_bits one emulation
+    each spent the whole compile budget on nets of ~1,000 units at 2^14 cells (0.6 s an emulation; issue 21 C)."""
+    if not _passes(s, bits[-1], bits[-1], cache):
         return len(bits)
-    while lo < hi and not s.over_budget():
-        mid = (lo + hi) // 2
-        if ok(bits[mid]):
-            hi = mid
-        else:
-            lo = mid + 1
-    return hi
+    return _bisect_first(s, len(bits), lambda i: _passes(s, bits[i], bits[-1], cache))
 
 
 def _staircase(s: _Search, bits: list[int], cache: dict | None = None
