@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import htmc.resnets.fit as fit_module
 from htmc.resnets.fit import fit_rung, net_from_units, net_norms
 from htmc.resnets.fit_lp import lp_knots, unit_costs
 from htmc.resnets.fit_polish import compact, pad, polish, Problem
@@ -100,10 +101,12 @@ def test_compact_keeps_f_and_drops_dead_units():
     assert small["A"].shape == (1, 3, 2)
 
 
-def test_fit_rung_polishes_sin_below_the_lam_path():
+def test_fit_rung_polishes_sin_below_the_lam_path(monkeypatch):
     """sin at eps = 0.2: the LP's one-block minimum is 9.73 and the λ path's two-block net 8.83
-    (benchmarks/RESULTS.md, issue 21 D); the polished net is below both and still within eps on the cells."""
-    res = fit_rung(SIN, 0.2, "block_path", budget_s=8)
+    (benchmarks/RESULTS.md, issue 21 D); the polished net is below both and still within eps on the cells. The
+    polish's time cap is lifted so that a loaded machine still runs its 1000 steps (~1.5 s here)."""
+    monkeypatch.setattr(fit_module, "POLISH_MAX_S", 60.0)
+    res = fit_rung(SIN, 0.2, "block_path", budget_s=20)
     assert res.net is not None and res.float_error <= 0.2 * 0.9 + 1e-12
     assert res.norms["block_path"] < 8.83
     assert any(n.startswith("polish: block_path 9.733 -> ") for n in res.notes)
