@@ -413,8 +413,8 @@ def _skip_candidates(table, eps_fit, norm, deadline, plain: list, res: FitResult
             yield _scaled(v, 1, beta, norm), _plain(v, 1)
 
 
-PYRAMID_TRIES = 3          # d = 2: dictionaries tried, by their finest level: k − 1, k, k − 2 (_pyramid_candidates)
-PYRAMID_PROBE = 1.0        # ... k − 2 within this many times the first solve's seconds (at least 2 s)
+PYRAMID_TRIES = 8          # d = 2: dictionaries tried, by their finest level: k − 1, k, k − 2, ... (_pyramid_candidates)
+PYRAMID_PROBE = 1.0        # ... from k − 2 on within this many times the first solve's seconds (at least 2 s)
 
 
 def _pyramid_candidates(table, eps_fit, norm, deadline, seed, res: FitResult):
@@ -423,13 +423,14 @@ def _pyramid_candidates(table, eps_fit, norm, deadline, seed, res: FitResult):
     first, in half the time left (often feasible, and cheaper: holder_random d=2 s=0.75 at ε = 0.1, k = 7: norm
     313 with 946 units against 390 with 1,063 at k, where the LP's level prices mislead it); then k, where the
     pyramids interpolate any midpoint values, so the LP is feasible whenever every interval is non-empty (one
-    solve, 1.7-7 s at k = 7); then k − 2 within the first solve's time, as proving a dictionary infeasible took
-    HiGHS up to 11 s (numerical trouble, status 4). Issue 21 C."""
+    solve, 1.7-7 s at k = 7); then k − 2, k − 3, ... until one is infeasible (at ε = 0.4, s = 0.75, k = 4: norm
+    12.3 against 14.0 from levels <= 3 and 4 alone), each within the first solve's time, as proving a dictionary
+    infeasible took HiGHS up to 11 s (numerical trouble, status 4). Issue 21 C."""
     from htmc.resnets.fit_pyramid import fit_pyramids, quantizable
     x = cell_points(table)
     lo, hi = table.hi - eps_fit, table.lo + eps_fit
     probe, coarse_ok = None, False
-    for fin in [f for f in (table.k - 1, table.k, table.k - 2)[:PYRAMID_TRIES] if f >= 1]:
+    for fin in [f for f in (table.k - 1, table.k, *range(table.k - 2, 0, -1))[:PYRAMID_TRIES] if f >= 1]:
         now = time.monotonic()
         if now > deadline or (fin < table.k - 1 and not coarse_ok):
             break
@@ -439,6 +440,7 @@ def _pyramid_candidates(table, eps_fit, norm, deadline, seed, res: FitResult):
             a, b_out, units, iters, solves = fit_pyramids(x, lo, hi, fin, limit, seed=seed)
         except Infeasible as e:
             res.notes.append(f"k={table.k}, pyramid levels <= {fin}: {e}")
+            coarse_ok = coarse_ok and fin >= table.k - 1     # coarser than an infeasible one: infeasible too
             continue
         coarse_ok = coarse_ok or fin == table.k - 1
         probe = probe or max(2.0, PYRAMID_PROBE * (time.monotonic() - now))
