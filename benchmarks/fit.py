@@ -163,6 +163,9 @@ def main() -> None:
     ap.add_argument("--group", choices=("all", "rung"), default="all",
                     help="--batched: all fits in one batch (padded to the largest rung), or one batch per rung")
     args = ap.parse_args()
+    for name in ("batched", "polish_steps", "single"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     args.widths = [int(w) for w in args.widths.split(",")]
     import torch
     torch.set_num_threads(1)
@@ -172,6 +175,8 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, device {args.device}; norm {args.norm}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
     if args.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            ap.error(f"--device {args.device}: torch.cuda.is_available() is False here; use --device cpu")
         print(f"GPU: {torch.cuda.get_device_name()}", flush=True)
     if args.batched:
         batched(args)
