@@ -117,12 +117,13 @@ def timed(fn):
 
 
 def status_path(store, sweep: str) -> tuple[float, int]:
-    """What `htmc sweep status` asks of the store: every key's status, then the cost columns summed."""
+    """What `htmc sweep status` asks of the store (cluster/service.py sweep_status): every key's status as key
+    integers, then the cost columns summed."""
     from analysis.costs import cost_totals
     t = time.perf_counter()
-    st = store.statuses(sweep)
-    cost_totals(store.load(sweep, columns=["task_key", "status", "finished_at", "cpu_seconds", "gpu_seconds"]))
-    return time.perf_counter() - t, len(st)
+    st = store.status_arrays(sweep)
+    cost_totals(store.load(sweep, columns=["finished_at", "cpu_seconds", "gpu_seconds"]))
+    return time.perf_counter() - t, sum(len(keys) for keys, _ in st.values())
 
 
 def bench_local(work: Path, args) -> dict:
