@@ -168,10 +168,6 @@ class TaskList(Sequence):
         for b in self._blocks:
             yield from b.keys
 
-    def groups(self):
-        """(group, kind, its keys) per group, in spec order (a group whose tasks all came earlier is left out)."""
-        return [(b.group, b.kind, b.keys) for b in self._blocks]
-
     def key_kinds(self):
         """(key, kind, group) of every task, in order (no Task made)."""
         for b in self._blocks:
@@ -179,8 +175,9 @@ class TaskList(Sequence):
                 yield k, b.kind, b.group
 
     def key_ints(self):
-        """(group, kind, its keys as 64-bit integers, cluster/keyarray.py) per group, in spec order: for counting
-        a million keys with numpy (no key string made for a grid group)."""
+        """(group, kind, its keys as 64-bit integers, cluster/keyarray.py) per group, in spec order (a group whose
+        tasks all came earlier is left out): for counting a million keys with numpy (no key string made for a grid
+        group)."""
         return [(b.group, b.kind, b.key_ints()) for b in self._blocks]
 
     def __repr__(self) -> str:
