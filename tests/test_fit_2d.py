@@ -68,3 +68,19 @@ def test_quantizable_net_keeps_its_bits_and_is_no_cheaper_than_the_least_norm(lp
     least = scale_options(a, b_out, units, "block_path")[0][0]
     assert net_norms(net)["block_path"] >= least - 1e-9
     assert all(net_norms(n)["block_path"] >= net_norms(net)["block_path"] for n in alts)
+
+
+def test_bit_staircase_finds_the_pareto_pairs_a_full_scan_finds(lp):
+    """The staircase starts at the smallest w_bits that passes at the most a_bits (bit_search._first_w): its
+    Pareto-minimal passing pairs are those of emulating every (w_bits, a_bits)."""
+    import time
+    from htmc.resnets.bit_search import _Search, _pareto_min, _staircase
+    table, a, b_out, units = lp
+    net = build_net(a, b_out, units, 2.0 ** -6, 20.0, beta=4.0)
+    bits = list(range(2, 17))
+    full = {(w, q): emulate(net, table, w, q).max_error for w in bits for q in bits}
+    want = _pareto_min([p for p, e in full.items() if e <= 0.2])
+    s = _Search(net, table, 0.2, 1e9, False, "fused", time.monotonic())
+    ems, errors = _staircase(s, bits)
+    assert want and sorted(_pareto_min(list(ems))) == sorted(want)
+    assert len(errors) < len(full) // 4                     # far fewer emulations than the scan
