@@ -5,7 +5,8 @@ seeds {0, 1}, 1000 Adam steps on the MSE at 512 points, reg block_path; 32 nets 
 batch. Per rung, R*_ν is the least norm ν among the nets whose own circuit verifies within ε (nets are compiled
 in increasing norm until one verifies: htmc.resnets.compile_ladder, what resnet_compile runs) and G*_ν that
 net's gates. The fitted side runs htmc.resnets.fit.fit_and_compile per rung with the same training budget in
-seconds: the λ path's training time over the function's rungs (or --fit-budget-s).
+seconds: the λ path's training time for the function is the fit's pool for all its rungs, shared coarse to fine
+with carry-over (pool_budget), or --fit-budget-s per rung.
     python benchmarks/fit.py [--functions sin,exp,h1s075,h1s1,h2s075,h2s1] [--norm block_path] [--json OUT]
     python benchmarks/fit.py --device cuda --seeds 8     # the λ path as one batch of 8 x 32 = 256 nets on a GPU
     python benchmarks/fit.py --batched 256 --device cuda --functions sin,exp,h1s075,h1s1   # the polish, batched
@@ -67,6 +68,19 @@ def lam_rung(nets, target, eps, norm, budget_s, compile=True):
         if pt.get("verified"):
             return r.norms[norm], pt["gates"], time.monotonic() - t0
     return None, None, time.monotonic() - t0
+
+
+POOL_FLOOR = 0.5   # pool_budget: share of the uniform split (pool / rungs) kept back for each later rung
+
+
+def pool_budget(pool: float, used: float, left: int, rungs: int) -> float:
+    """One rung's fit budget out of the function's pool (the λ path's training seconds, for all its `rungs`
+    together), the rungs fitted coarse to fine: what is left of the pool, less POOL_FLOOR x pool / rungs for each
+    of the `left` - 1 rungs after this one. The time a rung does not use carries over to the next; the coarse
+    rungs, where the polish runs (cells x units <= POLISH_MAX_WORK) and needs ~1-1.5 s for its 1000 steps, may
+    take more than pool / rungs, and the fine ones, where it does not run, keep the floor. At least 0.05 s:
+    fit_rung stops its LPs at the first net found past its deadline, and the pool is charged what it used."""
+    return max(pool - used - (left - 1) * POOL_FLOOR * pool / rungs, 0.05)
 
 
 def fit_float(target, eps, norm, budget_s):
@@ -152,7 +166,9 @@ def main() -> None:
     ap.add_argument("--widths", default="8,16", help="λ-path widths (one batch per width)")
     ap.add_argument("--no-compile", action="store_true",
                     help="float-level figures only (no ABC needed): R* of nets within eps on their grids, no G*")
-    ap.add_argument("--fit-budget-s", type=float, help="fit budget per rung (default: λ training s / rungs)")
+    ap.add_argument("--fit-budget-s", type=float,
+                    help="fit budget per rung (default: the λ path's training seconds for all the function's rungs "
+                         "together, shared by pool_budget)")
     ap.add_argument("--compile-budget-s", type=float, default=30.0)
     ap.add_argument("--skip-lam", action="store_true", help="only the fitted side")
     ap.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
@@ -166,6 +182,10 @@ def main() -> None:
     for name in ("batched", "polish_steps", "single"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.fit_budget_s is not None and not args.fit_budget_s > 0:
+        ap.error(f"--fit-budget-s must be > 0, got {args.fit_budget_s}")
+    if args.skip_lam and not args.fit_budget_s and not args.batched:
+        ap.error("--skip-lam needs --fit-budget-s: the default fit budget is the λ path's training seconds")
     args.widths = [int(w) for w in args.widths.split(",")]
     import torch
     torch.set_num_threads(1)
@@ -188,19 +208,25 @@ def main() -> None:
         name, params, eps0, steps = FUNCTIONS[key]
         target = make_function(name, **params)
         nets, train_s = ([], 0.0) if args.skip_lam else lam_path(target, args)
-        fit_budget = args.fit_budget_s or max(train_s / steps, 1.0)
-        print(f"{key}: λ path {len(nets)} nets trained in {train_s:.1f} s; fit budget {fit_budget:.1f} s per rung",
-              flush=True)
-        for eps in ladder_eps(eps0, steps):
+        pool = None if args.fit_budget_s else train_s
+        print(f"{key}: λ path {len(nets)} nets trained in {train_s:.1f} s; fit budget " +
+              (f"{args.fit_budget_s:.1f} s per rung" if pool is None else
+               f"{pool:.1f} s for the {steps} rungs together (pool_budget)"), flush=True)
+        used = 0.0
+        for i, eps in enumerate(ladder_eps(eps0, steps)):
             R_l, G_l, lam_s = (lam_rung(nets, target, eps, args.norm, args.compile_budget_s, not args.no_compile)
                                if nets else (None,) * 3)
+            fit_budget = args.fit_budget_s or pool_budget(pool, used, steps - i, steps)
+            tf = time.monotonic()
             fr = (fit_float(target, eps, args.norm, fit_budget) if args.no_compile else
                   fit_and_compile(target, eps, args.norm, budget_s=fit_budget, compile_budget_s=args.compile_budget_s))
+            # the pool is charged the rung's wall time less its last compile (a refit's first compile is charged)
+            used += time.monotonic() - tf - (fr.compiled.get("compile_seconds") or 0.0)
             R_f = fr.fit.norms.get(args.norm) if fr.met else None
             row = {"function": key, "eps": eps, "R_lam": R_l, "G_lam": G_l, "lam_compile_s": lam_s, "R_fit": R_f,
                    "G_fit": fr.compiled.get("gates") if fr.met else None, "units": fr.fit.units, "k": fr.fit.k,
                    "fit_s": fr.fit.seconds, "fit_compile_s": fr.compiled.get("compile_seconds"),
-                   "reason": fr.reason, "train_s": train_s, "fit_budget_s": fit_budget,
+                   "reason": fr.reason, "train_s": train_s, "fit_budget_s": fit_budget, "fit_pool_used_s": used,
                    "polish": next((n for n in fr.fit.notes if n.startswith("polish")), None)}
             rows.append(row)
             fmt = lambda v, f: "-" if v is None else format(v, f)

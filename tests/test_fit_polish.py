@@ -130,3 +130,55 @@ def test_bad_input_is_named(sin_start):
         polish([net], [prob], device="tpu")
     with pytest.raises(ValueError, match="unknown dtype 'float16'"):
         polish([net], [prob], dtype="float16")
+
+
+def test_a_polished_net_that_does_not_compile_falls_back_to_the_lp_net(monkeypatch):
+    """fit_and_compile compiles fit.net, then its alternates, the LP's net first (_polish_best): when the polished
+    net's circuit does not verify, the net recorded is the LP's net that did compile, with its own norms and
+    float error, and the circuit is that net's. compile_search is the real one except on the polished net, where
+    it reports no circuit (as it does when no bits verify)."""
+    from htmc.circuits.verify import verify
+    from htmc.resnets import bit_search
+    from htmc.resnets.to_circuit import float_error
+    monkeypatch.setattr(fit_module, "POLISH_MAX_S", 60.0)
+    real, seen = bit_search.compile_search, []
+
+    def compile_search(net, table, eps, **kw):
+        seen.append(net)
+        if len(seen) == 1:
+            return bit_search.CompileResult(reason="no (w_bits, a_bits) within eps (test: the polished net)")
+        return real(net, table, eps, **kw)
+
+    monkeypatch.setattr(bit_search, "compile_search", compile_search)
+    r = fit_module.fit_and_compile(SIN, 0.2, "block_path", budget_s=20, compile_budget_s=20)
+    polished, lp = seen[0], seen[1]
+    # the polish ran and was kept (two blocks, below the LP's 9.73), so the fallback is what is tested
+    assert polished["A"].shape[0] == 2 and lp["A"].shape[0] == 1
+    assert net_norms(polished)["block_path"] < net_norms(lp)["block_path"] == pytest.approx(9.7327, abs=1e-3)
+    assert r.met and r.fit.net is lp and len(seen) == 2
+    assert r.fit.norms == net_norms(lp)
+    table = SIN.table(r.fit.k, "box")
+    assert r.fit.float_error == float_error(lp, table) <= 0.2 * 0.9 + 1e-12
+    assert r.fit.units == fit_module.live_units(lp)
+    assert verify(r.circuit, table).max_error == r.compiled["max_error"] <= 0.2
+
+
+def test_the_benchmarks_pool_gives_the_fit_the_lam_paths_seconds_in_all():
+    """benchmarks/fit.py's default budget (issue 21 D "the same training budget in seconds"): the rungs' budgets
+    come out of one pool, what a rung leaves carries over, every later rung keeps its floor, and a rung that
+    spends exactly its budget leaves the later ones exactly the pool."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fit.py"
+    spec = importlib.util.spec_from_file_location("bench_fit", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    pool, rungs, floor = 7.0, 7, bench.POOL_FLOOR * 7.0 / 7
+    assert bench.pool_budget(pool, 0.0, 7, rungs) == pytest.approx(7.0 - 6 * floor)       # 4.0 s for the first
+    assert bench.pool_budget(pool, 1.0, 6, rungs) == pytest.approx(6.0 - 5 * floor)       # 3.0 left over carries
+    assert bench.pool_budget(pool, 7.0 - floor, 1, rungs) == pytest.approx(floor)         # the last keeps its floor
+    used = 0.0
+    for i in range(rungs):                  # every rung spends its whole budget: the pool is spent, no more
+        used += bench.pool_budget(pool, used, rungs - i, rungs)
+    assert used == pytest.approx(pool)
+    assert bench.pool_budget(pool, 9.0, 2, rungs) == 0.05      # an overrun pool still lets fit_rung find a net

@@ -480,7 +480,9 @@ def fit_and_compile(target, eps: float, norm: str = "block_path", *, budget_s: f
         left = budget_s - (time.monotonic() - t0)
         if last is not None and left <= 0:
             break
-        fit = fit_rung(target, eps, norm, budget_s=max(left, 1.0), max_inputs=max_inputs, max_units=max_units,
+        # the refit gets at least 1 s even when the first fit spent the budget; the first fit gets budget_s
+        fit = fit_rung(target, eps, norm, budget_s=budget_s if last is None else max(left, 1.0),
+                       max_inputs=max_inputs, max_units=max_units,
                        margin=margin, seed=seed)
         if fit.net is None:
             return last or RungResult(fit, False, fit.reason, margin=margin)
