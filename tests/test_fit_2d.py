@@ -84,3 +84,13 @@ def test_bit_staircase_finds_the_pareto_pairs_a_full_scan_finds(lp):
     ems, errors = _staircase(s, bits)
     assert want and sorted(_pareto_min(list(ems))) == sorted(want)
     assert len(errors) < len(full) // 4                     # far fewer emulations than the scan
+
+
+def test_resolution_is_eps_aware_where_the_lp_would_not_solve():
+    """d = 2 at eps_fit 0.045 (ε = 0.05): k = 8 has ROOM's room, but its 2^16-cell LP runs out of time; k = 7 has
+    ROOM_D2's (half-oscillation 0.040 <= 0.9 * 0.045) and is chosen instead. At 0.09 (ε = 0.1) k = 7 itself."""
+    from htmc.resnets.fit import ROOM, ROOM_D2, _resolutions
+    half = {k: float((H2.table(k, "box").hi - H2.table(k, "box").lo).max()) / 2 for k in (6, 7, 8)}
+    assert half[8] <= ROOM * 0.045 < half[7] <= ROOM_D2 * 0.045
+    assert _resolutions(H2, 0.045, 16) == [7]
+    assert _resolutions(H2, 0.09, 16) == [7] and half[6] > ROOM * 0.09
