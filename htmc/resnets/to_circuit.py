@@ -26,11 +26,11 @@ the emulated integers: `emulate` rejects bit choices before any gate is built, a
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
 
 from htmc.synthesis.abc_tool import optimize_with_abc
 from htmc.circuits.builder import BitHeap, CircuitBuilder, digits_csd, FALSE, TRUE, value_width
@@ -142,12 +142,19 @@ def _imatmul(X: np.ndarray, M: np.ndarray) -> np.ndarray:
         return X @ M.T
     S = sp.csr_matrix(M)
     out = np.empty((X.shape[0], M.shape[0]), dtype=np.int64)
-    _csr_times_rows(np.ascontiguousarray(X, dtype=np.int64), S.indptr.astype(np.int64),
+    _csr_kernel()(np.ascontiguousarray(X, dtype=np.int64), S.indptr.astype(np.int64),
                     S.indices.astype(np.int64), S.data.astype(np.int64), out)
     return out
 
 
-@njit(cache=True)
+@functools.cache
+def _csr_kernel():
+    """_csr_times_rows compiled by numba, on first use: importing numba costs every `htmc` command ~0.2 s and
+    60 MB (the CLI imports this module to build its parser), and most commands never emulate a net."""
+    from numba import njit
+    return njit(cache=True)(_csr_times_rows)
+
+
 def _csr_times_rows(X, indptr, indices, data, out):  # pragma: no cover - numba
     """out[i, j] = Σ_p data[p] X[i, indices[p]] over row j of a CSR matrix: row by row of X, with no transposed
     copies (scipy's sparse @ dense needs X.T contiguous and returns the transpose: ~2 s at 2^14 cells x 1,000)."""
