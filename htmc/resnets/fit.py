@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from htmc.registry import did_you_mean
-from htmc.resnets.fit_lp import (Infeasible, lp_knots, lp_ridge, ridge_dictionary, unit_costs, Units)
+from htmc.resnets.fit_lp import (Infeasible, lp_knots, lp_ridge, reweighted_costs, ridge_dictionary, unit_costs,
+                                 Units)
 from htmc.resnets.to_circuit import cell_points, float_error, MAX_INPUTS
 
 FIT_VERSION = "3"   # 2: d = 1 nets carry a linear term on the skip path (issue 21 D); 3: d = 1 LP nets are then
@@ -372,7 +373,9 @@ def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult, pl
     """(net, alternates) from the LPs of one table: for each input scale β in BETAS the LP at the weights that make
     it block_path's minimum, and for l1 the reweighted rounds; each net at its best output scale α."""
     if target.d == 2:
-        yield from _pyramid_candidates(table, eps_fit, norm, deadline, seed, res)
+        from htmc.resnets.fit_pyramid import pyramid_candidates
+        # the compile's margin: the net must keep its bits within eps_fit/(1 − MARGIN) <= eps
+        yield from pyramid_candidates(table, eps_fit, eps_fit / (1 - MARGIN), norm, deadline, seed, res)
         return
     betas, trend = list(BETAS), None
     while betas:
@@ -400,7 +403,7 @@ def _candidates(target, table, eps_fit, norm, deadline, seed, res: FitResult, pl
                     break
                 # majorize Σ 2√(|a_i| ω_i) at the previous solution: weight ω_i / √(|a_i| ω_i + η)
                 eta = 1e-6 * max(float(np.abs(cur.a).max(initial=0.0)), 1e-12)
-                wfn = lambda B, c, b, p=cur: _reweight(B, c, b, p, eta)
+                wfn = lambda B, c, b, p=cur: reweighted_costs(B, c, b, p.a, eta)
                 try:
                     nxt = _solve_units(target, table, eps_fit, wfn, deadline, seed, pieces=len(cur.a), beta=beta)
                 except Infeasible as e:
@@ -423,50 +426,6 @@ def _skip_candidates(table, eps_fit, norm, deadline, plain: list, res: FitResult
             res.steps += v.iterations
             res.solves += v.solves
             yield _scaled(v, 1, beta, norm), _plain(v, 1)
-
-
-PYRAMID_TRIES = 8          # d = 2: dictionaries tried, by their finest level: k − 1, k, k − 2, ... (_pyramid_candidates)
-PYRAMID_PROBE = 1.0        # ... from k − 2 on within this many times the first solve's seconds (at least 2 s)
-
-
-def _pyramid_candidates(table, eps_fit, norm, deadline, seed, res: FitResult):
-    """d = 2: two-block nets of ridges and multilevel pyramids (htmc.resnets.fit_pyramid), each at the least-norm
-    scales (hat height, output and input scale) whose net keeps its bits. Dictionaries by their finest level: k − 1
-    first, in half the time left (often feasible, and cheaper: holder_random d=2 s=0.75 at ε = 0.1, k = 7: norm
-    313 with 946 units against 390 with 1,063 at k, where the LP's level prices mislead it); then k, where the
-    pyramids interpolate any midpoint values, so the LP is feasible whenever every interval is non-empty (one
-    solve, 1.7-7 s at k = 7); then k − 2, k − 3, ... until one is infeasible (at ε = 0.4, s = 0.75, k = 4: norm
-    12.3 against 14.0 from levels <= 3 and 4 alone), each within the first solve's time, as proving a dictionary
-    infeasible took HiGHS up to 11 s (numerical trouble, status 4). Issue 21 C."""
-    from htmc.resnets.fit_pyramid import fit_pyramids, quantizable
-    x = cell_points(table)
-    lo, hi = table.hi - eps_fit, table.lo + eps_fit
-    probe, coarse_ok = None, False
-    for fin in [f for f in (table.k - 1, table.k, *range(table.k - 2, 0, -1))[:PYRAMID_TRIES] if f >= 1]:
-        now = time.monotonic()
-        if now > deadline or (fin < table.k - 1 and not coarse_ok):
-            break
-        limit = (now + (deadline - now) / 2 if fin == table.k - 1 else
-                 deadline if fin == table.k or probe is None else min(deadline, now + probe))
-        try:
-            a, b_out, units, iters, solves = fit_pyramids(x, lo, hi, fin, limit, seed=seed)
-        except Infeasible as e:
-            res.notes.append(f"k={table.k}, pyramid levels <= {fin}: {e}")
-            coarse_ok = coarse_ok and fin >= table.k - 1     # coarser than an infeasible one: infeasible too
-            continue
-        coarse_ok = coarse_ok or fin == table.k - 1
-        probe = probe or max(2.0, PYRAMID_PROBE * (time.monotonic() - now))
-        res.steps += iters
-        res.solves += solves
-        # the least-norm scales whose net keeps its bits (the compile's margin: eps_fit/(1 − MARGIN) <= eps)
-        yield quantizable(a, b_out, units, norm, table, eps_fit / (1 - MARGIN))
-
-
-def _reweight(B, c, beta, prev: Units, eta: float) -> np.ndarray:
-    w = unit_costs(B, c, beta)
-    if len(w) != len(prev.a):     # another knot grid than prev's: plain weights
-        return w
-    return w / np.sqrt(np.abs(prev.a) * w + eta)
 
 
 @dataclass

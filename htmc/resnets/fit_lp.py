@@ -54,6 +54,16 @@ def unit_costs(B: np.ndarray, c: np.ndarray, beta: float = 1.0) -> np.ndarray:
     return np.abs(B).sum(1) / beta + np.abs(c)
 
 
+def reweighted_costs(B: np.ndarray, c: np.ndarray, beta: float, prev_a: np.ndarray, eta: float) -> np.ndarray:
+    """The l1 objective's LP weights ω_i/√(|a_i| ω_i + η) at the previous solution's output weights prev_a: they
+    majorize the concave per-unit cost 2√(|a_i| ω_i) (htmc.resnets.fit, step 3); plain ω when the dictionary is
+    another one than prev_a's."""
+    w = unit_costs(B, c, beta)
+    if len(w) != len(prev_a):
+        return w
+    return w / np.sqrt(np.abs(prev_a) * w + eta)
+
+
 def _solve(cost, A_ub, b_ub, bounds, what: str, deadline: float | None = None):
     """HiGHS dual simplex (vertex solutions: exact zeros), within the deadline; interior point when the simplex
     stops on numerical trouble (status 4)."""

@@ -201,16 +201,7 @@ def _polish(starts, problems, norm, steps, dev, dtype, budget_s, extra_block, lr
     layout = Layout(d, w, L, r)
     flat = layout.flatten(from_numpy(padded, dtype, dev)).requires_grad_(True)
 
-    N = max(len(p.x) for p in problems)
-    X = torch.zeros((Bn, N, d), dtype=dtype, device=dev)
-    lo = torch.zeros((Bn, N), dtype=dtype, device=dev)
-    hi = torch.zeros((Bn, N), dtype=dtype, device=dev)
-    mask = torch.zeros((Bn, N), dtype=torch.bool, device=dev)
-    for b, p in enumerate(problems):    # padding cells: x = lo = hi = 0 and mask 0 (in no penalty, no check)
-        n = len(p.x)
-        X[b, :n] = torch.as_tensor(p.x, dtype=dtype)
-        lo[b, :n], hi[b, :n] = torch.as_tensor(p.lo, dtype=dtype), torch.as_tensor(p.hi, dtype=dtype)
-        mask[b, :n] = True
+    X, lo, hi, mask = _cells(problems, d, dtype, dev)
     half = torch.where(mask, (hi - lo) / 2, 0.0)
     delta = INNER * half
     # float32 steps (GPU): an iterate is kept only with half of δ to spare, which covers its rounding
@@ -249,6 +240,22 @@ def _polish(starts, problems, norm, steps, dev, dtype, budget_s, extra_block, lr
         if budget_s is not None and step % 25 == 0 and time.monotonic() - t0 > budget_s:
             break
     return _finish(starts, problems, layout, best, best_norm, start_norm, norm, done, t0)
+
+
+def _cells(problems: list[Problem], d: int, dtype, dev):
+    """The problems' cells padded to one count: (X, lo, hi, mask); a padding cell has x = lo = hi = 0 and mask 0
+    (in no penalty, no check)."""
+    Bn, N = len(problems), max(len(p.x) for p in problems)
+    X = torch.zeros((Bn, N, d), dtype=dtype, device=dev)
+    lo = torch.zeros((Bn, N), dtype=dtype, device=dev)
+    hi = torch.zeros((Bn, N), dtype=dtype, device=dev)
+    mask = torch.zeros((Bn, N), dtype=torch.bool, device=dev)
+    for b, p in enumerate(problems):
+        n = len(p.x)
+        X[b, :n] = torch.as_tensor(p.x, dtype=dtype)
+        lo[b, :n], hi[b, :n] = torch.as_tensor(p.lo, dtype=dtype), torch.as_tensor(p.hi, dtype=dtype)
+        mask[b, :n] = True
+    return X, lo, hi, mask
 
 
 def _finish(starts, problems, layout, best, best_norm, start_norm, norm, done, t0) -> list[Polished]:

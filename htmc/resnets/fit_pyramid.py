@@ -16,11 +16,13 @@ scales with s, block 1 with 1/s; the function does not change).
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import scipy.sparse as sp
 
-from htmc.resnets.fit_lp import lp_cutting
-from htmc.resnets.to_circuit import DEFAULT_BITS, emulate
+from htmc.resnets.fit_lp import Infeasible, lp_cutting
+from htmc.resnets.to_circuit import cell_points, DEFAULT_BITS, emulate
 
 PYRAMID_C = -1.0          # block 1's bias: φ = relu(H_m + H_n − 1)
 N_AFFINE = 4              # relu(±(x_j − 1/2) + 1/2): x_j and 1 − x_j, affine on the box
@@ -210,3 +212,40 @@ def quantizable(a, b_out, units, norm: str, table, eps: float) -> tuple[dict, li
         if ok:
             return net, nets[i + 1:i + 3]
     return nets[0], nets[-1:]
+
+
+PYRAMID_TRIES = 8          # d = 2: dictionaries tried, by their finest level: k − 1, k, k − 2, ... (pyramid_candidates)
+PYRAMID_PROBE = 1.0        # ... from k − 2 on within this many times the first solve's seconds (at least 2 s)
+
+
+def pyramid_candidates(table, eps_fit: float, eps_bits: float, norm: str, deadline: float, seed: int, res):
+    """d = 2: two-block nets of ridges and multilevel pyramids (htmc.resnets.fit_pyramid), each at the least-norm
+    scales (hat height, output and input scale) whose net keeps its bits. Dictionaries by their finest level: k − 1
+    first, in half the time left (often feasible, and cheaper: holder_random d=2 s=0.75 at ε = 0.1, k = 7: norm
+    313 with 946 units against 390 with 1,063 at k, where the LP's level prices mislead it); then k, where the
+    pyramids interpolate any midpoint values, so the LP is feasible whenever every interval is non-empty (one
+    solve, 1.7-7 s at k = 7); then k − 2, k − 3, ... until one is infeasible (at ε = 0.4, s = 0.75, k = 4: norm
+    12.3 against 14.0 from levels <= 3 and 4 alone), each within the first solve's time, as proving a dictionary
+    infeasible took HiGHS up to 11 s (numerical trouble, status 4). Issue 21 C. Called by
+    htmc.resnets.fit (res: its FitResult, which gets the notes, LP iterations and solves)."""
+    x = cell_points(table)
+    lo, hi = table.hi - eps_fit, table.lo + eps_fit
+    probe, coarse_ok = None, False
+    for fin in [f for f in (table.k - 1, table.k, *range(table.k - 2, 0, -1))[:PYRAMID_TRIES] if f >= 1]:
+        now = time.monotonic()
+        if now > deadline or (fin < table.k - 1 and not coarse_ok):
+            break
+        limit = (now + (deadline - now) / 2 if fin == table.k - 1 else
+                 deadline if fin == table.k or probe is None else min(deadline, now + probe))
+        try:
+            a, b_out, units, iters, solves = fit_pyramids(x, lo, hi, fin, limit, seed=seed)
+        except Infeasible as e:
+            res.notes.append(f"k={table.k}, pyramid levels <= {fin}: {e}")
+            coarse_ok = coarse_ok and fin >= table.k - 1     # coarser than an infeasible one: infeasible too
+            continue
+        coarse_ok = coarse_ok or fin == table.k - 1
+        probe = probe or max(2.0, PYRAMID_PROBE * (time.monotonic() - now))
+        res.steps += iters
+        res.solves += solves
+        # the least-norm scales whose net keeps its bits within eps_bits
+        yield quantizable(a, b_out, units, norm, table, eps_bits)
