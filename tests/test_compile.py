@@ -324,3 +324,30 @@ def test_cli_exit_status_in_a_real_process():
     p = subprocess.run([sys.executable, "-m", "jobs.cli", "resnet", "train", "sin", "--width", "8", "--depth", "2",
                         "--rank", "4", "--lam", "1e-4", "--reg", "l2"], capture_output=True, text=True)
     assert p.returncode == 2 and "did you mean 'l1'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_staircase_searches_past_a_failing_top_when_the_error_is_not_monotone_in_the_bits():
+    """holder_random(d=1, s=0.75) at eps 0.0125 (k = 13, 415 units) emulates to 0.01336 at (16, 16) and 0.01211
+    at (15, 15): a failing (most, most) pair must not end the search (bit_search._top_passing_w). The emulated
+    errors are given through the search's own emulation cache (the errors measured on that net)."""
+    import time
+    from types import SimpleNamespace
+    from htmc.resnets.bit_search import _Search, _staircase
+    table = IntervalTable(1, 2, np.zeros(4), np.ones(4))
+    s = _Search({}, table, 0.0125, 1e9, False, "fused", time.monotonic())
+    bits = list(range(10, 17))
+    err = {16: 0.01336, 15: 0.01211, 14: 0.01367, 13: 0.0345, 12: 0.0250, 11: 0.0414, 10: 0.08}
+    cache = {(id(table), w, a): SimpleNamespace(max_error=err[w] + (16 - a) * 1e-3) for w in bits for a in bits}
+    ems, errors = _staircase(s, bits, cache)
+    assert sorted(ems) == [(15, 16)]
+    class Seen(dict):
+        def __init__(self, *a):
+            super().__init__(*a)
+            self.read = set()
+
+        def __getitem__(self, key):
+            self.read.add(key[1:])
+            return super().__getitem__(key)
+    cache2 = Seen({key: SimpleNamespace(max_error=0.03) for key in cache})   # over 2 eps at the top: scan stops
+    ems2, _ = _staircase(s, bits, cache2)
+    assert ems2 == {} and cache2.read == {(16, 16)}
