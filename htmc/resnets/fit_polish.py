@@ -44,7 +44,7 @@ from htmc.registry import check_positive, did_you_mean, UnknownNameError
 from htmc.resnets.model import forward, from_numpy, Layout, to_numpy
 from htmc.resnets.norms import NORMS
 from htmc.resnets.numpy_net import forward_numpy
-from htmc.resnets.training import _adam_prox_step, DTYPES, prune_dead_units
+from htmc.resnets.training import adam_prox_step, DTYPES, prune_dead_units
 
 INNER = 1e-3         # share of each interval's half-width by which the steps tighten the constraints (δ)
 MU0 = 0.01           # initial penalty weight, in units of ν(start) per half-width of violation
@@ -235,7 +235,7 @@ def _polish(starts, problems, norm, steps, dev, dtype, budget_s, extra_block, lr
             # cosine decay of the step (Loshchilov & Hutter, SGDR, ICLR 2017): large moves first, then the
             # iterates settle near the boundary where the least norm lies
             cos = 0.5 * (1 + math.cos(math.pi * step / steps))
-            _adam_prox_step(flat, grad, m, v, step, lr_t * (FLOOR + (1 - FLOOR) * cos), 0.0, rows, layout)
+            adam_prox_step(flat, grad, m, v, step, lr_t * (FLOOR + (1 - FLOOR) * cos), 0.0, rows, layout)
         done = step
         if budget_s is not None and step % 25 == 0 and time.monotonic() - t0 > budget_s:
             break

@@ -237,7 +237,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _adam_prox_step(flat, g, m, v, step: int, lr, thr, rows: dict, layout: Layout) -> None:
+def adam_prox_step(flat, g, m, v, step: int, lr, thr, rows: dict, layout: Layout) -> None:
     """One Adam step (same update as torch.optim.Adam, written out so that lr may differ per net) and then the
     proximal step of each row's reg, in place. lr, thr: (B, 1); rows: per-net masks, see _Batch."""
     m.mul_(BETA1).add_(g, alpha=1 - BETA1)
@@ -346,7 +346,7 @@ def _train_steps(layout: Layout, configs: list[TrainConfig], X: torch.Tensor, Y:
         with torch.no_grad():
             if masking:
                 g = torch.where(active.unsqueeze(1), g, 0.0)
-            _adam_prox_step(flat, g, m, v, step, lr, thr, rows, layout)
+            adam_prox_step(flat, g, m, v, step, lr, thr, rows, layout)
             if masking:  # a failed net stays at 0 so that its forward pass stays finite
                 flat.masked_fill_(~active.unsqueeze(1), 0.0)
         steps_done = step
