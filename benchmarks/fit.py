@@ -29,6 +29,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 FUNCTIONS = {   # name: (function, params, eps0, steps) — the demo's ladders (issue 21 C)
     "sin": ("sin", {}, 0.2, 7),
     "exp": ("exp", {}, 0.2, 7),
+    "exp10": ("exp", {}, 0.2, 10),     # exp's λ path meets 6 of the 7 demo rungs: 3 more to show 3 finer ones
     "h1s075": ("holder_random", {"d": 1, "s": 0.75}, 0.4, 6),
     "h1s1": ("holder_random", {"d": 1, "s": 1.0}, 0.4, 6),
     "h2s075": ("holder_random", {"d": 2, "s": 0.75}, 0.4, 5),
