@@ -109,3 +109,17 @@ def match_statuses(wanted: np.ndarray, existing: dict) -> tuple[np.ndarray, dict
         state[at[mine]] = np.where(ok[mine], 1, 2)
         others[kind] = int((~mine).sum())
     return state, others
+
+
+def count_by_group(groups, existing: dict) -> tuple[list[tuple[str, str, int, int, int]], dict[str, int]]:
+    """([(group, kind, tasks, ok, failed)] per group of `groups` (TaskList.key_ints(): (group, kind, keys), keys
+    unique over all groups), kind -> records whose key no group has), against `existing` as
+    Store.status_arrays() gives it: what `htmc sweep status` and `htmc sweep plan` both count."""
+    wanted = np.concatenate([keys for _, _, keys in groups]) if groups else np.empty(0, np.uint64)
+    state, others = match_statuses(wanted, existing)
+    rows, start = [], 0
+    for group, kind, keys in groups:
+        n = np.bincount(state[start:start + len(keys)], minlength=3)
+        start += len(keys)
+        rows.append((group, kind, len(keys), int(n[1]), int(n[2])))
+    return rows, others

@@ -25,9 +25,7 @@ RECORD_COLUMNS = ["task_key", "group", "status", "wall_s", "started_at", "finish
 
 def sweep_plan(spec: SweepSpec) -> dict:
     """The plan of a spec against its store, JSON-ready (keys documented in docs/CLUSTER.md, "Planning")."""
-    import numpy as np
-
-    from .keyarray import match_statuses
+    from .keyarray import count_by_group
     store = open_store(StoreConfig.from_spec(spec.results))
     store.check(readonly=True)
     tasks = expand(spec)
@@ -35,17 +33,10 @@ def sweep_plan(spec: SweepSpec) -> dict:
     existing: dict = {}
     for kind in kinds:      # per kind: reads the status index without rewriting it (it is compacted only when
         existing.update(store.status_arrays(spec.name, kind))      # asked for every kind)
-    groups = tasks.key_ints()
     # keys as 64-bit integers, counted with numpy (cluster/keyarray.py): 10^6 keys against 10^6 records in ~0.1 s
-    state, _ = match_statuses(np.concatenate([k for _, _, k in groups]) if groups else np.empty(0, np.uint64),
-                              existing)
-    rows, start = [], 0
-    for group, kind, keys in groups:
-        n = np.bincount(state[start:start + len(keys)], minlength=3)
-        start += len(keys)
-        done, failed = int(n[1]), int(n[2])
-        rows.append({"group": group, "kind": kind, "total": len(keys), "done": done, "failed": failed,
-                     "to_run": len(keys) - done - failed})
+    per_group, _ = count_by_group(tasks.key_ints(), existing)
+    rows = [{"group": group, "kind": kind, "total": total, "done": done, "failed": failed,
+             "to_run": total - done - failed} for group, kind, total, done, failed in per_group]
     per_task, parallelism = _observed(store, spec.name, kinds, existing)
     groups = [_estimate(spec, row, per_task.get((row["group"], row["kind"]))) for row in rows]
     return {"sweep": spec.name, "spec_hash": spec.spec_hash, "results": store.describe(), "groups": groups,

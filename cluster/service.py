@@ -208,24 +208,18 @@ def sweep_status(spec: SweepSpec) -> dict:
 def status_counts(groups, existing: dict) -> dict[str, dict]:
     """kind -> {ok, failed, missing, other, total}: the spec's keys (TaskList.key_ints(): (group, kind, keys)) against
     the store's (Store.status_arrays()), as 64-bit integers (cluster/keyarray.py, issue 22 B)."""
-    import numpy as np
-
-    from .keyarray import match_statuses
-    wanted = np.concatenate([keys for _, _, keys in groups]) if groups else np.empty(0, np.uint64)
-    state, others = match_statuses(wanted, existing)
+    from .keyarray import count_by_group
+    per_group, others = count_by_group(groups, existing)
     rows: dict[str, dict] = {}
 
     def row(kind: str) -> dict:
         return rows.setdefault(kind, {"ok": 0, "failed": 0, "missing": 0, "other": 0, "total": 0})
-    start = 0
-    for _, kind, keys in groups:
-        n = np.bincount(state[start:start + len(keys)], minlength=3)
-        start += len(keys)
+    for _, kind, total, ok, failed in per_group:
         r = row(kind)
-        r["total"] += len(keys)
-        r["missing"] += int(n[0])
-        r["ok"] += int(n[1])
-        r["failed"] += int(n[2])
+        r["total"] += total
+        r["missing"] += total - ok - failed
+        r["ok"] += ok
+        r["failed"] += failed
     for kind, n in others.items():
         if n:
             row(kind)["other"] += n
