@@ -1,4 +1,4 @@
-"""Target functions: a registry of named, versioned, parameterized families .
+"""Target functions: a registry of named, versioned, parameterized families.
 
 Every family builds a `Target`: vectorized evaluation on [0,1]^d, RIGOROUS cell ranges for the interval truth
 table (docs/DEFINITIONS.md), its domain, the rate gamma theory expects, and (in its docstring) why it is in the set.
