@@ -297,9 +297,10 @@ def _run_compile(p: dict, trained: dict | None) -> CompileRecord:
 
 
 # Version 2 (issue 21): a net's gates come from its own netlist only (compile v3); version 1 records could hold the
-# gates of ABC run on the net's output table, so they must not resume into the sandwich.
-TASK_KINDS.register("resnet_compile", "2", TaskKind(
-    "resnet_compile", "2", COMPILE_DEFAULTS, lambda q: _validate_compile(q, on_driver=False), _run_compile,
+# gates of ABC run on the net's output table, so they must not resume into the sandwich. Version 3: up to 24 bits
+# (compile v4), which can change the chosen bits where 16 passed too (the scan starts from the top).
+TASK_KINDS.register("resnet_compile", "3", TaskKind(
+    "resnet_compile", "3", COMPILE_DEFAULTS, lambda q: _validate_compile(q, on_driver=False), _run_compile,
     driver_validate=_validate_compile, upstream=_train_key, upstream_kind="resnet_train", upstream_param="train",
     separable=("eps0", "steps", "budget_s", "max_inputs")))
 

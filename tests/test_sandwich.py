@@ -20,7 +20,7 @@ from htmc.records import task_key
 from htmc.resnets.compile_ladder import compile_ladder
 from htmc.resnets.numpy_net import net_from_text, net_to_text
 from htmc.resnets.bit_search import _pareto_min
-from htmc.resnets.to_circuit import emulate
+from htmc.resnets.to_circuit import DEFAULT_BITS, emulate
 from htmc.targets import make_function
 from htmc.tasks import TASK_KINDS
 
@@ -52,7 +52,7 @@ def test_compile_ladder_points_are_verified_and_bits_are_pareto_minimal(teacher)
     # emulates within eps at the chosen resolution (checked exhaustively here)
     p = pts[1]
     table = target.table(p["k"], "box")
-    passing = [(w, a) for w in range(2, 17) for a in range(2, 17)
+    passing = [(w, a) for w in DEFAULT_BITS for a in DEFAULT_BITS
                if emulate(net, table, w, a).max_error <= p["eps"]]
     assert (p["w_bits"], p["a_bits"]) in _pareto_min(passing)
     # finer eps never needs fewer gates on this smooth teacher's ladder by more than the search's noise

@@ -152,6 +152,15 @@ def _top_passing_w(s: _Search, bits: list[int], cache: dict) -> int | None:
     return None
 
 
+def emulates_within(net: dict[str, np.ndarray], table: IntervalTable, eps: float, bits=DEFAULT_BITS,
+                    budget_s: float = math.inf) -> bool:
+    """Whether some w_bits at the most a_bits emulates within eps (_top_passing_w's scan from the top): what
+    compile_search needs to find a circuit. One emulation at the most bits is not enough, the error not being
+    monotone in the bits."""
+    s = _Search(net, table, eps, budget_s, False, "fused", time.monotonic())
+    return _top_passing_w(s, _checked_bits(eps, bits), {}) is not None
+
+
 def _staircase(s: _Search, bits: list[int], cache: dict | None = None
                ) -> tuple[dict[tuple[int, int], Emulation], dict[tuple[int, int], float]]:
     """Emulated error of each (w_bits, a_bits) scanned, and the emulations of those within eps.

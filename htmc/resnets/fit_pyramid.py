@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from htmc.resnets.fit_lp import Infeasible, lp_cutting
-from htmc.resnets.to_circuit import cell_points, DEFAULT_BITS, emulate
+from htmc.resnets.to_circuit import cell_points
 
 PYRAMID_C = -1.0          # block 1's bias: φ = relu(H_m + H_n − 1)
 N_AFFINE = 4              # relu(±(x_j − 1/2) + 1/2): x_j and 1 − x_j, affine on the box
@@ -191,7 +191,8 @@ def scale_options(a, b_out, units, norm: str) -> list[tuple[float, float, float,
 
 
 def quantizable(a, b_out, units, norm: str, table, eps: float) -> tuple[dict, list[dict]]:
-    """The least-norm scales (scale_options) whose net emulates within eps at the compiler's most bits, and two
+    """The least-norm scales (scale_options) whose net emulates within eps at some of the compiler's bits
+    (bit_search.emulates_within), and two
     taller ones as alternates. Hats of height s keep about log2(1/s) fewer of their bits (the norm's optimum is
     near s = 2^-8 at ε = 0.1, k = 7, where 16 bits reach 0.092 of 0.1, and 2^-10 is over): so from the least-norm
     s the height doubles, at most TALLER times, each at its own best α and β, until one passes (issue 21 C).
@@ -202,14 +203,10 @@ def quantizable(a, b_out, units, norm: str, table, eps: float) -> tuple[dict, li
         up = [o for o in opts if o[1] >= opts[0][1] * 2.0 ** j]
         if up:
             ladder.append(up[0])
+    from htmc.resnets.bit_search import emulates_within
     nets = [build_net(a, b_out, units, s, al, beta=be) for _, s, al, be in ladder]
-    top = max(DEFAULT_BITS)
     for i, net in enumerate(nets):
-        try:
-            ok = emulate(net, table, top, top).max_error <= eps
-        except ValueError:        # overflow of the 64-bit emulation
-            ok = False
-        if ok:
+        if emulates_within(net, table, eps):
             return net, nets[i + 1:i + 3]
     return nets[0], nets[-1:]
 
