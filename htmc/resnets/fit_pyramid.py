@@ -225,6 +225,17 @@ def pyramid_candidates(table, eps_fit: float, eps_bits: float, norm: str, deadli
     12.3 against 14.0 from levels <= 3 and 4 alone), each within the first solve's time, as proving a dictionary
     infeasible took HiGHS up to 11 s (numerical trouble, status 4). Issue 21 C. Called by
     htmc.resnets.fit (res: its FitResult, which gets the notes, LP iterations and solves)."""
+    from htmc.resnets.fit_blocks import COARSE_LEVEL, two_stage
+    if table.k > COARSE_LEVEL:             # one LP over every cell is out of reach: coarse, then block by block
+        try:
+            a, b_out, units, iters, solves = two_stage(table, eps_fit, deadline, seed)
+        except Infeasible as e:
+            res.notes.append(f"k={table.k}, two stages: {e}")
+            return
+        res.steps += iters
+        res.solves += solves
+        yield quantizable(a, b_out, units, norm, table, eps_bits)
+        return
     x = cell_points(table)
     lo, hi = table.hi - eps_fit, table.lo + eps_fit
     probe, coarse_ok = None, False

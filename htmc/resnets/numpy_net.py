@@ -8,13 +8,43 @@ import numpy as np
 PARAM_NAMES = ("W_in", "b_in", "A", "B", "c", "W_out", "b_out")
 
 
+CHUNK_VALUES = 1 << 22   # entries of one chunk's widest layer (32 MB of int64 or float64): rows per chunk in
+#                          forward_numpy and to_circuit.emulate, whose d = 2 nets of 11k units at 2^16 cells
+#                          held ~6 GB a layer whole (issue 21 C)
+
+
+def row_chunks(n: int, width: int):
+    """Slices of range(n) of at most CHUNK_VALUES // width rows each."""
+    step = max(1, CHUNK_VALUES // max(1, width))
+    return (slice(s, min(n, s + step)) for s in range(0, n, step))
+
+
 def forward_numpy(net: dict, x: np.ndarray) -> np.ndarray:
     """Reference forward pass of one net in numpy float64 (x: (N, d) -> (N,)). A, B and c are per-block: stacked
-    arrays (L, ...) of an exported net, or lists of arrays (a teacher's weights)."""
-    h = x @ net["W_in"].T + net["b_in"]
-    for A, B, c in zip(net["A"], net["B"], net["c"]):
-        h = h + np.maximum(h @ B.T + c, 0.0) @ A.T
-    return (h @ net["W_out"].T + net["b_out"])[:, 0]
+    arrays (L, ...) of an exported net, or lists of arrays (a teacher's weights). Rows go in chunks, and mostly
+    zero A and B as sparse matrices (a fitted d = 2 net has ~2 non-zeros per row of B)."""
+    blocks = [(_sparse_or_dense(A), _sparse_or_dense(B), c) for A, B, c in zip(net["A"], net["B"], net["c"])]
+    width = max([len(net["b_in"])] + [np.shape(c)[-1] for c in net["c"]])
+    out = np.empty(len(x))
+    for rows in row_chunks(len(x), width):
+        h = x[rows] @ net["W_in"].T + net["b_in"]
+        for A, B, c in blocks:
+            h = h + _times_transposed(np.maximum(_times_transposed(h, B) + c, 0.0), A)
+        out[rows] = (h @ net["W_out"].T + net["b_out"])[:, 0]
+    return out
+
+
+def _sparse_or_dense(M):
+    M = np.asarray(M, dtype=np.float64)
+    if M.size >= 4096 and np.count_nonzero(M) <= M.size // 8:
+        import scipy.sparse as sp
+        return sp.csr_matrix(M)
+    return M
+
+
+def _times_transposed(X: np.ndarray, M) -> np.ndarray:
+    """X @ M.T for a dense or scipy sparse M."""
+    return np.asarray((M @ X.T).T) if not isinstance(M, np.ndarray) else X @ M.T
 
 
 def net_to_text(net: dict) -> str:

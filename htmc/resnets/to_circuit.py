@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from htmc.synthesis.abc_tool import optimize_with_abc
 from htmc.circuits.builder import BitHeap, CircuitBuilder, digits_csd, FALSE, TRUE, value_width
 from htmc.circuits.circuit import Circuit, Decoder
-from htmc.resnets.numpy_net import forward_numpy, PARAM_NAMES
+from htmc.resnets.numpy_net import forward_numpy, PARAM_NAMES, row_chunks
 from htmc.targets.table import cell_index_grid, IntervalTable
 
 COMPILE_VERSION = "4"      # 2: bisection over a_bits; resolutions chosen per eps by compile_ladder; 3: gates always
@@ -120,8 +120,8 @@ class Emulation:
     w_bits: int
     a_bits: int
     q: dict[str, np.ndarray]          # quantized parameters (quantize)
-    h: list[np.ndarray]               # h_l, (N, w) int64, a_bits fraction bits, l = 0..L
-    pre: list[np.ndarray]             # p_l, (N, r) int64 (before relu)
+    h: list[tuple[np.ndarray, np.ndarray]]    # per coordinate of h_l, its (min, max) over all inputs, l = 0..L
+    pre: list[tuple[np.ndarray, np.ndarray]]  # per unit of p_l (before relu), its (min, max) over all inputs
     y: np.ndarray                     # (N,) int64 output, a_bits fraction bits
     u: np.ndarray                     # (N,) unsigned output code
     decoder: Decoder
@@ -169,28 +169,49 @@ def _csr_times_rows(X, indptr, indices, data, out):  # pragma: no cover - numba
 
 
 def emulate(net: dict[str, np.ndarray], table: IntervalTable, w_bits: int, a_bits: int) -> Emulation:
-    """Bit-exact numpy emulation of compile_net(net, table, w_bits, a_bits) over all 2^(d k) input codes."""
+    """Bit-exact numpy emulation of compile_net(net, table, w_bits, a_bits) over all 2^(d k) input codes. The
+    codes go through in chunks and only each column's range is kept, which is all the netlist needs: a d = 2 net of
+    11k units at 2^16 cells held ~6 GB per layer whole and was killed at 24 GB (issue 21 C)."""
     _check_net(net, table)
     _check_bits(w_bits, a_bits)
     q = quantize(net, w_bits)
     fx = _frac_in(table)
     x = input_codes(table)
-    acc = x @ q["W_in"].T + (q["b_in"] << fx)
-    h = _round(acc, w_bits + fx - a_bits)
-    _check_range("h_0", h)
-    hs, pres = [h], []
-    for l in range(q["A"].shape[0]):
-        p = _round(_imatmul(h, q["B"][l]) + (q["c"][l] << a_bits), w_bits)
-        h = h + _round(_imatmul(np.maximum(p, 0), q["A"][l]), w_bits)
-        _check_range(f"h_{l + 1}", h)
-        pres.append(p)
-        hs.append(h)
-    y = _round(h @ q["W_out"][0] + (int(q["b_out"][0]) << a_bits), w_bits)
+    L = q["A"].shape[0]
+    hr = [_Range() for _ in range(L + 1)]
+    pr = [_Range() for _ in range(L)]
+    ys = []
+    for rows in row_chunks(len(x), max(q["A"].shape[1:])):
+        h = _round(x[rows] @ q["W_in"].T + (q["b_in"] << fx), w_bits + fx - a_bits)
+        _check_range("h_0", h)
+        hr[0].add(h)
+        for l in range(L):
+            p = _round(_imatmul(h, q["B"][l]) + (q["c"][l] << a_bits), w_bits)
+            h = h + _round(_imatmul(np.maximum(p, 0), q["A"][l]), w_bits)
+            _check_range(f"h_{l + 1}", h)
+            pr[l].add(p)
+            hr[l + 1].add(h)
+        ys.append(_round(h @ q["W_out"][0] + (int(q["b_out"][0]) << a_bits), w_bits))
+    y = np.concatenate(ys)
     _check_range("the output", y)
     y_min = int(y.min())
     decoder = Decoder(y_min * 2.0 ** -a_bits, a_bits)
     u = y - y_min
-    return Emulation(w_bits, a_bits, q, hs, pres, y, u, decoder, table.errors(decoder.decode(u)))
+    return Emulation(w_bits, a_bits, q, [r.pair() for r in hr], [r.pair() for r in pr], y, u, decoder,
+                     table.errors(decoder.decode(u)))
+
+
+class _Range:
+    """Per column, the min and max over the chunks seen."""
+    lo = hi = None
+
+    def add(self, v: np.ndarray) -> None:
+        lo, hi = v.min(0), v.max(0)
+        self.lo = lo if self.lo is None else np.minimum(self.lo, lo)
+        self.hi = hi if self.hi is None else np.maximum(self.hi, hi)
+
+    def pair(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.lo, self.hi
 
 
 def float_error(net: dict[str, np.ndarray], table: IntervalTable) -> float:
@@ -211,8 +232,8 @@ class _Vec:
     signed: bool
 
 
-def _vec_for(values: np.ndarray) -> tuple[int, int, bool, int]:
-    lo, hi = int(values.min()), int(values.max())
+def _vec_for(lo: int, hi: int) -> tuple[int, int, bool, int]:
+    lo, hi = int(lo), int(hi)
     signed = lo < 0
     return lo, hi, signed, value_width(lo, hi, signed)
 
@@ -230,9 +251,9 @@ def _add_term(b: CircuitBuilder, heap: BitHeap, v: _Vec, c: int, shift: int, met
                         signed=v.signed or c < 0)
 
 
-def _close(heap: BitHeap, drop: int, values: np.ndarray) -> _Vec:
-    """R_drop of the heap's sum as a vector wide enough for `values` (its exact range over all inputs)."""
-    lo, hi, signed, width = _vec_for(values)
+def _close(heap: BitHeap, drop: int, lo: int, hi: int) -> _Vec:
+    """R_drop of the heap's sum as a vector wide enough for [lo, hi] (its exact range over all inputs)."""
+    lo, hi, signed, width = _vec_for(lo, hi)
     if lo == hi:  # a constant: free
         return _Vec(CircuitBuilder.const(lo, width), signed)
     if drop > 0:
@@ -241,9 +262,9 @@ def _close(heap: BitHeap, drop: int, values: np.ndarray) -> _Vec:
     return _Vec([FALSE] * (-drop) + heap.result(width + drop), signed)
 
 
-def _relu(b: CircuitBuilder, p: _Vec, values: np.ndarray) -> _Vec:
+def _relu(b: CircuitBuilder, p: _Vec, hi: int) -> _Vec:
     """max(p, 0) from the sign bit, cut to the bits its range needs (the bits above are provably 0)."""
-    hi = int(values.max())
+    hi = int(hi)
     if hi <= 0:
         return _Vec([], False)
     keep = hi.bit_length()
@@ -273,7 +294,7 @@ def _input_layer(b: CircuitBuilder, em: Emulation, table: IntervalTable, method:
         for j in range(table.d):
             _add_term(b, heap, xs[j], q["W_in"][i, j], 0, method)
         heap.add_const(int(q["b_in"][i]), fx)
-        h.append(_close(heap, em.w_bits + fx - em.a_bits, em.h[0][:, i]))
+        h.append(_close(heap, em.w_bits + fx - em.a_bits, em.h[0][0][i], em.h[0][1][i]))
     return h
 
 
@@ -289,7 +310,8 @@ def _block(b: CircuitBuilder, em: Emulation, l: int, h: list[_Vec], method: str)
         for j, hj in enumerate(h):
             _add_term(b, heap, hj, q["B"][l][i, j], 0, method)
         heap.add_const(int(q["c"][l][i]), em.a_bits)
-        r.append(_relu(b, _close(heap, w_bits, em.pre[l][:, i]), em.pre[l][:, i]))
+        lo, hi = em.pre[l][0][i], em.pre[l][1][i]
+        r.append(_relu(b, _close(heap, w_bits, lo, hi), hi))
     new_h = []
     for j, hj in enumerate(h):
         if not np.any(q["A"][l][j]):  # the residual passes through untouched
@@ -299,7 +321,7 @@ def _block(b: CircuitBuilder, em: Emulation, l: int, h: list[_Vec], method: str)
         heap.add_vector(hj.bits, shift=w_bits, signed=hj.signed)
         for i, ri in enumerate(r):
             _add_term(b, heap, ri, q["A"][l][j, i], 0, method)
-        new_h.append(_close(heap, w_bits, em.h[l + 1][:, j]))
+        new_h.append(_close(heap, w_bits, em.h[l + 1][0][j], em.h[l + 1][1][j]))
     return new_h
 
 
@@ -312,7 +334,7 @@ def _output(b: CircuitBuilder, em: Emulation, h: list[_Vec], method: str) -> _Ve
     y_min = int(em.y.min())
     heap.add_const(int(q["b_out"][0]), em.a_bits)
     heap.add_const(-y_min, w_bits)  # u = y - min y, exact: the shift is a multiple of 2^w_bits
-    return _close(heap, w_bits, em.u)
+    return _close(heap, w_bits, 0, em.u.max())
 
 
 def compile_net(net: dict[str, np.ndarray], table: IntervalTable, w_bits: int, a_bits: int,
