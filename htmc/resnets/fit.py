@@ -36,9 +36,8 @@ from htmc.resnets.to_circuit import cell_points, float_error, MAX_INPUTS
 FIT_VERSION = "4"   # 2: d = 1 nets carry a linear term on the skip path (issue 21 D); 3: d = 1 LP nets are then
 #                     polished by batched gradient steps, which may add a second block (htmc.resnets.fit_polish);
 #                     3 also changes d = 2 (issue 21 C): finest pyramid level first, scales from the norm's
-#                     closed form (fit_pyramid.norm_model), the least-norm ones that keep their bits;
-#                     4: nets compile with up to 24 bits (to_circuit.DEFAULT_BITS), and d = 2 scales keep their
-#                     bits by the compiler's scan from the top (bit_search.emulates_within), not at (16, 16) alone
+#                     closed form (fit_pyramid.norm_model), the least-norm ones that keep their bits; 4: up to
+#                     24 bits (to_circuit.DEFAULT_BITS), d = 2 past k = 7 in two stages (fit_blocks)
 POLISH_SHARE = 0.25  # d = 1: share of a rung's budget kept for the polish (the LPs stop at the rest)
 POLISH_SEEDS = 4     # copies of the LP's best net polished in one batch, each with its own random second block
 POLISH_STEPS = 1000  # 1000 steps x 4 copies: ~1 CPU-s at k <= 8 (benchmarks/RESULTS.md, issue 21 D)
