@@ -3,16 +3,16 @@ out of time at 400 s, so the fit is split in two stages, each an LP of the k = 7
 
 1. **coarse:** the pyramid LP (htmc.resnets.fit_pyramid.fit_pyramids, levels <= J) on the level-J table, whose
    cell intervals are the intersections of their children's (a box range at J is the hull of its children's
-   ranges). Where the intersection is empty (oscillation over 2·eps_fit) the parent asks for its children's
-   middle value instead, so the LP stays feasible (level-J pyramids interpolate any values at level-J midpoints).
-2. **local:** what the coarse net g misses on the finest cells is fixed block by block: for each dyadic square
-   of FINE_BLOCK_CELLS finest cells, an LP over the pyramids of levels > B whose support meets no midpoint outside
-   the block, on the intervals shifted by −g. The blocks share no unit, so their sum keeps every block within
-   its intervals; each LP is feasible (the level-k pyramids are one per cell, 1 at its midpoint and 0 at the
-   others). Pyramids straddling two blocks are left out: the price of the split.
+   ranges). Where the intersection is empty (oscillation over 2·eps_fit) the parent asks for a value in the gap
+   between its children's bounds, so the LP stays feasible (level-J pyramids interpolate any values at level-J
+   midpoints).
+2. **local:** block coordinate descent on the finest cells. For each dyadic square of FINE_BLOCK_CELLS cells, an
+   LP re-optimizes the pyramids (any level) whose support meets no midpoint outside the block, every other weight
+   fixed; a second sweep does the same on blocks moved by half a block, so pyramids straddling the first blocks
+   move too. Each LP is feasible (the level-k pyramids are one per cell, 1 at its midpoint and 0 at the others),
+   and a block's LP changes no other block's cells.
 
-The output weights of both stages are summed per unit, and the scales come from fit_pyramid.quantizable, as for
-the one-LP fit.
+The scales then come from fit_pyramid.quantizable, as for the one-LP fit.
 """
 from __future__ import annotations
 
@@ -27,12 +27,13 @@ from htmc.resnets.to_circuit import cell_points
 
 COARSE_LEVEL = 7           # J: the coarse LP's table (2^14 cells: 1.7-16 s, fit_pyramid.START_CELLS)
 FINE_BLOCK_CELLS = 1 << 12  # finest cells per local LP
+PASSES = 2                 # local sweeps, the 2nd on shifted blocks (k = 7, ε = 0.1: block_path 209, 217 after one)
 FIXED_OFFSET = 1e6         # the local LPs' b_out weight: the blocks may not move the shared output bias
 
 
 def coarse_intervals(lo: np.ndarray, hi: np.ndarray, x: np.ndarray, level: int) -> tuple[np.ndarray, ...]:
-    """(points, lo, hi) of the level-`level` cells: the intersection of their children's intervals, or the middle
-    of the children's bounds where it is empty."""
+    """(points, lo, hi) of the level-`level` cells: the intersection of their children's intervals, or the gap
+    between the children's bounds where it is empty."""
     n = 1 << level
     parent = np.floor(x[:, 0] * n).astype(np.int64) * n + np.floor(x[:, 1] * n).astype(np.int64)
     plo = np.full(n * n, -np.inf)
@@ -61,17 +62,16 @@ def _local_columns(Phi: sp.csc_matrix, block: np.ndarray) -> list[np.ndarray]:
 
 
 def two_stage(table, eps_fit: float, deadline: float, seed: int = 0, coarse: int = COARSE_LEVEL,
-              fin: int | None = None, passes: int = 2, block_cells: int = FINE_BLOCK_CELLS):
+              block_cells: int = FINE_BLOCK_CELLS):
     """(a, b_out, units, iterations, solves) as fit_pyramid.fit_pyramids, for a table finer than `coarse`: the
-    coarse LP with pyramid levels <= fin (default `coarse`), then `passes` sweeps of local LPs over blocks of
-    block_cells cells, every other sweep on blocks moved by half a block."""
+    coarse LP with pyramid levels <= coarse, then PASSES sweeps of local LPs over blocks of block_cells cells,
+    every other sweep on blocks moved by half a block."""
     k = table.k
     x = cell_points(table)
     lo, hi = table.hi - eps_fit, table.lo + eps_fit
     xc, clo, chi = coarse_intervals(lo, hi, x, coarse)
-    fin = coarse if fin is None else fin
-    a0, b_out, units0, iters, solves = fit_pyramids(xc, clo, chi, fin, deadline, seed=seed)
-    Phi, units = dictionary(x, range(1, k + 1))       # levels 1..fin first, in fit_pyramids' order
+    a0, b_out, _, iters, solves = fit_pyramids(xc, clo, chi, coarse, deadline, seed=seed)
+    Phi, units = dictionary(x, range(1, k + 1))       # levels 1..coarse first, in fit_pyramids' order
     a = np.zeros(Phi.shape[1])
     a[:len(a0)] = a0
     nr = len(ridges()[1])
@@ -79,7 +79,7 @@ def two_stage(table, eps_fit: float, deadline: float, seed: int = 0, coarse: int
     Phi = Phi.tocsc()
     level = np.array([u[0] for u in units])
     B = max(0, k - int(np.log2(block_cells)) // 2)
-    for p in range(passes):
+    for p in range(PASSES):
         block = _blocks(x, B, shifted=p % 2 == 1)
         it, so = _local_pass(Phi, a, b_out, lo, hi, w, block, nr, deadline, level)
         iters, solves = iters + it, solves + so

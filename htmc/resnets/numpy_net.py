@@ -34,9 +34,14 @@ def forward_numpy(net: dict, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def mostly_zero(M: np.ndarray) -> bool:
+    """Whether a weight matrix is worth a sparse product: at least 4,096 entries, at most 1/8 of them non-zero."""
+    return M.size >= 4096 and np.count_nonzero(M) <= M.size // 8
+
+
 def _sparse_or_dense(M):
     M = np.asarray(M, dtype=np.float64)
-    if M.size >= 4096 and np.count_nonzero(M) <= M.size // 8:
+    if mostly_zero(M):
         import scipy.sparse as sp
         return sp.csr_matrix(M)
     return M

@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from htmc.synthesis.abc_tool import optimize_with_abc
 from htmc.circuits.builder import BitHeap, CircuitBuilder, digits_csd, FALSE, TRUE, value_width
 from htmc.circuits.circuit import Circuit, Decoder
-from htmc.resnets.numpy_net import forward_numpy, PARAM_NAMES, row_chunks
+from htmc.resnets.numpy_net import forward_numpy, mostly_zero, PARAM_NAMES, row_chunks
 from htmc.targets.table import cell_index_grid, IntervalTable
 
 COMPILE_VERSION = "4"      # 2: bisection over a_bits; resolutions chosen per eps by compile_ladder; 3: gates always
@@ -140,7 +140,7 @@ def _imatmul(X: np.ndarray, M: np.ndarray) -> np.ndarray:
     """X @ M.T in int64, through a sparse M where most of M is zero: numpy's integer matmul has no BLAS, and the
     d = 2 pyramid nets (htmc.resnets.fit_pyramid) have ~2 non-zeros per row of B, so the dense product took ~1.3 s
     per emulation at 2^14 cells (issue 21 C). Integer sums wrap alike either way: the results are identical."""
-    if M.size < 4096 or np.count_nonzero(M) > M.size // 8:
+    if not mostly_zero(M):
         return X @ M.T
     S = sp.csr_matrix(M)
     out = np.empty((X.shape[0], M.shape[0]), dtype=np.int64)
