@@ -84,10 +84,11 @@ def pool_budget(pool: float, used: float, left: int, rungs: int) -> float:
     return max(pool - used - (left - 1) * POOL_FLOOR * pool / rungs, 0.05)
 
 
-def fit_float(target, eps, norm, budget_s):
-    """fit_rung alone, shaped like fit_and_compile's result (met = a float net within eps was found)."""
+def fit_float(target, eps, norm, budget_s, **caps):
+    """fit_rung alone, shaped like fit_and_compile's result (met = a float net within eps was found). caps:
+    max_inputs, max_units."""
     from htmc.resnets.fit import fit_rung, RungResult
-    f = fit_rung(target, eps, norm, budget_s=budget_s)
+    f = fit_rung(target, eps, norm, budget_s=budget_s, **caps)
     return RungResult(f, f.net is not None, f.reason, {})
 
 
@@ -171,6 +172,10 @@ def main() -> None:
                     help="fit budget per rung (default: the λ path's training seconds for all the function's rungs "
                          "together, shared by pool_budget)")
     ap.add_argument("--compile-budget-s", type=float, default=30.0)
+    ap.add_argument("--max-inputs", type=int, default=16,
+                    help="the fit's cap on input bits d*k (20 lets d = 2 reach k = 8 with room 0.9, or k = 9, 10)")
+    ap.add_argument("--max-units", type=int, default=4096,
+                    help="the fit's cap on units (the d = 2 two-stage rungs take 8,000-12,000: 16384)")
     ap.add_argument("--skip-lam", action="store_true", help="only the fitted side")
     ap.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     ap.add_argument("--batched", type=int, metavar="B",
@@ -219,8 +224,10 @@ def main() -> None:
                                if nets else (None,) * 3)
             fit_budget = args.fit_budget_s or pool_budget(pool, used, steps - i, steps)
             tf = time.monotonic()
-            fr = (fit_float(target, eps, args.norm, fit_budget) if args.no_compile else
-                  fit_and_compile(target, eps, args.norm, budget_s=fit_budget, compile_budget_s=args.compile_budget_s))
+            caps = {"max_inputs": args.max_inputs, "max_units": args.max_units}
+            fr = (fit_float(target, eps, args.norm, fit_budget, **caps) if args.no_compile else
+                  fit_and_compile(target, eps, args.norm, budget_s=fit_budget, compile_budget_s=args.compile_budget_s,
+                                  **caps))
             # the pool is charged the rung's wall time less its last compile (a refit's first compile is charged)
             used += time.monotonic() - tf - (fr.compiled.get("compile_seconds") or 0.0)
             R_f = fr.fit.norms.get(args.norm) if fr.met else None

@@ -16,13 +16,16 @@ OBJECTIVES = ("block_path", "l1")
 def _rung_params(args, rung: int) -> dict:
     return {"function": args.function, "function_params": parse_params(args.param), "eps0": args.eps0,
             "rung": rung, "norm": args.norm, "seed": args.seed, "budget_s": args.budget_s,
-            "compile_budget_s": args.compile_budget_s, "max_inputs": args.max_inputs}
+            "compile_budget_s": args.compile_budget_s, "max_inputs": args.max_inputs,
+            "max_units": args.max_units}
 
 
 def cmd_resnet_fit(args) -> int:
     from htmc.tasks import TASK_KINDS
     if not isinstance(args.steps, int) or args.steps < 1:
         raise ValueError(f"--steps must be an integer >= 1, got {args.steps!r}")
+    if args.max_units < 1:
+        raise ValueError(f"--max-units must be an integer >= 1, got {args.max_units!r}")
     kind = TASK_KINDS.get("resnet_fit")
     params = [kind.validate(_rung_params(args, j)) for j in range(args.steps)]   # every rung checked first
     rungs = []
@@ -68,6 +71,11 @@ def add_fit_command(rsub) -> None:
     p.add_argument("--compile-budget-s", type=float, metavar="SECONDS", default=30.0,
                    help="compile budget per rung in seconds (default 30)")
     p.add_argument("--max-inputs", type=int, metavar="N", default=16,
-                   help="cap on the input bits d*k of a rung's circuit (default 16)")
+                   help="cap on the input bits d*k of a rung's circuit (default 16; d = 2 rungs at k = 9 or 10 "
+                        "need --max-inputs 20)")
+    p.add_argument("--max-units", type=int, metavar="N", default=4096,
+                   help="cap on a rung's ReLU units (default 4096). The d = 2 rungs past k = 7 are fitted in two "
+                        "stages and take 8,000-12,000 units: give them --max-units 16384 and --budget-s 600 "
+                        "(docs/fitting.md)")
     add_json_arg(p)
     p.set_defaults(func=cmd_resnet_fit)

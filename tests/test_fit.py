@@ -116,6 +116,7 @@ def test_cli_json_shape(capsys):
     (["--norm", "blok_path"], "did you mean 'block_path'"),
     (["--steps", "30"], "below what the resolution cap allows"),
     (["--budget-s", "0"], "--budget-s must be > 0"),
+    (["--max-units", "0"], "--max-units must be an integer >= 1, got 0"),
 ])
 def test_cli_bad_input_is_named(capsys, argv, words):
     try:
@@ -208,8 +209,14 @@ def test_a_unit_on_its_own_coordinate_is_the_same_function_at_the_stated_cost():
     assert net_norms(net)["block_path"] == pytest.approx(cost, rel=1e-12)
 
 
-def test_cli_objectives_are_the_fits():
-    """jobs/fit_cli.py writes the objectives out (no scipy import to build the parser); they must be the fit's."""
+def test_cli_objectives_and_defaults_are_the_fits():
+    """jobs/fit_cli.py writes the objectives and defaults out (no scipy or task-registry import to build the
+    parser); they must be the fit's and the resnet_fit kind's."""
     from htmc.resnets.fit import OBJECTIVES
+    from htmc.tasks import FIT_DEFAULTS
     from jobs import fit_cli
+    from jobs.cli import build_parser
     assert fit_cli.OBJECTIVES == OBJECTIVES
+    args = build_parser().parse_args(["resnet", "fit", "sin", "--eps0", "0.2", "--steps", "1"])
+    for name in ("norm", "seed", "budget_s", "compile_budget_s", "max_inputs", "max_units"):
+        assert getattr(args, name) == FIT_DEFAULTS[name], name
