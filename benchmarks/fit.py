@@ -175,7 +175,7 @@ def main() -> None:
     ap.add_argument("--max-inputs", type=int, default=16,
                     help="the fit's cap on input bits d*k (20 lets d = 2 reach k = 8 with room 0.9, or k = 9, 10)")
     ap.add_argument("--max-units", type=int, default=4096,
-                    help="the fit's cap on units (the d = 2 two-stage rungs take 8,000-12,000: 16384)")
+                    help="the fit's cap on units (the d = 2 two-stage rungs take up to 12,000: 16384)")
     ap.add_argument("--skip-lam", action="store_true", help="only the fitted side")
     ap.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     ap.add_argument("--batched", type=int, metavar="B",

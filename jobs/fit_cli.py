@@ -75,7 +75,7 @@ def add_fit_command(rsub) -> None:
                         "need --max-inputs 20)")
     p.add_argument("--max-units", type=int, metavar="N", default=4096,
                    help="cap on a rung's ReLU units (default 4096). The d = 2 rungs past k = 7 are fitted in two "
-                        "stages and take 8,000-12,000 units: give them --max-units 16384 and --budget-s 600 "
+                        "stages and take up to 12,000 units: give them --max-units 16384 and --budget-s 600 "
                         "(docs/fitting.md)")
     add_json_arg(p)
     p.set_defaults(func=cmd_resnet_fit)
