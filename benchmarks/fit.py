@@ -172,10 +172,12 @@ def main() -> None:
                     help="fit budget per rung (default: the λ path's training seconds for all the function's rungs "
                          "together, shared by pool_budget)")
     ap.add_argument("--compile-budget-s", type=float, default=30.0)
-    ap.add_argument("--max-inputs", type=int, default=16,
-                    help="the fit's cap on input bits d*k (20 lets d = 2 reach k = 8 with room 0.9, or k = 9, 10)")
-    ap.add_argument("--max-units", type=int, default=4096,
-                    help="the fit's cap on units (the d = 2 two-stage rungs take up to 12,000: 16384)")
+    ap.add_argument("--max-inputs", type=int,
+                    help="the fit's cap on input bits d*k (default: the fit's, 16; 20 lets d = 2 reach k = 8 with "
+                         "room 0.9, or k = 9, 10)")
+    ap.add_argument("--max-units", type=int,
+                    help="the fit's cap on units (default: the fit's, 4096; the d = 2 two-stage rungs take up to "
+                         "12,000: 16384)")
     ap.add_argument("--skip-lam", action="store_true", help="only the fitted side")
     ap.add_argument("--json", metavar="OUT", help="also write the rows as JSON")
     ap.add_argument("--batched", type=int, metavar="B",
@@ -210,6 +212,7 @@ def main() -> None:
     print(f"{'function':>8} {'eps':>9} | {'R* lam':>9} {'G* lam':>7} | {'R* fit':>9} {'G* fit':>7} {'units':>5} "
           f"{'k':>2} {'fit s':>6} {'comp s':>6}", flush=True)
     rows = []
+    caps = {k: v for k, v in (("max_inputs", args.max_inputs), ("max_units", args.max_units)) if v is not None}
     for key in args.functions.split(","):
         name, params, eps0, steps = FUNCTIONS[key]
         target = make_function(name, **params)
@@ -224,7 +227,6 @@ def main() -> None:
                                if nets else (None,) * 3)
             fit_budget = args.fit_budget_s or pool_budget(pool, used, steps - i, steps)
             tf = time.monotonic()
-            caps = {"max_inputs": args.max_inputs, "max_units": args.max_units}
             fr = (fit_float(target, eps, args.norm, fit_budget, **caps) if args.no_compile else
                   fit_and_compile(target, eps, args.norm, budget_s=fit_budget, compile_budget_s=args.compile_budget_s,
                                   **caps))

@@ -312,6 +312,8 @@ def check_args(args) -> None:
         _finite(args, name, lo=lo, strict=strict)
     if getattr(args, "bits", None) is not None and args.bits < 1:
         raise ValueError(f"--bits must be >= 1 (input bits per coordinate), got {args.bits}")
+    if getattr(args, "max_units", None) is not None and args.max_units < 1:
+        raise ValueError(f"--max-units must be an integer >= 1, got {args.max_units!r}")
     if group == "circuit" and action == "ladder" and not 2 <= args.steps <= MAX_LADDER_STEPS:
         raise ValueError(f"a ladder needs --steps >= 2 to fit a rate and at most {MAX_LADDER_STEPS}, "
                          f"got {args.steps}")

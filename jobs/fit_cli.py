@@ -24,8 +24,6 @@ def cmd_resnet_fit(args) -> int:
     from htmc.tasks import TASK_KINDS
     if not isinstance(args.steps, int) or args.steps < 1:
         raise ValueError(f"--steps must be an integer >= 1, got {args.steps!r}")
-    if args.max_units < 1:
-        raise ValueError(f"--max-units must be an integer >= 1, got {args.max_units!r}")
     kind = TASK_KINDS.get("resnet_fit")
     params = [kind.validate(_rung_params(args, j)) for j in range(args.steps)]   # every rung checked first
     rungs = []
