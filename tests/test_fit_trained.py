@@ -36,11 +36,14 @@ def test_an_infeasible_start_yields_a_feasible_net_even_above_its_norm():
     assert np.all(np.abs(forward_numpy(out.net, x) - 1.0) <= 0.1)
 
 
-@pytest.mark.parametrize("d, k, ok", [(2, 5, True), (2, 6, False), (1, 4, False)])
-def test_wanted_only_for_d2_up_to_k5(d, k, ok):
-    class _T:
-        pass
-    t, res = _T(), type("R", (), {"net": {}, "k": k})()
-    t.d = d
+@pytest.mark.parametrize("d, k, eps_fit, ok", [(2, 5, 0.18, True), (2, 6, 0.18, False), (1, 4, 0.18, False),
+                                                (2, 2, 0.72, False)])
+def test_wanted_for_d2_up_to_k5_where_a_constant_does_not_meet_eps(d, k, eps_fit, ok):
+    """At ε = 0.8 (ε_fit 0.72) one constant meets every cell of holder_random d=2 s=0.75 (checked below), so the
+    candidate is not run there; at ε = 0.2 (ε_fit 0.18, k = 5) it is."""
     import time
-    assert fit_trained.wanted(t, res, time.monotonic() + 60) is ok
+    t = make_function("holder_random", d=d, s=0.75)
+    res = type("R", (), {"net": {}, "k": k})()
+    want = fit_trained.wanted(t, res, time.monotonic() + 60, eps_fit)
+    tab = t.table(k, "box")
+    assert want is ok and (k != 2 or float(tab.hi.max() - tab.lo.min()) / 2 <= eps_fit)

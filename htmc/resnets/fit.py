@@ -253,7 +253,7 @@ def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 
     _, res.net, res.units, res.float_error, res.k, res.alternates, res.norms = best
     if polish:
         _polish_best(target, res, eps, eps_fit, t0 + budget_s, seed)
-    elif trained and fit_trained.wanted(target, res, t0 + budget_s):
+    elif trained and fit_trained.wanted(target, res, t0 + budget_s, eps_fit):
         fit_trained.trained_best(target, res, eps, eps_fit, t0 + budget_s, seed)
     res.seconds = time.monotonic() - t0
     return res
