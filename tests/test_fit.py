@@ -82,7 +82,7 @@ def test_least_norm_falls_weakly_as_eps_grows():
 def test_kind_key_and_record():
     kind = TASK_KINDS.get("resnet_fit")
     p = kind.validate({"function": "sin", "eps0": 0.2, "rung": 1})
-    assert p["fit_version"] == "4" and set(p["norm_versions"]) >= {"block_path", "l1"}
+    assert p["fit_version"] == "5" and set(p["norm_versions"]) >= {"block_path", "l1"}
     assert task_key("resnet_fit", kind.version, p) == task_key(
         "resnet_fit", kind.version, kind.validate({"function": "sin", "eps0": 0.2, "rung": 1, "budget_s": 30}))
     assert task_key("resnet_fit", kind.version, p) != task_key(

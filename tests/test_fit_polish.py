@@ -66,7 +66,8 @@ def test_float32_steps_keep_only_nets_feasible_in_float64(sin_start):
 
 def test_a_batch_gives_what_one_at_a_time_gives(sin_start):
     """Two problems of different cell counts (64, and 16 padded with masked cells) whose second has intervals far
-    away (its violations are huge, and it never becomes feasible): each net's result equals its polish alone, so
+    away (its start violates them by ~1e3; the penalty pulls it in at a higher norm, kept since fit_version 5,
+    as an infeasible start yields to any feasible iterate): each net's result equals its polish alone, so
     neither the padding nor the other net leaks in. The starts are padded to one shape first (an exp net of
     another rank), so that the single calls run the same shapes."""
     s_net, s_prob = sin_start
@@ -84,7 +85,7 @@ def test_a_batch_gives_what_one_at_a_time_gives(sin_start):
         for k in n:
             np.testing.assert_allclose(one.net[k], batch[b].net[k], rtol=1e-7, atol=1e-9)
     assert batch[0].improved and batch[0].norm < net_norms(s_net)["block_path"]
-    assert not batch[1].improved and batch[1].net is starts[1] and batch[1].max_violation > 900
+    assert batch[1].improved and batch[1].max_violation <= 0 and batch[1].norm > net_norms(starts[1])["block_path"]
 
 
 def test_compact_keeps_f_and_drops_dead_units():

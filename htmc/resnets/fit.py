@@ -9,16 +9,14 @@ MARGIN of ε to quantization (it fits to ε(1 − MARGIN)) and then:
 2. fixes a first layer and solves a linear program for the output weights (htmc.resnets.fit_lp): the least
    weighted ℓ1 of the output weights, which is the block_path norm's minimum over nets with that first layer;
    for d = 1 the kinks lie on a dyadic knot grid, from the coarsest feasible grid to KNOT_EXTRA finer ones;
-   for d >= 2 ridge units on the axes and diagonals;
-   d = 1 (fit_version 2, issue 21 D): the LP again with a linear term s·x that travels the skip path, at
-   its exact cost in the emitted net (net_from_units, _skip_variants);
+   for d >= 2 ridge units on the axes and diagonals; d = 1: the LP again with a linear term s·x that travels
+   the skip path, at its exact cost in the emitted net (net_from_units, _skip_variants);
 3. for the `l1` objective, rebalances every unit (relu is positively homogeneous: scaling (b_i, c_i) by β and
    a_i by 1/β leaves f unchanged) and reweights the LP (majorizing the concave per-unit cost 2√(|a_i| ω_i));
 4. keeps the net of least objective norm among the LP solutions whose float error on the cells is within ε;
-   d = 1 (fit_version 3): polishes it by batched gradient steps on the same constraints, which move the kinks
-   and may add a second block (htmc.resnets.fit_polish), keeping the polished net when its norm is lower; and
-   compiles it (htmc.resnets.bit_search.compile_search at the k it was fitted at): `met` needs that circuit to
-   verify within ε.
+   d = 1: polishes it by gradient steps on the same constraints (fit_polish); d = 2 at k <= 5: tries MSE-trained
+   nets polished so (fit_trained); keeps a polished net when its norm is lower; and compiles it
+   (htmc.resnets.bit_search.compile_search at the k it was fitted at): `met` needs that circuit to verify.
 """
 from __future__ import annotations
 
@@ -31,20 +29,20 @@ import numpy as np
 from htmc.registry import did_you_mean
 from htmc.resnets.fit_lp import (Infeasible, lp_knots, lp_ridge, reweighted_costs, ridge_dictionary, unit_costs,
                                  Units)
+from htmc.resnets import fit_trained
 from htmc.resnets.to_circuit import cell_points, float_error, MAX_INPUTS
 
-FIT_VERSION = "4"   # 2: d = 1 nets carry a linear term on the skip path (issue 21 D); 3: d = 1 LP nets are then
+FIT_VERSION = "5"   # 2: d = 1 nets carry a linear term on the skip path (issue 21 D); 3: d = 1 LP nets are then
 #                     polished by batched gradient steps, which may add a second block (htmc.resnets.fit_polish);
-#                     3 also changes d = 2 (issue 21 C): finest pyramid level first, scales from the norm's
-#                     closed form (fit_pyramid.norm_model), the least-norm ones that keep their bits; 4: up to
-#                     24 bits (to_circuit.DEFAULT_BITS), d = 2 past k = 7 in two stages (fit_blocks)
+#                     3 also changes d = 2 (issue 21 C): the pyramid LP (fit_pyramid); 4: up to 24 bits
+#                     (to_circuit.DEFAULT_BITS), d = 2 past k = 7 in two stages (fit_blocks); 5: d = 2 at
+#                     k <= 5 also tries MSE-trained nets polished on the cells (fit_trained)
 POLISH_SHARE = 0.25  # d = 1: share of a rung's budget kept for the polish (the LPs stop at the rest)
 POLISH_SEEDS = 4     # copies of the LP's best net polished in one batch, each with its own random second block
 POLISH_STEPS = 1000  # 1000 steps x 4 copies: ~1 CPU-s at k <= 8 (benchmarks/RESULTS.md, issue 21 D)
 POLISH_MAX_S = 4.0   # ... and at most this many seconds, to keep `make demo` within 6 min
-POLISH_MAX_WORK = 3e4   # ... and only where cells x units is at most this: 1000 steps took 2.3 s at sin's k = 10
-#                         (1024 x 20); at k = 11 (2048 x 28) 475 steps took 4.2 s and gained nothing, at k = 12
-#                         ~20 ms a step (benchmarks/RESULTS.md, issue 21 D)
+POLISH_MAX_WORK = 3e4   # ... and only where cells x units is at most this: 2.3 s at sin's k = 10 (1024 x 20), no
+#                         gain at k = 11 (2048 x 28) in 4.2 s (benchmarks/RESULTS.md, issue 21 D)
 OBJECTIVES = ("block_path", "l1")   # norms the LP minimizes; every registered norm is recorded
 MARGIN = 0.1         # share of ε left to quantization: the float net is fitted to ε(1 − MARGIN)
 ROOM = 0.75          # k is fine enough when the cells' half-oscillation is at most ROOM·ε(1 − MARGIN)
@@ -214,7 +212,7 @@ def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 
     polish=False: the LPs' net only, in the whole budget (benchmarks/fit.py --batched polishes many at once)."""
     check_objective(norm)
     t0 = time.monotonic()
-    polish = polish and target.d == 1
+    trained, polish = polish, polish and target.d == 1
     deadline = t0 + budget_s * (1 - (POLISH_SHARE if polish else 0.0))   # the LPs' share
     res = FitResult(eps=float(eps), norm=norm)
     eps_fit = eps * (1 - margin)
@@ -255,7 +253,9 @@ def fit_rung(target, eps: float, norm: str = "block_path", *, budget_s: float = 
     _, res.net, res.units, res.float_error, res.k, res.alternates, res.norms = best
     if polish:
         _polish_best(target, res, eps, eps_fit, t0 + budget_s, seed)
-        res.seconds = time.monotonic() - t0
+    elif trained and fit_trained.wanted(target, res, t0 + budget_s, eps_fit):
+        fit_trained.trained_best(target, res, eps, eps_fit, t0 + budget_s, seed)
+    res.seconds = time.monotonic() - t0
     return res
 
 

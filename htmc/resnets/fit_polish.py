@@ -52,6 +52,7 @@ MU_UP, MU_DOWN = 1.002, 0.999
 LR = 3e-3            # Adam's step, relative to the start's largest |θ|
 FLOOR = 0.01         # the cosine decay's last step, as a share of LR
 EXTRA_RANK = 8       # units of the appended block
+INFEASIBLE = 1e-9    # a start violating its cells by more than this is infeasible (LP nets: round-off ~1e-12)
 
 
 @dataclass
@@ -273,7 +274,9 @@ def _finish(starts, problems, layout, best, best_norm, start_norm, norm, done, t
         s_norm = net_norms(s)[norm]
         ok = math.isfinite(float(best_norm[b])) and viol[b] <= max(0.0, start_viol[b])
         c_norm = net_norms(c)[norm] if ok else math.inf
-        if ok and c_norm < s_norm:
+        # an infeasible start (fit_trained's MSE nets; not an LP net's round-off) yields to any feasible
+        # iterate, whatever its norm
+        if ok and (c_norm < s_norm or (start_viol[b] > INFEASIBLE and viol[b] <= 0)):
             out.append(Polished(c, c_norm, s_norm, True, viol[b], done, wall / len(starts)))
         else:
             out.append(Polished(s, s_norm, s_norm, False, start_viol[b], done, wall / len(starts)))
