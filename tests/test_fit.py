@@ -211,8 +211,9 @@ def test_a_unit_on_its_own_coordinate_is_the_same_function_at_the_stated_cost():
 
 def test_cli_objectives_and_defaults_are_the_fits():
     """jobs/fit_cli.py writes the objectives and defaults out (no scipy or task-registry import to build the
-    parser); they must be the fit's and the resnet_fit kind's."""
-    from htmc.resnets.fit import OBJECTIVES
+    parser); they must be the fit's and the resnet_fit kind's, and so must fit_rung's and fit_and_compile's."""
+    import inspect
+    from htmc.resnets.fit import fit_and_compile, fit_rung, OBJECTIVES
     from htmc.tasks import FIT_DEFAULTS
     from jobs import fit_cli
     from jobs.cli import build_parser
@@ -220,3 +221,7 @@ def test_cli_objectives_and_defaults_are_the_fits():
     args = build_parser().parse_args(["resnet", "fit", "sin", "--eps0", "0.2", "--steps", "1"])
     for name in ("norm", "seed", "budget_s", "compile_budget_s", "max_inputs", "max_units"):
         assert getattr(args, name) == FIT_DEFAULTS[name], name
+    for fn in (fit_rung, fit_and_compile):
+        for name, par in inspect.signature(fn).parameters.items():
+            if name in FIT_DEFAULTS and par.default is not inspect.Parameter.empty:
+                assert par.default == FIT_DEFAULTS[name], (fn.__name__, name)
