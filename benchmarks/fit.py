@@ -98,7 +98,6 @@ def batched(args) -> None:
     from htmc.rates.ladder import ladder_eps
     from htmc.resnets.fit import fit_rung, MARGIN
     from htmc.resnets.fit_polish import polish, Problem
-    from htmc.resnets.to_circuit import cell_points
     from htmc.targets import make_function
     rungs, t0 = [], time.monotonic()
     for key in args.functions.split(","):
@@ -110,7 +109,7 @@ def batched(args) -> None:
                 print(f"{key} eps={eps:.5g}: no LP net ({f.reason})", flush=True)
                 continue
             t, ef = target.table(f.k, "box"), eps * (1 - MARGIN)
-            rungs.append((key, eps, f, Problem(cell_points(t), t.hi - ef, t.lo + ef)))
+            rungs.append((key, eps, f, Problem.of_cells(t, ef)))
     lp_s = time.monotonic() - t0
     seeds = -(-args.batched // len(rungs))
     starts = [r[2].net for r in rungs for _ in range(seeds)]

@@ -276,7 +276,7 @@ def _polish_best(target, res: FitResult, eps: float, eps_fit: float, deadline: f
         res.notes.append(f"polish: not run ({left:.2f} s of the budget left, cells x units {work})")
         return
     table, tp = target.table(res.k, "box"), time.monotonic()
-    prob = Problem(cell_points(table), table.hi - eps_fit, table.lo + eps_fit)
+    prob = Problem.of_cells(table, eps_fit)
     out = polish([res.net] * POLISH_SEEDS, [prob] * POLISH_SEEDS, res.norm, steps=POLISH_STEPS, budget_s=left,
                  seed=seed)
     p = min(out, key=lambda q: q.norm)

@@ -71,6 +71,13 @@ class Problem:
         if len(self.x) == 0 or not (self.lo <= self.hi).all():
             raise ValueError("a problem needs at least one cell and lo <= hi on every cell")
 
+    @classmethod
+    def of_cells(cls, table, eps_fit: float) -> "Problem":
+        """The verifier's constraint on an IntervalTable's cells at their midpoints: hi_c − ε_fit <= f <= lo_c + ε_fit
+        (the fit's ε less its margin to quantization)."""
+        from htmc.resnets.to_circuit import cell_points   # lazy: to_circuit pulls in scipy and the ABC wrapper
+        return cls(cell_points(table), table.hi - eps_fit, table.lo + eps_fit)
+
 
 @dataclass
 class Polished:

@@ -40,14 +40,13 @@ def trained_best(target, res, eps: float, eps_fit: float, deadline: float, seed:
     res.notes says what happened."""
     from htmc.resnets.fit import float_error, live_units, net_norms
     from htmc.resnets.fit_polish import polish, Problem
-    from htmc.resnets.to_circuit import cell_points
     from htmc.resnets.training import TrainConfig, train_batch
     t0 = time.monotonic()
     cfgs = [TrainConfig(width=16, depth=2, rank=8, lam=lam, reg=res.norm, steps=TRAIN_STEPS, n_train=512, lr=0.01,
                         seed=seed + s, d=target.d) for lam in TRAIN_LAMS for s in range(TRAIN_SEEDS)]
     starts = [r.params for r in train_batch([target] * len(cfgs), cfgs) if r.status == "ok"]
     table = target.table(res.k, "box")
-    prob = Problem(cell_points(table), table.hi - eps_fit, table.lo + eps_fit)
+    prob = Problem.of_cells(table, eps_fit)
     left = deadline - time.monotonic()
     if not starts or left <= 0.5:
         res.notes.append(f"trained starts: none polished ({len(starts)} trained, {left:.1f} s left)")
